@@ -1,0 +1,1 @@
+"""The `ics` application: command line and service configuration."""
