@@ -41,7 +41,7 @@ def parse_money(value: object, *, places: int = AMOUNT_PLACES, field: str = "amo
     Raises ``MoneyError`` naming ``field`` on floats, garbage, non-finite
     values, or more than ``places`` decimal places.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise MoneyError(f"{field}: money must be given as a decimal string, not {value!r}")
     if isinstance(value, Decimal):
         d = value
@@ -66,7 +66,9 @@ def parse_money(value: object, *, places: int = AMOUNT_PLACES, field: str = "amo
     return d
 
 
-def to_units(value: Decimal | int | str, *, places: int = RATE_PLACES, field: str = "amount") -> int:
+def to_units(
+    value: Decimal | int | str, *, places: int = RATE_PLACES, field: str = "amount"
+) -> int:
     """Exact conversion of a dollar amount to integer units; never rounds."""
     d = parse_money(value, places=places, field=field)
     units = d * UNITS_PER_DOLLAR
