@@ -1,5 +1,11 @@
 """Pure pricing: tariffs, jurisdiction, regulatory caps, quotes and re-rating."""
 
+from rating.caps import CapSchedule, CapTable, CapTier
+from rating.compliance import Violation, check_facility
+from rating.deposit import deposit_fees
+from rating.errors import InvalidNumber, ProductNotOffered, RatingError
+from rating.facility import RatedFacility
+from rating.jurisdiction import CalledNumber, Jurisdiction, classify_number
 from rating.money import (
     UNITS_PER_CENT,
     UNITS_PER_DOLLAR,
@@ -8,20 +14,79 @@ from rating.money import (
     cents_str,
     from_units,
     parse_money,
+    price_str,
     rate_str,
+    round_ratio_to_cent,
     round_to_cent,
     to_units,
 )
+from rating.quote import (
+    MAX_QUOTED_MINUTES,
+    MAX_QUOTED_SECONDS,
+    ChargeLine,
+    Quote,
+    classify,
+    max_affordable_seconds,
+    quote,
+    quote_document,
+    rate_call,
+)
+from rating.tariff import (
+    AncillaryFee,
+    AncillaryKind,
+    AncillaryTrigger,
+    DateRange,
+    FacilityKind,
+    FeeBasis,
+    FeeCategory,
+    Product,
+    Surcharge,
+    Tariff,
+)
 
 __all__ = [
+    "MAX_QUOTED_MINUTES",
+    "MAX_QUOTED_SECONDS",
     "UNITS_PER_CENT",
     "UNITS_PER_DOLLAR",
+    "AncillaryFee",
+    "AncillaryKind",
+    "AncillaryTrigger",
+    "CalledNumber",
+    "CapSchedule",
+    "CapTable",
+    "CapTier",
+    "ChargeLine",
+    "DateRange",
+    "FacilityKind",
+    "FeeBasis",
+    "FeeCategory",
+    "InvalidNumber",
+    "Jurisdiction",
     "MoneyError",
+    "Product",
+    "ProductNotOffered",
+    "Quote",
+    "RatedFacility",
+    "RatingError",
+    "Surcharge",
+    "Tariff",
+    "Violation",
     "apply_pct",
     "cents_str",
+    "check_facility",
+    "classify",
+    "classify_number",
+    "deposit_fees",
     "from_units",
+    "max_affordable_seconds",
     "parse_money",
+    "price_str",
+    "quote",
+    "quote_document",
+    "rate_call",
     "rate_str",
+    "round_ratio_to_cent",
     "round_to_cent",
     "to_units",
 ]

@@ -127,3 +127,26 @@ def apply_pct(units: int, pct_scaled: int) -> int:
     if r * 2 >= den:
         q += 1
     return sign * q * UNITS_PER_CENT
+
+
+def round_ratio_to_cent(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` units rounded to whole cents, half-up, exactly.
+
+    Used where an amount is a fraction of a unit before rounding, e.g. a
+    per-minute rate applied to a number of seconds: ``rate * seconds / 60``.
+    """
+    if denominator <= 0:
+        raise MoneyError(f"denominator {denominator} must be positive")
+    den = denominator * UNITS_PER_CENT
+    sign = -1 if numerator < 0 else 1
+    q, r = divmod(abs(numerator), den)
+    if r * 2 >= den:
+        q += 1
+    return sign * q * UNITS_PER_CENT
+
+
+def price_str(units: int) -> str:
+    """A per-minute price as regulations write it: cents when whole ('0.11'), else 4 places."""
+    if units % UNITS_PER_CENT:
+        return rate_str(units)
+    return str(from_units(units).quantize(Decimal("0.01")))

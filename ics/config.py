@@ -1,0 +1,667 @@
+"""Load and validate the service configuration: TOML files into typed models.
+
+``load_config(path)`` reads the service file (``configs/demo.toml``), the
+facility files its ``facilities`` glob names, each facility's tariff and the
+regulation tables its ``regulation`` glob names, and returns one immutable
+``ServiceConfig``. Any problem raises ``ConfigError`` naming the file, the
+field path and the reason; nothing is returned half-loaded.
+
+Relative paths are relative to the file that holds them. Money is written as
+decimal strings ("0.0600"): a TOML float is refused, so no rate is ever
+rounded on the way in.
+"""
+
+from __future__ import annotations
+
+import glob
+import ipaddress
+import itertools
+import tomllib
+from collections.abc import Mapping
+from datetime import date, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from rating import (
+    AncillaryFee,
+    AncillaryKind,
+    AncillaryTrigger,
+    CapSchedule,
+    CapTable,
+    CapTier,
+    DateRange,
+    FacilityKind,
+    FeeBasis,
+    FeeCategory,
+    Jurisdiction,
+    Product,
+    RatedFacility,
+    Surcharge,
+    Tariff,
+)
+from rating.money import parse_money, pct_to_scaled, to_units
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = Path("configs") / "demo.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+def default_config_path() -> Path:
+    """``configs/demo.toml`` in the current directory, else the repository's."""
+    local = Path.cwd() / DEFAULT_CONFIG
+    return local if local.exists() else REPO_ROOT / DEFAULT_CONFIG
+
+
+# -- field types -----------------------------------------------------------
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        return (Path(base) / value).resolve()
+    return value
+
+
+def _rate_units(value: object) -> int:
+    return to_units(parse_money(value, places=4, field="rate"), places=4, field="rate")
+
+
+def _money(value: object) -> Decimal:
+    return parse_money(value, places=2, field="amount")
+
+
+def _percent(value: object) -> int:
+    if isinstance(value, float | bool):
+        raise ValueError(f"a percentage must be a decimal string, not {value!r}")
+    return pct_to_scaled(parse_money(value, places=4, field="percent"))
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone") from None
+    return value
+
+
+def _state(value: str) -> str:
+    if len(value) != 2 or not value.isalpha() or not value.isupper():
+        raise ValueError(f"{value!r} is not a two-letter upper-case state code")
+    return value
+
+
+RelPath = Annotated[Path, AfterValidator(_resolve_path)]
+#: A per-minute rate or unit price, as integer money units (4 places).
+RateUnits = Annotated[int, BeforeValidator(_rate_units)]
+#: An amount of money moved (2 places).
+Money = Annotated[Decimal, BeforeValidator(_money)]
+#: A percentage as integer millionths of the base ("8.25" -> 82,500).
+PercentScaled = Annotated[int, BeforeValidator(_percent)]
+TimeZoneName = Annotated[str, AfterValidator(_zone)]
+StateCode = Annotated[str, AfterValidator(_state)]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- service sections ------------------------------------------------------
+
+
+class SipConfig(_Model):
+    listen: list[str] = Field(default_factory=lambda: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"])
+    carrier_gateway: str = "127.0.0.1:5090"
+
+    @field_validator("listen")
+    @classmethod
+    def _transports(cls, value: list[str]) -> list[str]:
+        for item in value:
+            transport, _, hostport = item.partition(":")
+            host, _, port = hostport.rpartition(":")
+            if transport not in ("udp", "tcp") or not host or not port.isdigit():
+                raise ValueError(f"{item!r} is not 'udp:HOST:PORT' or 'tcp:HOST:PORT'")
+        return value
+
+
+class HttpConfig(_Model):
+    listen: str = "127.0.0.1:8080"
+
+
+class StoreConfig(_Model):
+    kind: Literal["sqlite", "redis"] = "sqlite"
+    path: RelPath = Field(default=Path("var/ics.sqlite3"), validate_default=True)
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class MediaConfig(_Model):
+    rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
+    rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
+    recordings_dir: RelPath = Field(default=Path("var/recordings"), validate_default=True)
+
+    @model_validator(mode="after")
+    def _port_range(self) -> MediaConfig:
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ValueError("rtp_port_min must not exceed rtp_port_max")
+        return self
+
+
+class AdminToken(_Model):
+    token: str = Field(min_length=8)
+    role: Literal["admin", "finance", "facility"]
+    facilities: list[str] = Field(default_factory=list)
+
+
+class AccountsConfig(_Model):
+    deposit_min: Money = Decimal("0.01")
+    deposit_max: Money = Decimal("300.00")
+    closure_hold_days: int = Field(default=7, ge=0)
+    inactivity_flag_days: int = Field(default=180, ge=1)
+    refund_review_threshold: Money = Decimal("100.00")
+    direct_bill_initial_limit: Money = Decimal("30.00")
+    direct_bill_raised_limit: Money = Decimal("50.00")
+    direct_bill_on_time_days: int = Field(default=90, ge=1)
+    heartbeat_seconds: int = Field(default=15, ge=1)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AccountsConfig:
+        if not Decimal(0) < self.deposit_min <= self.deposit_max:
+            raise ValueError("need 0 < deposit_min <= deposit_max")
+        if self.direct_bill_initial_limit > self.direct_bill_raised_limit:
+            raise ValueError("direct_bill_initial_limit must not exceed direct_bill_raised_limit")
+        return self
+
+
+# -- tariff file -----------------------------------------------------------
+
+
+class JurisdictionRates(_Model):
+    local: RateUnits
+    intrastate: RateUnits
+    interstate: RateUnits
+    international: RateUnits
+
+
+class ChargeConfig(_Model):
+    """A tax, pass-through fee or facility add-on: exactly one of the three bases."""
+
+    name: str = Field(min_length=1)
+    category: Literal["mandatory_tax", "authorized_fee", "facility_add_on"]
+    percent: PercentScaled | None = None
+    per_call: RateUnits | None = None
+    per_minute: RateUnits | None = None
+    products: list[Product] = Field(default_factory=list)
+    jurisdictions: list[Jurisdiction] = Field(default_factory=list)
+    allowed_from: date | None = None
+    allowed_until: date | None = None
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _one_basis(self) -> ChargeConfig:
+        given = [b for b in ("percent", "per_call", "per_minute") if getattr(self, b) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of percent, per_call, per_minute")
+        if self.category == "facility_add_on" and given[0] != "per_minute":
+            raise ValueError("a facility add-on is charged per_minute")
+        _check_dates(self.allowed_from, self.allowed_until)
+        return self
+
+    def build(self) -> Surcharge:
+        basis = FeeBasis.PERCENT if self.percent is not None else (
+            FeeBasis.PER_CALL if self.per_call is not None else FeeBasis.PER_MINUTE
+        )
+        value = next(v for v in (self.percent, self.per_call, self.per_minute) if v is not None)
+        return Surcharge(
+            name=self.name,
+            category=FeeCategory(self.category),
+            basis=basis,
+            value=value,
+            products=frozenset(self.products),
+            jurisdictions=frozenset(self.jurisdictions),
+            allowed=DateRange(self.allowed_from, self.allowed_until),
+        )
+
+
+def _check_dates(start: date | None, end: date | None) -> None:
+    if start is not None and end is not None and end < start:
+        raise ValueError("allowed_until is before allowed_from")
+
+
+class AncillaryFeeConfig(_Model):
+    name: str = Field(min_length=1)
+    kind: AncillaryKind
+    charged_on: AncillaryTrigger
+    amount: RateUnits
+    allowed_from: date | None = None
+    allowed_until: date | None = None
+    products: list[Product] = Field(default_factory=list)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _dates(self) -> AncillaryFeeConfig:
+        _check_dates(self.allowed_from, self.allowed_until)
+        return self
+
+    def build(self) -> AncillaryFee:
+        return AncillaryFee(
+            name=self.name,
+            kind=self.kind,
+            trigger=self.charged_on,
+            amount=self.amount,
+            allowed=DateRange(self.allowed_from, self.allowed_until),
+            products=frozenset(self.products),
+        )
+
+
+def _local_prefix(value: str) -> str:
+    if not value.isdigit() or len(value) not in (3, 6):
+        raise ValueError(f"{value!r} is not an area code (3 digits) or area code + exchange (6)")
+    return value
+
+
+class TariffConfig(_Model):
+    """The TOML form of a tariff (``configs/tariffs/*.toml``)."""
+
+    name: str = Field(min_length=1)
+    increment_seconds: Literal[1, 6, 30, 60] = 60
+    local_exchanges: list[Annotated[str, AfterValidator(_local_prefix)]] = Field(
+        default_factory=list
+    )
+    rates: dict[Product, JurisdictionRates]
+    international_termination: dict[str, RateUnits] = Field(default_factory=dict)
+    charges: list[ChargeConfig] = Field(default_factory=list)
+    ancillary_fees: list[AncillaryFeeConfig] = Field(default_factory=list)
+    source: str = ""
+
+    @field_validator("rates")
+    @classmethod
+    def _some_product(cls, value: dict[Product, JurisdictionRates]) -> Any:
+        if not value:
+            raise ValueError("a tariff must rate at least one product")
+        return value
+
+    @field_validator("international_termination")
+    @classmethod
+    def _regions(cls, value: dict[str, int]) -> dict[str, int]:
+        for key in value:
+            if key != "*" and (len(key) != 2 or not key.isupper()):
+                raise ValueError(f"{key!r} is not an ISO region code (e.g. 'MX') or '*'")
+        return value
+
+    def build(self) -> Tariff:
+        return Tariff(
+            name=self.name,
+            increment_seconds=self.increment_seconds,
+            rates={
+                product: {j: getattr(r, str(j)) for j in Jurisdiction}
+                for product, r in self.rates.items()
+            },
+            surcharges=tuple(c.build() for c in self.charges),
+            ancillary_fees=tuple(f.build() for f in self.ancillary_fees),
+            international_termination=dict(self.international_termination),
+            local_prefixes=tuple(self.local_exchanges),
+        )
+
+
+# -- regulation file -------------------------------------------------------
+
+
+class CapTierConfig(_Model):
+    label: str = Field(min_length=1)
+    kind: FacilityKind
+    min_adp: int = Field(default=0, ge=0)
+    max_adp: int | None = Field(default=None, ge=0)
+    cap: RateUnits
+    add_on_max: RateUnits = 0
+
+    def build(self) -> CapTier:
+        return CapTier(self.label, self.kind, self.min_adp, self.max_adp, self.cap, self.add_on_max)
+
+
+class CapTableConfig(_Model):
+    """The TOML form of one order's cap table (``configs/regulation/*.toml``)."""
+
+    name: str = Field(min_length=1)
+    order: str = ""
+    source: str = Field(min_length=1)
+    effective_from: date
+    jurisdictions: list[Jurisdiction] = Field(min_length=1)
+    ancillary_banned: bool = False
+    ancillary_limits: dict[AncillaryKind, RateUnits] = Field(default_factory=dict)
+    verification: str = ""
+    notes: str = ""
+    tiers: list[CapTierConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _tiers_disjoint(self) -> CapTableConfig:
+        for kind in FacilityKind:
+            bands = sorted(
+                (t.min_adp, t.max_adp) for t in self.tiers if t.kind is kind
+            )
+            for (_, hi), (lo2, _) in itertools.pairwise(bands):
+                if hi is None or hi >= lo2:
+                    raise ValueError(f"tiers for {kind} overlap")
+            for lo, hi in bands:
+                if hi is not None and hi < lo:
+                    raise ValueError(f"a {kind} tier has max_adp below min_adp")
+        return self
+
+    def build(self) -> CapTable:
+        return CapTable(
+            name=self.name,
+            source=self.source,
+            effective_from=self.effective_from,
+            jurisdictions=frozenset(self.jurisdictions),
+            tiers=tuple(t.build() for t in self.tiers),
+            ancillary_banned=self.ancillary_banned,
+            ancillary_limits=dict(self.ancillary_limits),
+            notes=self.notes,
+        )
+
+
+# -- facility file ---------------------------------------------------------
+
+
+class CallingHours(_Model):
+    """A window in the facility's time zone when calls may be placed."""
+
+    days: list[Day] = Field(default_factory=lambda: list(ALL_DAYS), min_length=1)
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _order(self) -> CallingHours:
+        if self.end <= self.start:
+            raise ValueError("end must be after start (split an overnight window in two)")
+        return self
+
+
+class DigestCredentials(_Model):
+    realm: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: str = Field(min_length=1)
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return value
+
+
+class TrunkConfig(_Model):
+    sources: list[Annotated[str, AfterValidator(_network)]] = Field(min_length=1)
+    digest: DigestCredentials | None = None
+
+    @property
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(s, strict=False) for s in self.sources]
+
+
+DEFAULT_FUNDING_ORDER = [
+    Product.SUBSCRIPTION,
+    Product.DEBIT,
+    Product.ADVANCE_CONNECT,
+    Product.DIRECT_BILL,
+    Product.SINGLE_CALL,
+]
+
+
+class FacilityConfig(_Model):
+    """A facility file (``configs/facilities/*.toml``)."""
+
+    id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1)
+    kind: FacilityKind
+    state: StateCode
+    average_daily_population: int = Field(ge=0)
+    timezone: TimeZoneName
+    tariff: RelPath
+    max_call_minutes: int = Field(ge=1, le=240)
+    ring_timeout_seconds: int = Field(default=30, ge=5, le=300)
+    refund_window_days: int = Field(default=180, ge=0)
+    allowed_list_required: bool = False
+    single_call_allowed: bool = True
+    funding_order: list[Product] = Field(default_factory=lambda: list(DEFAULT_FUNDING_ORDER))
+    calling_hours: list[CallingHours] = Field(default_factory=list)
+    trunk: TrunkConfig
+
+    _tariff: TariffConfig = PrivateAttr()
+    _rated: RatedFacility = PrivateAttr()
+
+    @field_validator("funding_order")
+    @classmethod
+    def _distinct(cls, value: list[Product]) -> list[Product]:
+        if len(set(value)) != len(value):
+            raise ValueError("a product is listed twice")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def tariff_config(self) -> TariffConfig:
+        return self._tariff
+
+    @property
+    def rated(self) -> RatedFacility:
+        """The facility as the rating engine sees it."""
+        return self._rated
+
+
+# -- service file ----------------------------------------------------------
+
+
+class ServiceFile(_Model):
+    """The TOML form of the service file (``configs/demo.toml``)."""
+
+    data_dir: RelPath = Field(default=Path("var"), validate_default=True)
+    facilities: list[str] = Field(default_factory=lambda: ["facilities/*.toml"])
+    regulation: list[str] = Field(default_factory=lambda: ["regulation/*.toml"])
+    sip: SipConfig = Field(default_factory=SipConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    admin_tokens: list[AdminToken] = Field(default_factory=list)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+
+    @field_validator("facilities", "regulation", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class ServiceConfig(_Model):
+    """Everything the service needs, validated. Build it with ``load_config``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    data_dir: Path
+    sip: SipConfig
+    http: HttpConfig
+    store: StoreConfig
+    media: MediaConfig
+    admin_tokens: list[AdminToken]
+    accounts: AccountsConfig
+    facilities: dict[str, FacilityConfig]
+    regulation: CapSchedule
+    regulation_files: list[Path]
+
+    def facility(self, facility_id: str) -> FacilityConfig:
+        """The facility with this id; ``KeyError`` naming the known ids if none."""
+        try:
+            return self.facilities[facility_id]
+        except KeyError:
+            known = ", ".join(sorted(self.facilities)) or "none"
+            raise KeyError(f"unknown facility {facility_id!r} (known: {known})") from None
+
+    def facility_for_source(self, address: str) -> FacilityConfig | None:
+        """The facility whose trunk sources contain ``address``, if any."""
+        ip = ipaddress.ip_address(address)
+        for facility in self.facilities.values():
+            if any(ip in net for net in facility.trunk.networks):
+                return facility
+        return None
+
+
+# -- loading ---------------------------------------------------------------
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        lines.append(f"{path}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _validate(model: type[_M], path: Path, data: Mapping[str, Any]) -> _M:
+    try:
+        return model.model_validate(data, context={"base_dir": path.parent})
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+
+
+def _expand(base: Path, patterns: list[str], field: str, source: Path) -> list[Path]:
+    found: list[Path] = []
+    for pattern in patterns:
+        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+        matches = sorted(Path(p).resolve() for p in glob.glob(full))
+        if not matches:
+            raise ConfigError(f"{source}: {field}: {pattern!r} matches no file")
+        found.extend(m for m in matches if m not in found)
+    return found
+
+
+def load_tariff(path: Path) -> tuple[TariffConfig, Tariff]:
+    """One tariff file, validated; ``ConfigError`` names the file and field."""
+    model = _validate(TariffConfig, path, _read_toml(path))
+    try:
+        return model, model.build()
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_regulation(paths: list[Path]) -> CapSchedule:
+    """The cap tables of ``paths`` as one schedule."""
+    tables = [(_validate(CapTableConfig, p, _read_toml(p)), p) for p in paths]
+    tables.sort(key=lambda item: item[0].effective_from)
+    for (a, pa), (b, pb) in itertools.pairwise(tables):
+        if a.effective_from == b.effective_from:
+            raise ConfigError(
+                f"{pb}: effective_from: {b.effective_from} is also the effective date of {pa}"
+            )
+    return CapSchedule(tuple(t.build() for t, _ in tables))
+
+
+def load_config(path: str | Path) -> ServiceConfig:
+    """Load the service file at ``path`` and everything it includes."""
+    path = Path(path).resolve()
+    service = _validate(ServiceFile, path, _read_toml(path))
+    base = path.parent
+    regulation_files = _expand(base, service.regulation, "regulation", path)
+    schedule = load_regulation(regulation_files)
+    facilities: dict[str, FacilityConfig] = {}
+    origin: dict[str, Path] = {}
+    for file in _expand(base, service.facilities, "facilities", path):
+        facility = _validate(FacilityConfig, file, _read_toml(file))
+        if facility.id in facilities:
+            raise ConfigError(
+                f"{file}: id: {facility.id!r} is already defined in {origin[facility.id]}"
+            )
+        tariff_model, tariff = load_tariff(facility.tariff)
+        try:
+            rated = RatedFacility(
+                id=facility.id,
+                name=facility.name,
+                kind=facility.kind,
+                state=facility.state,
+                average_daily_population=facility.average_daily_population,
+                tariff=tariff,
+                regulation=schedule,
+                max_call_seconds=facility.max_call_minutes * 60,
+                single_call_allowed=facility.single_call_allowed,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"{file}: {exc}") from None
+        facility._tariff = tariff_model
+        facility._rated = rated
+        for product in facility.funding_order:
+            if product not in tariff.rates:
+                raise ConfigError(
+                    f"{file}: funding_order: product {product} has no rates in {facility.tariff}"
+                )
+        facilities[facility.id] = facility
+        origin[facility.id] = file
+    _check_trunks(facilities, origin)
+    for token in service.admin_tokens:
+        for fid in token.facilities:
+            if fid not in facilities:
+                raise ConfigError(f"{path}: admin_tokens: unknown facility {fid!r}")
+    return ServiceConfig(
+        path=path,
+        data_dir=service.data_dir,
+        sip=service.sip,
+        http=service.http,
+        store=service.store,
+        media=service.media,
+        admin_tokens=service.admin_tokens,
+        accounts=service.accounts,
+        facilities=facilities,
+        regulation=schedule,
+        regulation_files=regulation_files,
+    )
+
+
+def _check_trunks(facilities: dict[str, FacilityConfig], origin: dict[str, Path]) -> None:
+    """Trunks are identified by source address, so no two facilities may share one."""
+    seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    for fid, facility in facilities.items():
+        for net in facility.trunk.networks:
+            for other_net, other in seen:
+                if net.version == other_net.version and net.overlaps(other_net):
+                    raise ConfigError(
+                        f"{origin[fid]}: trunk.sources: {net} overlaps {other_net} "
+                        f"of facility {other!r}"
+                    )
+            seen.append((net, fid))
