@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ics.commands.rate",
     "ics.commands.rerate",
     "ics.commands.config",
+    "ics.commands.api",
 )
 
 

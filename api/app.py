@@ -1,0 +1,135 @@
+"""The FastAPI application factory: one app per node, wired to its stores and controller."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import TokenRegistry
+from api.context import ReadinessCheck, ServiceContext, utc_now
+from api.errors import ApiError, ErrorBody
+from api.live_calls import LiveCalls
+from api.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    config: Any,
+    accounts_service: Any | None = None,
+    live_calls: LiveCalls | None = None,
+    metrics: Metrics | None = None,
+    *,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    """Build the HTTP service.
+
+    ``config`` is the loaded ``ServiceConfig``; ``accounts_service`` the account
+    service (admin endpoints answer 503 without one); ``live_calls`` the call
+    controller's view of calls in progress; ``metrics`` the process's metrics
+    (a fresh registry if omitted); ``readiness`` named checks for ``/readyz``.
+    """
+    from api import calls as calls_routes
+    from api import ops, page, quote
+
+    app = FastAPI(
+        title="Inmate calling services",
+        version="1.0",
+        description="Rate calculator for families, account administration for facilities "
+        "and finance staff, and operations endpoints. Admin endpoints under `/v1` need "
+        "`Authorization: Bearer <token>`; money is always a decimal string.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    metrics = metrics if metrics is not None else Metrics()
+    app.state.context = ServiceContext(
+        config=config,
+        metrics=metrics,
+        tokens=TokenRegistry(getattr(config, "admin_tokens", ()) or ()),
+        accounts=accounts_service,
+        live_calls=live_calls,
+        readiness=dict(readiness or {}),
+        clock=clock,
+    )
+    _install_error_handlers(app)
+    for module in (ops, quote, page, calls_routes):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=_STATIC), name="static")
+    app.add_middleware(RequestCounter, metrics=metrics)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path",
+                                                                   "header")]
+        field = ".".join(loc) or None
+        status = 400 if first.get("type") == "json_invalid" else 422
+        message = str(first.get("msg", "invalid request"))
+        if field:
+            message = f"{field}: {message}"
+        body = ErrorBody(error="invalid_parameter" if status == 422 else "malformed_body",
+                         message=message, field=field)
+        return JSONResponse(body.model_dump(), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        body = ErrorBody(error=code, message=str(exc.detail))
+        return JSONResponse(body.model_dump(), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        body = ErrorBody(error="internal_error", message="internal error; it has been logged")
+        return JSONResponse(body.model_dump(), status_code=500)
+
+
+class RequestCounter:
+    """Counts answered requests by route template (not raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counting)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None)
+            if template is None:
+                template = "/static" if scope["path"].startswith("/static/") else "(unmatched)"
+            self.metrics.http_request(scope["method"], template, status)

@@ -1,0 +1,90 @@
+"""The public rate calculator: what a call will cost, before it is made."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.context import ServiceContext, get_context
+from api.errors import InvalidParameter, NotFound, responses
+from rating import RatingError
+from rating import quote_document as rate
+
+router = APIRouter(tags=["rate calculator"])
+
+
+class Charge(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    amount: str = Field(description="Decimal string, 2 places.")
+
+
+class ProductQuote(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    product: str = Field(description="advance_connect, direct_bill, debit, single_call, ...")
+    rate_per_minute: str = Field(description="Decimal string, 4 places.")
+    billed_minutes: int
+    charge: str = Field(description="Rate times billed minutes, rounded once to the cent.")
+    fees: list[Charge]
+    taxes: list[Charge]
+    total: str = Field(description="Charge plus fees plus taxes, decimal string.")
+
+
+class QuoteDocument(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    facility: str
+    number: str = Field(description="The called number in E.164 form.")
+    minutes: int
+    jurisdiction: str = Field(description="intrastate, interstate or international.")
+    cap_per_minute: str | None = Field(
+        description="The regulatory per-minute cap in force, for comparison; null if none."
+    )
+    quotes: list[ProductQuote]
+
+
+def facility_config(ctx: ServiceContext, facility_id: str) -> Any:
+    facility = ctx.config.facilities.get(facility_id)
+    if facility is None:
+        raise NotFound(f"unknown facility {facility_id!r}", field="facility")
+    return facility
+
+
+def quote_document(
+    ctx: ServiceContext, facility_id: str, number: str, minutes: int
+) -> dict[str, Any]:
+    """The quote for one call, or an ``ApiError`` naming the bad field."""
+    facility = facility_config(ctx, facility_id)
+    maximum = int(facility.max_call_minutes)
+    if not 1 <= minutes <= maximum:
+        raise InvalidParameter(
+            f"minutes must be between 1 and {maximum} at this facility", field="minutes"
+        )
+    try:
+        doc: dict[str, Any] = rate(facility.rated, number, minutes, ctx.clock())
+    except RatingError as exc:
+        raise InvalidParameter(str(exc), field=getattr(exc, "field", None) or "number") from exc
+    return doc
+
+
+@router.get(
+    "/v1/quote",
+    summary="Quote a call",
+    description="The jurisdiction of a call from a facility to a number and, per product "
+    "that could pay, the per-minute rate, charge, fees, taxes and total (decimal strings), "
+    "with the regulatory cap in force for comparison.",
+    response_model=None,
+    responses={200: {"model": QuoteDocument, "description": "The quote"},
+               **responses(404, 422)},
+)
+async def get_quote(
+    ctx: Annotated[ServiceContext, Depends(get_context)],
+    facility: Annotated[str, Query(description="Facility id, e.g. tx-state-prison",
+                                   min_length=1, max_length=100)],
+    number: Annotated[str, Query(description="Called number: 10 digits, 1+10 digits, "
+                                 "+E.164 or 011+international", min_length=1, max_length=40)],
+    minutes: Annotated[int, Query(description="Call length, 1 to the facility maximum", ge=1)],
+) -> JSONResponse:
+    return JSONResponse(quote_document(ctx, facility, number, minutes))
