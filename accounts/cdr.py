@@ -1,0 +1,85 @@
+"""Call detail records: one per call attempt that reached authorization, and their CSV form."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+
+
+class CallOutcome(StrEnum):
+    COMPLETED = "completed"
+    REFUSED = "refused"
+    DECLINED = "declined"
+    BLOCKED_BY_CALLED_PARTY = "blocked_by_called_party"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CallDetailRecord:
+    call_id: str
+    facility_id: str
+    pin: str
+    number_e164: str
+    jurisdiction: str
+    product: str
+    payer_account_id: str | None
+    setup_at: datetime
+    answer_at: datetime | None
+    accept_at: datetime | None
+    end_at: datetime | None
+    talked_seconds: int
+    #: Seconds billed after rounding up to the tariff's increment.
+    billed_seconds: int
+    charge_units: int
+    fee_units: int
+    tax_units: int
+    total_units: int
+    outcome: CallOutcome
+    disconnect_reason: str = ""
+    #: "caller", "called", "controller" (limit, error) or "" when never connected.
+    disconnect_side: str = ""
+    privileged: bool = False
+    recording_path: str | None = None
+    #: Settled after a crash from the last heartbeat rather than at hang-up.
+    recovered: bool = False
+    reservation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CdrFilter:
+    facility_id: str | None = None
+    pin: str | None = None
+    number_e164: str | None = None
+    payer_account_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+
+
+CSV_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallDetailRecord))
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def export_csv(records: Iterable[CallDetailRecord]) -> str:
+    """CDRs as CSV text with a header row, one row per record."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for record in records:
+        writer.writerow([_cell(getattr(record, name)) for name in CSV_FIELDS])
+    return out.getvalue()

@@ -1,0 +1,330 @@
+"""The store interface: small atomic primitives that every account store implements.
+
+Business rules (funding order, product rules, pricing) live in
+``accounts.service``; a store only keeps records and moves money in single
+atomic steps, so a second store (Redis, one Lua script per step) re-implements
+just these methods and passes the same contract suite.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from accounts.cdr import CallDetailRecord, CdrFilter
+from accounts.model import (
+    Account,
+    AccountStatus,
+    Invoice,
+    LedgerTransaction,
+    Leg,
+    Person,
+    Receivable,
+    ReceivableStatus,
+    Refund,
+    RefundStatus,
+    Reservation,
+    Restriction,
+    Subscription,
+)
+
+
+@dataclass(frozen=True)
+class ScreeningFacts:
+    """Everything screening needs about one (facility, PIN, number), read in one call."""
+
+    person: Person | None
+    facility_blocked: bool
+    self_blocked: bool
+    privileged: bool
+
+
+@dataclass(frozen=True)
+class PayerCandidates:
+    """Every account that could pay for a call, read in one call."""
+
+    subscription: Subscription | None
+    debit: Account | None
+    advance_connect: Account | None
+    direct_bill: Account | None
+    #: Direct Bill invoices of ``direct_bill`` (paid status is derived by the service).
+    direct_bill_invoices: tuple[Invoice, ...]
+    #: Total paid into ``direct_bill`` (all payments ever), in units.
+    direct_bill_paid_units: int
+    #: A Single Call to the number failed payment and is still unpaid.
+    single_call_barred: bool
+
+
+#: Account fields the service may change with ``update_account``.
+MUTABLE_ACCOUNT_FIELDS = frozenset(
+    {
+        "status",
+        "credit_limit_units",
+        "holder_name",
+        "closure_due_at",
+        "inactive_flagged_at",
+    }
+)
+
+
+class AccountStore(abc.ABC):
+    """Atomic primitives over accounts, the ledger, screening data and CDRs.
+
+    Every method that moves money is one atomic step: it either applies in
+    full or raises and changes nothing.
+    """
+
+    # -- lifecycle ---------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Create the schema if needed; safe to call on an existing store."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def is_empty(self) -> bool:
+        """True when the store holds no accounts and no people (a fresh store)."""
+
+    # -- accounts ----------------------------------------------------------
+    @abc.abstractmethod
+    async def create_account(self, account: Account) -> Account:
+        """Add an account; ``DuplicateRequest`` if the id exists, ``InvalidState``
+        if one of its numbers already has an account of the same product, or the
+        person already has a Debit account."""
+
+    @abc.abstractmethod
+    async def get_account(self, account_id: str) -> Account:
+        """The account with its cached balance; ``UnknownAccount`` if absent."""
+
+    @abc.abstractmethod
+    async def list_accounts(
+        self,
+        *,
+        product: str | None = None,
+        status: AccountStatus | None = None,
+        number_e164: str | None = None,
+    ) -> list[Account]: ...
+
+    @abc.abstractmethod
+    async def update_account(self, account_id: str, **changes: object) -> Account:
+        """Change fields listed in ``MUTABLE_ACCOUNT_FIELDS``."""
+
+    @abc.abstractmethod
+    async def attach_number(self, account_id: str, number_e164: str) -> Account: ...
+
+    @abc.abstractmethod
+    async def detach_number(self, account_id: str, number_e164: str) -> Account: ...
+
+    # -- ledger ------------------------------------------------------------
+    @abc.abstractmethod
+    async def post(
+        self, tx: LedgerTransaction, *, floors: dict[str, int] | None = None
+    ) -> LedgerTransaction:
+        """Append ``tx`` atomically.
+
+        ``floors`` maps account ids to the lowest spendable balance allowed after
+        the post (``InsufficientFunds`` otherwise). A reused idempotency key
+        raises ``DuplicateRequest``. ``ACCOUNT`` legs update the account's cached
+        balance and last activity; ``UnknownAccount`` if an account leg names no
+        account.
+        """
+
+    @abc.abstractmethod
+    async def transactions(
+        self,
+        *,
+        account_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str | None = None,
+    ) -> list[LedgerTransaction]:
+        """Posted transactions, oldest first; ``account_id`` matches any leg's account."""
+
+    @abc.abstractmethod
+    async def book_balance(self, book: str, ref: str) -> int:
+        """Sum of the entries of one book, computed from the entries themselves."""
+
+    @abc.abstractmethod
+    async def book_totals(self) -> dict[tuple[str, str], int]:
+        """Sum of entries per (book, ref), computed from the entries themselves."""
+
+    # -- reservations --------------------------------------------------------
+    @abc.abstractmethod
+    async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
+        """Hold ``amount_units`` of the account (or ``max_seconds`` of the
+        subscription) for a call, atomically.
+
+        Raises ``InsufficientFunds`` if the account's balance minus the amount
+        would fall below ``floor_units`` (or the subscription has fewer seconds
+        left), ``InvalidState`` if the account is not open, ``DuplicateRequest``
+        if the reservation id or call id is taken.
+        """
+
+    @abc.abstractmethod
+    async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:
+        """Record progress; seconds never go backwards. ``InvalidState`` once settled."""
+
+    @abc.abstractmethod
+    async def settle(
+        self,
+        reservation_id: str,
+        *,
+        talked_seconds: int,
+        charge_legs: Sequence[Leg],
+        at: datetime,
+        receivable_id: str | None = None,
+    ) -> Reservation:
+        """Charge and close a reservation atomically.
+
+        ``charge_legs`` are the positive legs earned (revenue, fees, tax); their
+        sum is the charge. For a money reservation the charge may not exceed the
+        amount held (``InvalidRequest``): the hold is released, the remainder
+        returns to the account. For a subscription, ``min(talked, held)``
+        seconds are used. For a Single Call a receivable with id
+        ``receivable_id`` is recorded for the charge. ``InvalidState`` if the
+        reservation is already settled.
+        """
+
+    @abc.abstractmethod
+    async def get_reservation(self, reservation_id: str) -> Reservation: ...
+
+    @abc.abstractmethod
+    async def open_reservations(self) -> list[Reservation]: ...
+
+    # -- refunds -------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
+        """Move ``amount_units`` from the account to refund-payable atomically;
+        ``InsufficientFunds`` if the balance is smaller. If the refund is created
+        already ``PAID`` the payout is posted in the same step."""
+
+    @abc.abstractmethod
+    async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
+        """Approve, reject (money back to the account) or pay a refund, atomically.
+
+        Allowed transitions: pending_review -> approved | rejected,
+        approved -> paid, pending_review -> paid is not allowed (approve first).
+        """
+
+    @abc.abstractmethod
+    async def get_refund(self, refund_id: str) -> Refund: ...
+
+    @abc.abstractmethod
+    async def list_refunds(
+        self, *, status: RefundStatus | None = None, account_id: str | None = None
+    ) -> list[Refund]: ...
+
+    # -- invoices (Direct Bill) ---------------------------------------------
+    @abc.abstractmethod
+    async def add_invoice(self, invoice: Invoice) -> Invoice: ...
+
+    @abc.abstractmethod
+    async def list_invoices(self, account_id: str) -> list[Invoice]: ...
+
+    # -- Single Call receivables --------------------------------------------
+    @abc.abstractmethod
+    async def get_receivable(self, receivable_id: str) -> Receivable: ...
+
+    @abc.abstractmethod
+    async def list_receivables(
+        self, *, number_e164: str | None = None, status: ReceivableStatus | None = None
+    ) -> list[Receivable]: ...
+
+    @abc.abstractmethod
+    async def settle_receivable(
+        self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
+    ) -> Receivable:
+        """Confirm (money in, posted atomically) or fail a receivable.
+
+        pending -> confirmed | failed; failed -> confirmed (paid later).
+        """
+
+    # -- subscriptions ---------------------------------------------------------
+    @abc.abstractmethod
+    async def add_subscription(
+        self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
+    ) -> Subscription:
+        """Record a subscription and its payment (funds in, revenue) atomically."""
+
+    @abc.abstractmethod
+    async def get_subscription(self, subscription_id: str) -> Subscription: ...
+
+    @abc.abstractmethod
+    async def list_subscriptions(
+        self, *, number_e164: str | None = None, facility_id: str | None = None
+    ) -> list[Subscription]: ...
+
+    # -- people and screening --------------------------------------------------
+    @abc.abstractmethod
+    async def add_person(self, person: Person) -> Person: ...
+
+    @abc.abstractmethod
+    async def get_person(self, facility_id: str, pin: str) -> Person: ...
+
+    @abc.abstractmethod
+    async def list_people(self, facility_id: str | None = None) -> list[Person]: ...
+
+    @abc.abstractmethod
+    async def set_allowed_number(
+        self, facility_id: str, pin: str, number_e164: str, allowed: bool
+    ) -> Person: ...
+
+    @abc.abstractmethod
+    async def set_restrictions(
+        self, facility_id: str, pin: str, restrictions: Sequence[Restriction]
+    ) -> Person: ...
+
+    @abc.abstractmethod
+    async def set_person_language(self, facility_id: str, pin: str, language: str) -> Person: ...
+
+    @abc.abstractmethod
+    async def mark_released(self, facility_id: str, pin: str, at: datetime) -> Person: ...
+
+    @abc.abstractmethod
+    async def set_facility_block(
+        self, facility_id: str, pattern: str, *, prefix: bool, blocked: bool
+    ) -> None:
+        """Block (or unblock) a number, or every number starting with a prefix."""
+
+    @abc.abstractmethod
+    async def list_facility_blocks(self, facility_id: str) -> list[tuple[str, bool]]:
+        """(pattern, is_prefix) pairs."""
+
+    @abc.abstractmethod
+    async def set_self_block(
+        self, number_e164: str, facility_id: str | None, blocked: bool
+    ) -> None:
+        """A called party's block of one facility, or of all (``facility_id`` None)."""
+
+    @abc.abstractmethod
+    async def list_self_blocks(self, number_e164: str) -> list[str | None]: ...
+
+    @abc.abstractmethod
+    async def set_privileged(self, number_e164: str, privileged: bool, note: str = "") -> None: ...
+
+    @abc.abstractmethod
+    async def list_privileged(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def screening_facts(
+        self, facility_id: str, pin: str, number_e164: str
+    ) -> ScreeningFacts: ...
+
+    @abc.abstractmethod
+    async def payer_candidates(
+        self, facility_id: str, pin: str, number_e164: str, at: datetime
+    ) -> PayerCandidates: ...
+
+    # -- call detail records ---------------------------------------------------
+    @abc.abstractmethod
+    async def add_cdr(self, cdr: CallDetailRecord) -> CallDetailRecord:
+        """``DuplicateRequest`` if a record for the call id exists."""
+
+    @abc.abstractmethod
+    async def get_cdr(self, call_id: str) -> CallDetailRecord: ...
+
+    @abc.abstractmethod
+    async def list_cdrs(self, filters: CdrFilter | None = None) -> list[CallDetailRecord]: ...
