@@ -1,0 +1,116 @@
+"""Media for the call controller: RTP, G.711, prompts, DTMF, menus, bridging, recording.
+
+How the controller uses it, per call leg:
+
+* ``ports = PortAllocator(20000, 29999)`` once; ``await RtpEndpoint.open(codec,
+  host=..., allocator=ports, remote=(ip, port), telephone_event_pt=101,
+  on_event=callback)`` per leg (``PortsExhausted`` -> answer 503).
+  ``codec`` is ``PCMU`` or ``PCMA`` (``Codec(name, payload_type)`` for a
+  dynamic type) from the SDP answer.
+* ``catalogue = PromptCatalogue(lang)``; ``endpoint.play(catalogue.encoded(seq,
+  codec))`` plays a prompt sequence; ``PlaybackFinished`` is reported.
+* ``menu = AcceptanceMenu(lang, facility_id=..., privileged=...,
+  single_call_charge=None | Decimal)``; feed it ``start``, ``digit`` (from
+  ``DtmfReceived`` events: RFC 4733 and in-band arrive from the endpoint,
+  SIP INFO bodies go through ``parse_dtmf_info`` then ``endpoint.dtmf_info``),
+  ``prompt_finished``, ``rate_info``, ``timer`` at ``get_timer()``, and
+  ``hangup``; carry out the actions it returns (``Play``, ``StopPlayback``,
+  ``HearRate``, and one terminal ``Accept``/``AcceptSingleCall``/``Decline``/
+  ``Block``/``NoAnswer`` with a ``farewell`` sequence).
+* On acceptance: ``Bridge(facility_leg, called_leg, recorder=Recorder(path,
+  (codec_a, codec_b), now) or None for privileged calls,
+  on_inactive=callback).start()``; ``bridge.stop()`` at hang-up closes the
+  recording. The one-minute warning is ``catalogue.encoded(("one_minute_warning",),
+  codec)`` played on each leg after ``bridge.stop()``, or tones via
+  ``endpoint.send_digit``.
+"""
+
+from ivr.bridge import Bridge, RelayPath
+from ivr.catalogue import PromptCatalogue, read_wav
+from ivr.endpoint import RtpEndpoint
+from ivr.errors import CodecMismatch, MediaError, PortsExhausted, PromptMissing
+from ivr.events import (
+    DtmfReceived,
+    MediaEvent,
+    MediaTimedOut,
+    PeerAddressLearned,
+    PlaybackFinished,
+    RtcpReportReceived,
+)
+from ivr.g711 import PCMA, PCMU, Codec, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from ivr.inband import InbandDetector, dtmf_tone
+from ivr.menu import (
+    Accept,
+    AcceptanceMenu,
+    AcceptSingleCall,
+    Block,
+    Decline,
+    HearRate,
+    MenuAction,
+    NoAnswer,
+    Play,
+    StopPlayback,
+)
+from ivr.phrases import rate_announcement, say_minutes, say_money, say_number
+from ivr.ports import PortAllocator
+from ivr.recorder import Recorder
+from ivr.rfc4733 import TelephoneEvent, TelephoneEventReceiver, event_packets
+from ivr.rtcp import ReceiverReport, ReceptionStats, SenderReport, parse_compound
+from ivr.rtp import RtpPacket, SequenceTracker
+from ivr.session import MediaSession
+from ivr.sip_info import InfoDigit, parse_dtmf_info
+
+__all__ = [
+    "PCMA",
+    "PCMU",
+    "Accept",
+    "AcceptSingleCall",
+    "AcceptanceMenu",
+    "Block",
+    "Bridge",
+    "Codec",
+    "CodecMismatch",
+    "Decline",
+    "DtmfReceived",
+    "HearRate",
+    "InbandDetector",
+    "InfoDigit",
+    "MediaError",
+    "MediaEvent",
+    "MediaSession",
+    "MediaTimedOut",
+    "MenuAction",
+    "NoAnswer",
+    "PeerAddressLearned",
+    "Play",
+    "PlaybackFinished",
+    "PortAllocator",
+    "PortsExhausted",
+    "PromptCatalogue",
+    "PromptMissing",
+    "ReceiverReport",
+    "ReceptionStats",
+    "Recorder",
+    "RelayPath",
+    "RtcpReportReceived",
+    "RtpEndpoint",
+    "RtpPacket",
+    "SenderReport",
+    "SequenceTracker",
+    "StopPlayback",
+    "TelephoneEvent",
+    "TelephoneEventReceiver",
+    "alaw_decode",
+    "alaw_encode",
+    "dtmf_tone",
+    "event_packets",
+    "parse_compound",
+    "parse_dtmf_info",
+    "rate_announcement",
+    "read_wav",
+    "say_minutes",
+    "say_money",
+    "say_number",
+    "ulaw_decode",
+    "ulaw_encode",
+]

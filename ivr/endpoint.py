@@ -1,0 +1,238 @@
+"""The asyncio adapter for one call leg: an RTP/RTCP socket pair driving a ``MediaSession``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ivr.errors import MediaError, PortsExhausted
+from ivr.events import Address, MediaEvent
+from ivr.g711 import Codec
+from ivr.ports import PortAllocator
+from ivr.session import MediaSession
+
+#: A relay handler takes over received datagrams while the leg is bridged.
+RelayHandler = Callable[[bytes, Address], None]
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
+        self.on_datagram = on_datagram
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.on_datagram(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a peer that went away: the inactivity
+        # timeout handles a dead peer, one error must not end the leg.
+        pass
+
+
+class RtpEndpoint:
+    """One leg's media on a local port pair.
+
+    Events (DTMF, playback finished, peer learned, timed out, RTCP reports) go
+    to ``on_event`` when given, else into the ``events`` queue.
+    """
+
+    def __init__(
+        self,
+        session: MediaSession,
+        port: int,
+        rtp: _Protocol,
+        rtcp: _Protocol,
+        loop: asyncio.AbstractEventLoop,
+        allocator: PortAllocator | None,
+        on_event: Callable[[MediaEvent], None] | None,
+    ) -> None:
+        self.session = session
+        self.port = port
+        self._rtp = rtp
+        self._rtcp = rtcp
+        self.loop = loop
+        self._allocator = allocator
+        self._on_event = on_event
+        self.events: asyncio.Queue[MediaEvent] = asyncio.Queue()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.relay: RelayHandler | None = None
+        self.relay_rtcp: RelayHandler | None = None
+        self.closed = False
+        rtp.on_datagram = self._on_rtp
+        rtcp.on_datagram = self._on_rtcp
+
+    @classmethod
+    async def open(
+        cls,
+        codec: Codec,
+        *,
+        host: str = "127.0.0.1",
+        allocator: PortAllocator | None = None,
+        port: int | None = None,
+        remote: Address | None = None,
+        on_event: Callable[[MediaEvent], None] | None = None,
+        **session_options: Any,
+    ) -> RtpEndpoint:
+        """Bind an RTP/RTCP pair on ``port`` or on the next free pair of ``allocator``.
+
+        Raises ``PortsExhausted`` (answer 503) when no pair can be bound; a
+        port taken by another program is skipped, and nothing is left
+        allocated on failure.
+        """
+        loop = asyncio.get_running_loop()
+        if (allocator is None) == (port is None):
+            raise ValueError("give exactly one of allocator or port")
+        attempts = allocator.capacity if allocator is not None else 1
+        last_error: OSError | None = None
+        for _ in range(attempts):
+            p = allocator.allocate() if allocator is not None else port
+            assert p is not None
+            try:
+                rtp, rtcp = await _bind_pair(loop, host, p)
+            except OSError as exc:
+                if allocator is not None:
+                    allocator.release(p)
+                if exc.errno != errno.EADDRINUSE:
+                    raise MediaError(f"cannot bind RTP port {p} on {host}: {exc}") from exc
+                last_error = exc
+                continue
+            ssrc = random.getrandbits(32)
+            session = MediaSession(
+                codec,
+                ssrc=ssrc,
+                now=loop.time(),
+                remote=remote,
+                wall_clock_offset=time.time() - loop.time(),
+                **session_options,
+            )
+            ep = cls(session, p, rtp, rtcp, loop, allocator, on_event)
+            ep._service()
+            return ep
+        raise PortsExhausted(f"no free RTP port pair could be bound on {host}: {last_error}")
+
+    # -- control -----------------------------------------------------------
+
+    def play(self, payload: bytes) -> None:
+        """Play encoded audio (use ``PromptCatalogue.encoded(seq, codec)``)."""
+        self.session.play(payload, self.loop.time())
+        self._service()
+
+    def stop_playback(self) -> None:
+        self.session.stop_playback(self.loop.time())
+        self._service()
+
+    def send_digit(self, digit: str, duration_ms: int = 160) -> None:
+        self.session.send_digit(digit, self.loop.time(), duration_ms)
+        self._service()
+
+    def dtmf_info(self, digit: str, duration_ms: int = 0) -> None:
+        """Hand over a key press that arrived in a SIP INFO."""
+        self.session.receive_dtmf_info(digit, duration_ms, self.loop.time())
+        self._service()
+
+    def send_raw(self, data: bytes, address: Address) -> None:
+        if self._rtp.transport is not None and not self.closed:
+            self._rtp.transport.sendto(data, address)
+
+    def send_raw_rtcp(self, data: bytes, address: Address) -> None:
+        if self._rtcp.transport is not None and not self.closed:
+            self._rtcp.transport.sendto(data, address)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for proto in (self._rtp, self._rtcp):
+            if proto.transport is not None:
+                proto.transport.close()
+        if self._allocator is not None:
+            self._allocator.release(self.port)
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, addr: Address) -> None:
+        if self.relay is not None:
+            self.relay(data, addr)
+            return
+        self.session.receive_rtp(data, addr, self.loop.time())
+        self._service()
+
+    def _on_rtcp(self, data: bytes, addr: Address) -> None:
+        if self.relay_rtcp is not None:
+            self.relay_rtcp(data, addr)
+            return
+        self.session.receive_rtcp(data, addr, self.loop.time())
+        self._service()
+
+    def _service(self) -> None:
+        """Send what the session produced, deliver its events, re-arm its one timer."""
+        if self.closed:
+            return
+        now = self.loop.time()
+        for out in self.session.datagrams_to_send(now):
+            proto = self._rtcp if out.rtcp else self._rtp
+            if proto.transport is not None:
+                proto.transport.sendto(out.data, out.address)
+        while (ev := self.session.next_event()) is not None:
+            if self._on_event is not None:
+                self._on_event(ev)
+            else:
+                self.events.put_nowait(ev)
+        if self.relay is not None:
+            return  # bridged: the bridge owns timing
+        when = self.session.get_timer()
+        if when != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer) if when is not None else None
+            self._timer_at = when
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.session.handle_timer(self.loop.time())
+        self._service()
+
+    def suspend_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def resume(self) -> None:
+        self._service()
+
+
+async def _bind_pair(
+    loop: asyncio.AbstractEventLoop, host: str, port: int
+) -> tuple[_Protocol, _Protocol]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    _, rtp = await loop.create_datagram_endpoint(
+        lambda: _Protocol(lambda d, a: None), local_addr=(host, port), family=family
+    )
+    try:
+        _, rtcp = await loop.create_datagram_endpoint(
+            lambda: _Protocol(lambda d, a: None), local_addr=(host, port + 1), family=family
+        )
+    except OSError:
+        if rtp.transport is not None:
+            rtp.transport.close()
+        raise
+    with contextlib.suppress(OSError):
+        sock = rtp.transport.get_extra_info("socket") if rtp.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+    return rtp, rtcp
