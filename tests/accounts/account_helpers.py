@@ -1,0 +1,79 @@
+"""Facilities, numbers and times shared by the account-store contract tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from accounts import FacilityPolicy
+from rating import (
+    FacilityKind,
+    FeeBasis,
+    FeeCategory,
+    Jurisdiction,
+    Product,
+    RatedFacility,
+    Surcharge,
+    Tariff,
+    to_units,
+)
+
+T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+TX_AC = "+15125550100"  # Texas: intrastate from tx
+CA_DB = "+13105550100"  # California: interstate
+NY_NONE = "+12125550100"  # New York: nobody pays
+PRIVILEGED = "+15125550123"
+BLOCKED = "+15125550199"
+
+
+def _rates(per_minute: str, single: str) -> dict[Product, dict[Jurisdiction, int]]:
+    every = {j: to_units(per_minute) for j in Jurisdiction}
+    rates = {p: dict(every) for p in (Product.ADVANCE_CONNECT, Product.DEBIT, Product.DIRECT_BILL)}
+    rates[Product.SINGLE_CALL] = {j: to_units(single) for j in Jurisdiction}
+    return rates
+
+
+def make_facilities() -> dict[str, FacilityPolicy]:
+    """Two facilities: ``tx`` (no extras, 20 min calls) and ``al`` (a tax, allowed lists)."""
+    tx_tariff = Tariff(name="tx", increment_seconds=60, rates=_rates("0.06", "0.25"))
+    al_tariff = Tariff(
+        name="al",
+        increment_seconds=60,
+        rates=_rates("0.21", "0.50"),
+        surcharges=(
+            Surcharge(
+                name="state tax",
+                category=FeeCategory.MANDATORY_TAX,
+                basis=FeeBasis.PERCENT,
+                value=100_000,  # 10 %
+            ),
+        ),
+    )
+    tx = RatedFacility(
+        id="tx",
+        name="TX State Prison",
+        kind=FacilityKind.PRISON,
+        state="TX",
+        average_daily_population=5000,
+        tariff=tx_tariff,
+        max_call_seconds=1200,
+    )
+    al = RatedFacility(
+        id="al",
+        name="AL County Jail",
+        kind=FacilityKind.JAIL,
+        state="AL",
+        average_daily_population=45,
+        tariff=al_tariff,
+        max_call_seconds=900,
+    )
+    return {
+        "tx": FacilityPolicy(id="tx", rated=tx, max_call_seconds=1200, refund_window_days=365),
+        "al": FacilityPolicy(
+            id="al",
+            rated=al,
+            max_call_seconds=900,
+            refund_window_days=180,
+            allowed_list_required=True,
+        ),
+    }

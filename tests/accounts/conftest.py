@@ -1,0 +1,59 @@
+"""Fixtures of the account-store contract suite: every test runs on every store factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from account_helpers import TX_AC, make_facilities
+
+from accounts import (
+    AccountService,
+    AccountsPolicy,
+    AccountStore,
+    Person,
+    SqliteAccountStore,
+)
+
+StoreFactory = Callable[[Path], Awaitable[AccountStore]]
+
+
+async def sqlite_store(tmp_path: Path) -> AccountStore:
+    store = SqliteAccountStore(tmp_path / "accounts.sqlite3")
+    await store.open()
+    return store
+
+
+#: Every store implementation the contract suite runs against, by name.
+STORE_FACTORIES: dict[str, StoreFactory] = {"sqlite": sqlite_store}
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AccountStore]:
+    s = await STORE_FACTORIES[request.param](tmp_path)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+class Ids:
+    """Predictable ids so failures are readable."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"id{self.n:05d}"
+
+
+@pytest.fixture
+async def service(store: AccountStore) -> AccountService:
+    svc = AccountService(store, make_facilities(), AccountsPolicy(), new_id=Ids())
+    await store.add_person(Person(facility_id="tx", pin="100001", language="en"))
+    await store.add_person(Person(facility_id="tx", pin="100002", language="es"))
+    await store.add_person(
+        Person(facility_id="al", pin="200001", allowed_numbers=frozenset({TX_AC}))
+    )
+    return svc
