@@ -31,6 +31,7 @@ from rating.quote import (
     quote_document,
     rate_call,
 )
+from rating.rerate import JURISDICTIONS, PRODUCTS, RatedBatch, day_number, rerate_arrays
 from rating.tariff import (
     AncillaryFee,
     AncillaryKind,
@@ -45,8 +46,10 @@ from rating.tariff import (
 )
 
 __all__ = [
+    "JURISDICTIONS",
     "MAX_QUOTED_MINUTES",
     "MAX_QUOTED_SECONDS",
+    "PRODUCTS",
     "UNITS_PER_CENT",
     "UNITS_PER_DOLLAR",
     "AncillaryFee",
@@ -67,6 +70,7 @@ __all__ = [
     "Product",
     "ProductNotOffered",
     "Quote",
+    "RatedBatch",
     "RatedFacility",
     "RatingError",
     "Surcharge",
@@ -77,6 +81,7 @@ __all__ = [
     "check_facility",
     "classify",
     "classify_number",
+    "day_number",
     "deposit_fees",
     "from_units",
     "max_affordable_seconds",
@@ -86,6 +91,7 @@ __all__ = [
     "quote_document",
     "rate_call",
     "rate_str",
+    "rerate_arrays",
     "round_ratio_to_cent",
     "round_to_cent",
     "to_units",
