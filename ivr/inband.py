@@ -4,9 +4,10 @@ The detector looks at 20 ms windows every 10 ms. A window is a *hit* for a digit
 when exactly one row and one column frequency stand out (each at least
 ``PEAK_RATIO`` above the others of its group), both are above the level floor,
 the twist is within limits (column at most 8 dB below the row, at most 4 dB
-above it), and the two tones carry most of the window's energy (speech and
-noise spread theirs). A digit is reported when two consecutive windows agree
-(so tones of 40 ms or more are caught and tones of 23 ms or less are not), and
+above it), the two tones carry most of the window's energy (speech and noise
+spread theirs), and the energy is even across the window (it is not the edge
+of a tone). A digit is reported when two consecutive windows agree (so tones
+of 40 ms or more are caught and tones under 25 ms are not), and
 the detector then waits for two windows without it before reporting again.
 """
 
@@ -30,6 +31,9 @@ NORMAL_TWIST_DB = 8.0
 REVERSE_TWIST_DB = 4.0
 #: Share of the window energy the two tones must carry.
 TONE_SHARE = 0.75
+#: Every quarter of a window must hold this share of the strongest quarter's energy, so
+#: windows that only partly overlap a tone do not count (this is what rejects short tones).
+QUARTER_BALANCE = 0.6
 #: Level floor per tone: about -33 dBm0 (0 dBm0 is a sine of amplitude ~22,700 in 16 bits).
 MIN_TONE_AMPLITUDE = 500.0
 CONFIRM_WINDOWS = 2
@@ -58,7 +62,9 @@ def classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
         return []
     proj = windows @ _BASIS
     power = proj[:, :8] ** 2 + proj[:, 8:] ** 2
-    energy = np.einsum("ij,ij->i", windows, windows)
+    q = windows.reshape(len(windows), 4, WINDOW // 4)
+    quarters = np.einsum("ijk,ijk->ij", q, q)
+    energy = quarters.sum(axis=1)
     rows, cols = power[:, :4], power[:, 4:]
     ri = rows.argmax(axis=1)
     ci = cols.argmax(axis=1)
@@ -76,6 +82,7 @@ def classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
         & (rmax * _REVERSE_TWIST >= cmax)
         # A pure tone of power P has energy 2P/N in the window.
         & ((rmax + cmax) * 2.0 / WINDOW >= TONE_SHARE * energy)
+        & (quarters.min(axis=1) >= QUARTER_BALANCE * quarters.max(axis=1))
     )
     return [KEYPAD[r][c] if good else None for r, c, good in zip(ri, ci, ok, strict=True)]
 
