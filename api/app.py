@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -15,11 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from accounts import AccountsError
 from api.auth import TokenRegistry
 from api.context import ReadinessCheck, ServiceContext, utc_now
 from api.errors import ApiError, ErrorBody
 from api.live_calls import LiveCalls
 from api.metrics import Metrics
+from rating import RatingError
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,10 @@ def create_app(
     controller's view of calls in progress; ``metrics`` the process's metrics
     (a fresh registry if omitted); ``readiness`` named checks for ``/readyz``.
     """
+    from api import accounts as accounts_routes
     from api import calls as calls_routes
-    from api import ops, page, quote
+    from api import cdrs as cdrs_routes
+    from api import ops, page, quote, screening
 
     app = FastAPI(
         title="Inmate calling services",
@@ -65,7 +70,7 @@ def create_app(
         clock=clock,
     )
     _install_error_handlers(app)
-    for module in (ops, quote, page, calls_routes):
+    for module in (ops, quote, page, accounts_routes, screening, cdrs_routes, calls_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     app.add_middleware(RequestCounter, metrics=metrics)
@@ -76,6 +81,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(AccountsError)
+    async def accounts_error(request: Request, exc: AccountsError) -> JSONResponse:
+        return _accounts_answer(request, exc)
+
+    @app.exception_handler(RatingError)
+    async def rating_error(request: Request, exc: RatingError) -> JSONResponse:
+        body = ErrorBody(error="invalid_parameter", message=str(exc), field=exc.field)
+        return JSONResponse(body.model_dump(), status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,6 +118,36 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = ErrorBody(error="internal_error", message="internal error; it has been logged")
         return JSONResponse(body.model_dump(), status_code=500)
+
+
+_ACCOUNTS_CODES = {
+    "InvalidRequest": "invalid_parameter",
+    "UnknownAccount": "not_found",
+    "NotFound": "not_found",
+    "DuplicateRequest": "duplicate",
+    "InsufficientFunds": "insufficient_funds",
+    "InvalidState": "invalid_state",
+    "StoreUnavailable": "store_unavailable",
+}
+#: Accounts errors name the field they blame as a "field: reason" prefix.
+_FIELD_PREFIX = re.compile(r"^([a-z_]+(?:\.[a-z_0-9]+)*): ")
+
+
+def _accounts_answer(request: Request, exc: AccountsError) -> JSONResponse:
+    status = int(getattr(exc, "http_status", 400))
+    # A 400 from the accounts layer is a field that failed a business rule.
+    status = 422 if status == 400 else status
+    message = str(exc) or type(exc).__name__
+    match = _FIELD_PREFIX.match(message)
+    field = match.group(1) if match else None
+    if status == 503:
+        ctx: ServiceContext = request.app.state.context
+        store = type(getattr(ctx.accounts, "store", None)).__name__
+        ctx.metrics.store_error(store, request.scope.get("route").path  # type: ignore[union-attr]
+                                if request.scope.get("route") else request.url.path)
+    code = _ACCOUNTS_CODES.get(type(exc).__name__, "conflict" if status == 409 else "error")
+    return JSONResponse(ErrorBody(error=code, message=message, field=field).model_dump(),
+                        status_code=status)
 
 
 class RequestCounter:

@@ -29,3 +29,14 @@ Context = Annotated[ServiceContext, Depends(get_context)]
 
 def accounts_of(ctx: ServiceContext) -> Any:
     return ctx.require_accounts()
+
+
+def e164(number: str, field: str = "number") -> str:
+    """A written number in E.164, or a 422 naming ``field``."""
+    from accounts import InvalidRequest, normalize_number
+    from api.errors import InvalidParameter
+
+    try:
+        return normalize_number(number, field)
+    except InvalidRequest as exc:
+        raise InvalidParameter(str(exc), field=field) from None

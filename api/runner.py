@@ -4,9 +4,41 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from api.app import create_app
 from api.server import make_server, parse_listen
+
+
+def demo_seed_path(config: Any) -> Path:
+    """The seed file loaded into a fresh store: ``seed/demo.toml`` beside the config."""
+    return Path(config.path).parent / "seed" / "demo.toml"
+
+
+async def open_account_service(config: Any, *, seed: bool = True) -> Any:
+    """The account service over the configured store, seeded if the store is fresh."""
+    from accounts import (
+        AccountService,
+        AccountsPolicy,
+        FacilityPolicy,
+        SqliteAccountStore,
+        seed_if_empty,
+    )
+
+    if config.store.kind == "sqlite":
+        store: Any = SqliteAccountStore(config.store.path)
+    else:
+        import accounts
+
+        redis_store = getattr(accounts, "RedisAccountStore", None)
+        if redis_store is None:
+            raise ValueError("store.kind = 'redis' is not available in this build")
+        store = redis_store(config.store.url)
+    await store.open()
+    if seed and demo_seed_path(config).exists():
+        await seed_if_empty(store, demo_seed_path(config))
+    facilities = {fid: FacilityPolicy.from_config(f) for fid, f in config.facilities.items()}
+    return AccountService(store, facilities, AccountsPolicy.from_config(config.accounts))
 
 
 async def run_standalone(config_path: str | Path, *, listen: str | None = None) -> int:
@@ -14,8 +46,17 @@ async def run_standalone(config_path: str | Path, *, listen: str | None = None) 
 
     config = load_config(Path(config_path))
     host, port = parse_listen(listen or config.http.listen)
-    app = create_app(config)
+    service = await open_account_service(config)
+
+    async def store_ready() -> bool:
+        await service.store.is_empty()
+        return True
+
+    app = create_app(config, service, readiness={"store": store_ready})
     server = make_server(app, host, port)
     print(f"ics api: serving http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
-    await server.serve()
+    try:
+        await server.serve()
+    finally:
+        await service.store.close()
     return 0
