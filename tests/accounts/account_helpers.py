@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 from datetime import UTC, datetime
+from typing import Any
 
-from accounts import FacilityPolicy
+from accounts import AccountStore, FacilityPolicy
 from rating import (
     FacilityKind,
     FeeBasis,
@@ -77,3 +81,29 @@ def make_facilities() -> dict[str, FacilityPolicy]:
             allowed_list_required=True,
         ),
     }
+
+
+class Interleaved:
+    """A real store whose every call first yields to the event loop.
+
+    An embedded store answers without suspending, so concurrent coroutines
+    would never interleave between a balance read and a hold; this forces
+    them to, so races the service must survive actually happen.
+    """
+
+    def __init__(self, store: AccountStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(target):
+            return target
+
+        @functools.wraps(target)
+        async def interleaved(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            result = await target(*args, **kwargs)
+            await asyncio.sleep(0)
+            return result
+
+        return interleaved

@@ -7,7 +7,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from account_helpers import BLOCKED, CA_DB, NY_NONE, PRIVILEGED, T0, TX_AC, make_facilities
+from account_helpers import (
+    BLOCKED,
+    CA_DB,
+    NY_NONE,
+    PRIVILEGED,
+    T0,
+    TX_AC,
+    Interleaved,
+    make_facilities,
+)
 
 from accounts import (
     AccountService,
@@ -142,7 +151,9 @@ async def test_facility_funding_order_is_configurable(store: AccountStore) -> No
     assert (auth.product, auth.payer_account_id) == (Product.DIRECT_BILL, "db1")
 
 
-async def test_direct_bill_within_credit_limit(service: AccountService, store: AccountStore) -> None:
+async def test_direct_bill_within_credit_limit(
+    service: AccountService, store: AccountStore
+) -> None:
     await service.open_direct_bill(CA_DB, T0, account_id="db1", credit_limit="1.00")
     auth = await authorized(service, call(1, CA_DB))
     assert auth.product is Product.DIRECT_BILL
@@ -300,6 +311,7 @@ async def test_concurrent_calls_never_spend_more_than_the_balance(
     service: AccountService, store: AccountStore
 ) -> None:
     acct = await funded_ac(service, "1.00")
+    service = AccountService(Interleaved(store), make_facilities())  # type: ignore[arg-type]
     results = await asyncio.gather(
         *(service.authorize(call(n)) for n in range(8))
     )
