@@ -522,14 +522,16 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
             raise ParseError(f"header line without a name and colon: {line[:80]!r}")
         name = line[:colon].rstrip()
         key = name.lower()
-        key = COMPACT_FORMS.get(key, key)
+        if len(key) == 1:
+            key = COMPACT_FORMS.get(key, key)
+            name = display_name(key)
         if not _TOKEN.match(name):
             raise ParseError(f"bad header name {name[:40]!r}")
         value = line[colon + 1 :].strip()
         existing = values.get(key)
         if existing is None:
             values[key] = [value]
-            names[key] = display_name(key)
+            names[key] = name
         elif key in SINGLE_VALUE_HEADERS:
             raise ParseError(f"duplicate {display_name(key)} header")
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import socket
@@ -34,7 +35,9 @@ class SipTransport:
         idle_timeout: float = 300.0,
         max_connections: int = 1024,
         connect_timeout: float = 5.0,
+        udp_buffer: int = 4 * 1024 * 1024,
     ) -> None:
+        self.udp_buffer = udp_buffer
         self.endpoint = endpoint
         self.on_event = on_event
         self.idle_timeout = idle_timeout
@@ -65,6 +68,11 @@ class SipTransport:
             lambda: _DatagramProtocol(self), local_addr=(host, port), family=family
         )
         bound = transport.get_extra_info("sockname")[:2]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Bursts at high call rates overflow the default buffer; the kernel caps this.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_buffer)
         self._udp[":" in host] = transport
         self.endpoint.set_local_address("udp", bound[0], bound[1])
         return (bound[0], bound[1])
@@ -237,7 +245,7 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.owner._datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
