@@ -20,20 +20,29 @@ DEFAULT_FUNDING_ORDER: tuple[Product, ...] = (
 )
 
 
+DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 @dataclass(frozen=True)
 class CallingWindow:
-    """Calls may start from ``start`` (inclusive) to ``end`` (exclusive), facility local time.
-
-    ``end`` before ``start`` wraps past midnight.
+    """Calls may start from ``start`` (inclusive) to ``end`` (exclusive), facility local time,
+    on the listed days ("mon".."sun"). ``end`` before ``start`` wraps past midnight (the
+    day is the day the window starts).
     """
 
     start: time
     end: time
+    days: frozenset[str] = frozenset(DAY_NAMES)
 
-    def contains(self, local: time) -> bool:
+    def contains(self, local: datetime) -> bool:
+        t = local.time()
+        today = DAY_NAMES[local.weekday()]
+        yesterday = DAY_NAMES[(local.weekday() - 1) % 7]
         if self.start <= self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
+            return today in self.days and self.start <= t < self.end
+        return (today in self.days and t >= self.start) or (
+            yesterday in self.days and t < self.end
+        )
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,8 @@ class FacilityPolicy:
     def __post_init__(self) -> None:
         if self.max_call_seconds <= 0:
             raise ValueError(f"{self.id}: max_call_seconds must be positive")
-        if self.refund_window_days <= 0:
-            raise ValueError(f"{self.id}: refund_window_days must be positive")
+        if self.refund_window_days < 0:
+            raise ValueError(f"{self.id}: refund_window_days must not be negative")
         unknown = [p for p in self.funding_order if Product(p) not in Product]
         if unknown or len(set(self.funding_order)) != len(self.funding_order):
             raise ValueError(f"{self.id}: funding_order must list distinct products")
@@ -65,7 +74,7 @@ class FacilityPolicy:
     def within_calling_hours(self, at: datetime) -> bool:
         if not self.calling_hours:
             return True
-        local = at.astimezone(self._zone).time()
+        local = at.astimezone(self._zone)
         return any(window.contains(local) for window in self.calling_hours)
 
     @classmethod
@@ -96,13 +105,14 @@ def _as_windows(hours: Any) -> Sequence[Any]:
 
 
 def _window(value: Any) -> CallingWindow:
-    """A window from ("07:00", "22:00"), "07:00-22:00" or an object with start/end."""
+    """A window from ("07:00", "22:00"), "07:00-22:00" or an object with start/end/days."""
     if isinstance(value, str):
         start, _, end = value.partition("-")
     elif isinstance(value, (list, tuple)) and len(value) == 2:
         start, end = value
     else:
-        start, end = value.start, value.end
+        days = getattr(value, "days", None) or DAY_NAMES
+        return CallingWindow(_time(value.start), _time(value.end), frozenset(days))
     return CallingWindow(_time(start), _time(end))
 
 

@@ -710,29 +710,36 @@ class AccountService:
         threshold the refund is approved at once; otherwise it waits in the
         review queue. A balance is never forfeited.
         """
-        account = await self.store.get_account(account_id)
-        if account.product not in (Product.ADVANCE_CONNECT, Product.DEBIT):
-            raise InvalidRequest(f"a {account.product} account has no prepaid balance to refund")
-        amount = account.balance_units
-        if amount <= 0:
-            raise InvalidState(f"account {account_id!r} has no balance to refund")
-        window_days = self.policy.default_refund_window_days
-        if account.last_call_facility in self.facilities:
-            window_days = self.facilities[account.last_call_facility].refund_window_days
-        within_window = account.last_call_at is None or at - account.last_call_at <= timedelta(
-            days=window_days
-        )
-        review = amount > self.policy.refund_review_threshold_units or not within_window
-        refund = Refund(
-            id=self.new_id(),
-            account_id=account_id,
-            amount_units=amount,
-            method=await self._refund_method(account, amount),
-            status=RefundStatus.PENDING_REVIEW if review else RefundStatus.APPROVED,
-            requested_at=at,
-            reason=reason if within_window else f"{reason}; outside the refund window",
-        )
-        return await self.store.create_refund(refund, at=at)
+        for _ in range(RESERVE_ATTEMPTS):
+            account = await self.store.get_account(account_id)
+            if account.product not in (Product.ADVANCE_CONNECT, Product.DEBIT):
+                raise InvalidRequest(
+                    f"a {account.product} account has no prepaid balance to refund"
+                )
+            amount = account.balance_units
+            if amount <= 0:
+                raise InvalidState(f"account {account_id!r} has no balance to refund")
+            window_days = self.policy.default_refund_window_days
+            if account.last_call_facility in self.facilities:
+                window_days = self.facilities[account.last_call_facility].refund_window_days
+            within_window = account.last_call_at is None or (
+                at - account.last_call_at <= timedelta(days=window_days)
+            )
+            review = amount > self.policy.refund_review_threshold_units or not within_window
+            refund = Refund(
+                id=self.new_id(),
+                account_id=account_id,
+                amount_units=amount,
+                method=await self._refund_method(account, amount),
+                status=RefundStatus.PENDING_REVIEW if review else RefundStatus.APPROVED,
+                requested_at=at,
+                reason=reason if within_window else f"{reason}; outside the refund window",
+            )
+            try:
+                return await self.store.create_refund(refund, at=at)
+            except InsufficientFunds:
+                continue  # a call took a hold meanwhile: refund what is left now
+        raise InvalidState(f"account {account_id!r} balance kept changing; try again")
 
     async def approve_refund(self, refund_id: str, at: datetime) -> Refund:
         return await self.store.decide_refund(refund_id, RefundStatus.APPROVED, at=at)
