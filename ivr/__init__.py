@@ -53,7 +53,7 @@ from ivr.menu import (
 )
 from ivr.phrases import rate_announcement, say_minutes, say_money, say_number
 from ivr.ports import PortAllocator
-from ivr.recorder import Recorder
+from ivr.recorder import Recorder, open_recording
 from ivr.rfc4733 import TelephoneEvent, TelephoneEventReceiver, event_packets
 from ivr.rtcp import ReceiverReport, ReceptionStats, SenderReport, parse_compound
 from ivr.rtp import RtpPacket, SequenceTracker
@@ -104,6 +104,7 @@ __all__ = [
     "alaw_encode",
     "dtmf_tone",
     "event_packets",
+    "open_recording",
     "parse_compound",
     "parse_dtmf_info",
     "rate_announcement",

@@ -111,3 +111,23 @@ class Recorder:
     @property
     def duration(self) -> float:
         return self.frames_written / RATE
+
+
+def open_recording(
+    directory: Path | str,
+    call_id: str,
+    *,
+    privileged: bool,
+    codecs: tuple[Codec, Codec],
+    now: float,
+) -> Recorder | None:
+    """The recorder of an accepted call, or None: privileged calls are never recorded.
+
+    The file is ``<directory>/<call_id>.wav``; its path (``Recorder.path``)
+    is what the CDR points at.
+    """
+    if privileged:
+        return None
+    if not call_id or any(c in call_id for c in "/\\\0") or call_id.startswith("."):
+        raise ValueError(f"call id {call_id!r} cannot name a recording file")
+    return Recorder(Path(directory) / f"{call_id}.wav", codecs, now)

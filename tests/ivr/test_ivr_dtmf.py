@@ -66,7 +66,8 @@ def test_multi_event_payload_reports_the_earlier_event_once() -> None:
     rx = TelephoneEventReceiver()
     # '1' starts at ts 0; its end is lost but repeated in the next event's packet.
     assert rx.receive(TelephoneEvent(1, False, 10, 320).serialize(), 0, 0.0) == []
-    both = TelephoneEvent(1, True, 10, 800).serialize() + TelephoneEvent(2, False, 10, 160).serialize()
+    end_1 = TelephoneEvent(1, True, 10, 800).serialize()
+    both = end_1 + TelephoneEvent(2, False, 10, 160).serialize()
     got = rx.receive(both, 1600, 0.2)
     assert [g.digit for g in got] == ["1"]
     got += rx.receive(both, 1600, 0.22)  # redundant copy

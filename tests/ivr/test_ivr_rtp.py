@@ -26,7 +26,7 @@ def test_parse_captured_packet() -> None:
 
 
 def test_round_trip_with_csrc_extension() -> None:
-    p = RtpPacket(8, 65535, 0xFFFFFFFF, 0xDEADBEEF, b"\xd5" * 160, True, [1, 2], 0xBEDE, b"\x00" * 8)
+    p = RtpPacket(8, 65535, 0xFFFFFFFF, 0xDEADBEEF, b"\xd5" * 160, True, [1, 2], 0xBEDE, bytes(8))
     data = p.serialize()
     assert RtpPacket.parse(data) == p
     assert RtpPacket.parse(data).serialize() == data
