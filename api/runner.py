@@ -15,8 +15,8 @@ def demo_seed_path(config: Any) -> Path:
     return Path(config.path).parent / "seed" / "demo.toml"
 
 
-async def open_account_service(config: Any, *, seed: bool = True) -> Any:
-    """The account service over the configured store, seeded if the store is fresh."""
+async def open_account_service(config: Any, *, seed: bool = True, store: Any = None) -> Any:
+    """The account service over the configured store (or ``store``), seeded if fresh."""
     from accounts import (
         AccountService,
         AccountsPolicy,
@@ -25,8 +25,10 @@ async def open_account_service(config: Any, *, seed: bool = True) -> Any:
         seed_if_empty,
     )
 
-    if config.store.kind == "sqlite":
-        store: Any = SqliteAccountStore(config.store.path)
+    if store is not None:
+        pass
+    elif config.store.kind == "sqlite":
+        store = SqliteAccountStore(config.store.path)
     else:
         import accounts
 

@@ -1,0 +1,85 @@
+"""GET /v1/quote: the documented contract, and a field-named 4xx for every bad parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from rating import quote_document
+from tests.api.conftest import NOW
+
+
+async def test_quote_matches_the_rating_document(client: httpx.AsyncClient, config: Any) -> None:
+    r = await client.get("/v1/quote", params={"facility": "tx-state-prison",
+                                              "number": "(512) 555-0100", "minutes": "15"})
+    assert r.status_code == 200
+    body = r.json()
+    expected = quote_document(config.facilities["tx-state-prison"].rated, "+15125550100", 15, NOW)
+    assert body == expected
+    assert body["number"] == "+15125550100"
+    assert body["jurisdiction"] == "intrastate"
+    assert body["cap_per_minute"] == "0.06"  # FCC 2024 permanent cap for prisons
+    products = {q["product"]: q for q in body["quotes"]}
+    ac = products["advance_connect"]
+    assert ac["rate_per_minute"] == "0.0600"
+    assert ac["billed_minutes"] == 15
+    assert ac["charge"] == "0.90"
+    assert ac["total"] == "0.90"
+    for q in body["quotes"]:
+        for money in ("rate_per_minute", "charge", "total"):
+            assert isinstance(q[money], str)
+
+
+async def test_interstate_and_international_quotes(client: httpx.AsyncClient) -> None:
+    r = await client.get("/v1/quote", params={"facility": "tx-state-prison",
+                                              "number": "+12125550100", "minutes": "1"})
+    assert r.status_code == 200
+    assert r.json()["jurisdiction"] == "interstate"
+    r = await client.get("/v1/quote", params={"facility": "tx-state-prison",
+                                              "number": "011442079460958", "minutes": "3"})
+    assert r.status_code == 200
+    assert r.json()["jurisdiction"] == "international"
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "field"),
+    [
+        ({"facility": "nowhere", "number": "5125550100", "minutes": "5"}, 404, "facility"),
+        ({"facility": "tx-state-prison", "number": "5125550100", "minutes": "0"}, 422, "minutes"),
+        ({"facility": "tx-state-prison", "number": "5125550100", "minutes": "21"}, 422,
+         "minutes"),
+        ({"facility": "al-county-jail", "number": "5125550100", "minutes": "16"}, 422, "minutes"),
+        ({"facility": "tx-state-prison", "number": "5125550100", "minutes": "ten"}, 422,
+         "minutes"),
+        ({"facility": "tx-state-prison", "number": "5125550100", "minutes": "1.5"}, 422,
+         "minutes"),
+        ({"facility": "tx-state-prison", "number": "5125550100", "minutes": "-3"}, 422,
+         "minutes"),
+        ({"facility": "tx-state-prison", "number": "12", "minutes": "5"}, 422, "number"),
+        ({"facility": "tx-state-prison", "number": "not a phone", "minutes": "5"}, 422, "number"),
+        ({"facility": "tx-state-prison", "number": "+1 555 0100 999 999", "minutes": "5"}, 422,
+         "number"),
+        ({"facility": "tx-state-prison", "number": "", "minutes": "5"}, 422, "number"),
+        ({"number": "5125550100", "minutes": "5"}, 422, "facility"),
+        ({"facility": "tx-state-prison", "minutes": "5"}, 422, "number"),
+        ({"facility": "tx-state-prison", "number": "5125550100"}, 422, "minutes"),
+    ],
+)
+async def test_bad_parameters_name_the_field(client: httpx.AsyncClient, params: dict[str, str],
+                                             status: int, field: str) -> None:
+    r = await client.get("/v1/quote", params=params)
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["field"] == field
+    assert body["error"] in ("invalid_parameter", "not_found")
+    assert body["message"]
+
+
+async def test_quote_is_documented_in_openapi(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    op = doc["paths"]["/v1/quote"]["get"]
+    assert {p["name"] for p in op["parameters"]} == {"facility", "number", "minutes"}
+    assert set(op["responses"]) >= {"200", "404", "422"}
+    assert "security" not in op
