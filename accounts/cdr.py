@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from rating import cents_str
 
 
 class CallOutcome(StrEnum):
@@ -62,7 +64,35 @@ class CdrFilter:
     limit: int | None = None
 
 
-CSV_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallDetailRecord))
+#: CSV columns. The first six are the input of ``ics rerate`` (``seconds`` is the
+#: talked duration that was billed, ``started_at`` the setup time the call was
+#: priced at), so an export can be re-rated as it is; money is decimal strings.
+CSV_COLUMNS: tuple[str, ...] = (
+    "call_id",
+    "facility",
+    "number",
+    "product",
+    "seconds",
+    "started_at",
+    "pin",
+    "jurisdiction",
+    "payer_account_id",
+    "answer_at",
+    "accept_at",
+    "end_at",
+    "billed_seconds",
+    "charge",
+    "fees",
+    "taxes",
+    "total",
+    "outcome",
+    "disconnect_reason",
+    "disconnect_side",
+    "privileged",
+    "recording_path",
+    "recovered",
+    "reservation_id",
+)
 
 
 def _cell(value: object) -> str:
@@ -75,11 +105,42 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def csv_row(record: CallDetailRecord) -> list[str]:
+    r = record
+    values: tuple[object, ...] = (
+        r.call_id,
+        r.facility_id,
+        r.number_e164,
+        r.product,
+        r.talked_seconds,
+        r.setup_at,
+        r.pin,
+        r.jurisdiction,
+        r.payer_account_id,
+        r.answer_at,
+        r.accept_at,
+        r.end_at,
+        r.billed_seconds,
+        cents_str(r.charge_units),
+        cents_str(r.fee_units),
+        cents_str(r.tax_units),
+        cents_str(r.total_units),
+        r.outcome,
+        r.disconnect_reason,
+        r.disconnect_side,
+        r.privileged,
+        r.recording_path,
+        r.recovered,
+        r.reservation_id,
+    )
+    return [_cell(v) for v in values]
+
+
 def export_csv(records: Iterable[CallDetailRecord]) -> str:
     """CDRs as CSV text with a header row, one row per record."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_FIELDS)
+    writer.writerow(CSV_COLUMNS)
     for record in records:
-        writer.writerow([_cell(getattr(record, name)) for name in CSV_FIELDS])
+        writer.writerow(csv_row(record))
     return out.getvalue()

@@ -1,0 +1,77 @@
+"""What only the SQLite store promises: the database guards the ledger, and the file lasts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from account_helpers import T0, TX_AC
+
+from accounts import (
+    Account,
+    Book,
+    LedgerTransaction,
+    Leg,
+    SqliteAccountStore,
+    StoreUnavailable,
+)
+from rating import Product
+
+
+async def seeded(path: Path) -> SqliteAccountStore:
+    store = SqliteAccountStore(path)
+    await store.open()
+    await store.create_account(
+        Account(id="a1", product=Product.ADVANCE_CONNECT, created_at=T0, numbers=(TX_AC,))
+    )
+    await store.post(
+        LedgerTransaction(
+            kind="deposit",
+            at=T0,
+            account_id="a1",
+            idempotency_key="k1",
+            legs=(Leg(Book.ACCOUNT, "a1", 10_000), Leg(Book.FUNDS_IN, "card", -10_000)),
+        )
+    )
+    return store
+
+
+async def test_ledger_rows_cannot_be_updated_or_deleted(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    await store.close()
+    db = sqlite3.connect(tmp_path / "a.sqlite3")
+    for sql in (
+        "UPDATE ledger_entries SET amount = amount + 1",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_transactions SET kind = 'x'",
+        "DELETE FROM ledger_transactions",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute(sql)
+    assert db.execute("SELECT SUM(amount) FROM ledger_entries").fetchone() == (0,)
+    db.close()
+
+
+async def test_data_survives_reopen_and_runs_in_wal(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    await store.close()
+    again = SqliteAccountStore(tmp_path / "a.sqlite3", synchronous="NORMAL")
+    await again.open()
+    assert again.db.execute("PRAGMA synchronous").fetchone()[0] == 1
+    assert (await again.get_account("a1")).balance_units == 10_000
+    assert await again.book_balance(Book.ACCOUNT, "a1") == 10_000
+    await again.close()
+
+
+async def test_closed_or_unopenable_store_is_unavailable(tmp_path: Path) -> None:
+    store = SqliteAccountStore(tmp_path / "a.sqlite3")
+    with pytest.raises(StoreUnavailable):
+        await store.get_account("a1")
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(StoreUnavailable):
+        await SqliteAccountStore(tmp_path / "dir.sqlite3").open()
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteAccountStore(tmp_path / "b.sqlite3", synchronous="OFF")  # type: ignore[arg-type]
