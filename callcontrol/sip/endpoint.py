@@ -374,6 +374,7 @@ class Endpoint:
         if method == "ACK":
             if tx is not None and tx.state == "completed":
                 tx.advance("ack")
+                tx.timers.clear()
                 self._set_timer(tx, "I", now + (0.0 if tx.reliable else self.t4))
                 return
             if tx is not None and tx.state == "confirmed":
@@ -382,7 +383,7 @@ class Endpoint:
             return
         if tx is not None:
             # A retransmission: repeat our last response, never bother the TU.
-            if tx.last_response is not None and tx.state != "accepted":
+            if tx.last_response is not None and tx.state in ("proceeding", "completed"):
                 self._out.append(
                     Transmission(tx.last_response, tx.address, tx.transport, tx.connection)
                 )

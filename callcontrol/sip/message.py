@@ -539,6 +539,10 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
     for key in _REQUIRED_HEADERS:
         if key not in values or not values[key][0]:
             raise ParseError(f"missing {display_name(key)} header")
+    first_via = split_header_values(values["via"][0])
+    if not first_via:
+        raise ParseError("empty Via header")
+    Via.parse(first_via[0])
     seq_method = parse_cseq(values["cseq"][0])
     if isinstance(message, Request) and seq_method[1] != message.method:
         raise ParseError(f"CSeq method {seq_method[1]} does not match {message.method}")
