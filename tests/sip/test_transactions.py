@@ -89,7 +89,7 @@ def test_timer_g_retransmits_error_until_timer_h(uas: Endpoint) -> None:
     # G doubles from T1 up to T2 (0.5, 1, 2, 4, 4...), H ends it at 64*T1.
     times = fire_until(uas, 40.0)
     assert times[:5] == [0.5, 1.5, 3.5, 7.5, 11.5]
-    assert all(b - a == pytest.approx(4.0) for a, b in itertools.pairwise(times))
+    assert all(b - a == pytest.approx(4.0) for a, b in itertools.pairwise(times[3:]))
     assert times[-1] < 32.0
     assert uas.transaction_count == 0
     assert drain(uas) == []
