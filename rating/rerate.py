@@ -25,8 +25,8 @@ import numpy.typing as npt
 from rating.errors import ProductNotOffered, RatingError
 from rating.facility import RatedFacility
 from rating.jurisdiction import Jurisdiction
-from rating.money import PCT_SCALE, UNITS_PER_CENT
-from rating.tariff import FeeBasis, Product, Surcharge
+from rating.money import PCT_SCALE, UNITS_PER_CENT, round_to_cent
+from rating.tariff import DateRange, FeeBasis, Product
 
 PRODUCTS: Final = tuple(Product)
 JURISDICTIONS: Final = tuple(Jurisdiction)
@@ -34,8 +34,11 @@ PRODUCT_INDEX: Final = {p: i for i, p in enumerate(PRODUCTS)}
 JURISDICTION_INDEX: Final = {j: i for i, j in enumerate(JURISDICTIONS)}
 _INTERNATIONAL: Final = JURISDICTION_INDEX[Jurisdiction.INTERNATIONAL]
 _EPOCH: Final = date(1970, 1, 1).toordinal()
+#: Rows rated per step: small enough for the temporaries to stay in cache.
+CHUNK_ROWS: Final = 32_768
 
 Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def day_number(day: date) -> int:
@@ -56,84 +59,86 @@ class RatedBatch:
     total_units: Int64Array
 
 
-def _half_up(numerator: Int64Array, denominator: int) -> Int64Array:
-    """``numerator / denominator`` rounded half-up to an integer (numerator >= 0)."""
-    result: Int64Array = (2 * numerator + denominator) // (2 * denominator)
-    return result
-
-
 def _cents(numerator: Int64Array, denominator: int) -> Int64Array:
-    """Units rounded half-up to whole cents, as ``rating.money.round_ratio_to_cent``."""
-    return _half_up(numerator, denominator * UNITS_PER_CENT) * UNITS_PER_CENT
+    """``numerator / denominator`` units rounded half-up to whole cents (numerator >= 0).
+
+    The same rule as ``rating.money.round_ratio_to_cent``; works in place on
+    ``numerator``, which callers pass as a temporary.
+    """
+    den = denominator * UNITS_PER_CENT
+    numerator *= 2
+    numerator += den
+    numerator //= 2 * den
+    numerator *= UNITS_PER_CENT
+    return numerator
 
 
-def _line_amounts(line: Surcharge, charge: Int64Array, billed_seconds: Int64Array) -> Int64Array:
-    if line.basis is FeeBasis.PERCENT:
-        return _cents(charge * line.value, PCT_SCALE)
-    if line.basis is FeeBasis.PER_CALL:
-        fixed = _half_up(np.asarray(line.value, dtype=np.int64), UNITS_PER_CENT) * UNITS_PER_CENT
-        return np.full(charge.shape, fixed, dtype=np.int64)
-    return _cents(billed_seconds * line.value, 60)
+def _same_increment(facilities: Sequence[RatedFacility]) -> int | None:
+    increments = {f.tariff.increment_seconds for f in facilities}
+    return increments.pop() if len(increments) == 1 else None
 
 
-BoolArray = npt.NDArray[np.bool_]
+@dataclass(frozen=True)
+class _Slot:
+    """Lines of one basis, bill side and date range, at most one per facility.
+
+    ``values`` holds each line's value at the flat index of every
+    (facility, product, jurisdiction) it applies to, 0 elsewhere, so one
+    gather prices the slot for every row whatever its facility.
+    """
+
+    basis: FeeBasis
+    is_tax: bool
+    allowed: DateRange
+    values: Int64Array
 
 
-def _lookup(
-    members: frozenset[Product] | frozenset[Jurisdiction], universe: tuple[object, ...]
-) -> BoolArray:
-    if not members:
-        return np.ones(len(universe), dtype=np.bool_)
-    return np.array([item in members for item in universe], dtype=np.bool_)
+def _slots(facilities: Sequence[RatedFacility]) -> list[_Slot]:
+    n_p, n_j = len(PRODUCTS), len(JURISDICTIONS)
+    tables: dict[tuple[FeeBasis, bool, DateRange, int], Int64Array] = {}
+    for f, facility in enumerate(facilities):
+        seen: dict[tuple[FeeBasis, bool, DateRange], int] = {}
+        for line in facility.tariff.call_lines():
+            kind = (line.basis, line.is_tax, line.allowed)
+            occurrence = seen.get(kind, 0)
+            seen[kind] = occurrence + 1
+            values = tables.setdefault((*kind, occurrence),
+                                       np.zeros(len(facilities) * n_p * n_j, dtype=np.int64))
+            value = line.value
+            if line.basis is FeeBasis.PER_CALL:
+                value = round_to_cent(value)
+            for p, product in enumerate(PRODUCTS):
+                for j, jurisdiction in enumerate(JURISDICTIONS):
+                    if line.applies_to(product, jurisdiction):
+                        values[(f * n_p + p) * n_j + j] = value
+    return [_Slot(basis, is_tax, allowed, values)
+            for (basis, is_tax, allowed, _), values in tables.items()]
 
 
-def _rate_facility(
-    facility: RatedFacility,
-    product: Int64Array,
-    jurisdiction: Int64Array,
-    seconds: Int64Array,
-    day: Int64Array,
-    termination: Int64Array,
-    rows: Int64Array,
-) -> tuple[Int64Array, ...]:
-    tariff = facility.tariff
-    table = np.full((len(PRODUCTS), len(JURISDICTIONS)), -1, dtype=np.int64)
-    for p, by_jurisdiction in tariff.rates.items():
-        for j, units in by_jurisdiction.items():
-            table[PRODUCT_INDEX[p], JURISDICTION_INDEX[j]] = units
-    rate = table[product, jurisdiction]
-    missing = np.flatnonzero(rate < 0)
-    if missing.size:
-        row = int(rows[missing[0]])
-        raise ProductNotOffered(
-            f"row {row}: tariff {tariff.name!r} has no "
-            f"{JURISDICTIONS[int(jurisdiction[missing[0]])]} rate for product "
-            f"{PRODUCTS[int(product[missing[0]])]}"
-        )
-    rate = rate + np.where(jurisdiction == _INTERNATIONAL, termination, 0)
-    increment = tariff.increment_seconds
-    billed = (seconds + (increment - 1)) // increment
-    billed_seconds = billed * increment
-    charge = _cents(rate * billed_seconds, 60)
-    fees = np.zeros_like(charge)
-    taxes = np.zeros_like(charge)
-    connected = billed > 0
-    for line in tariff.call_lines():
-        applies = (
-            connected
-            & _lookup(line.products, PRODUCTS)[product]
-            & _lookup(line.jurisdictions, JURISDICTIONS)[jurisdiction]
-        )
-        if line.allowed.start is not None:
-            applies &= day >= day_number(line.allowed.start)
-        if line.allowed.end is not None:
-            applies &= day <= day_number(line.allowed.end)
-        amount = np.where(applies, _line_amounts(line, charge, billed_seconds), 0)
-        if line.is_tax:
-            taxes += amount
-        else:
-            fees += amount
-    return billed, billed_seconds, rate, charge, fees, taxes, charge + fees + taxes
+def _first_bad(mask: BoolArray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def _validate(
+    n_facilities: int,
+    first_row: int,
+    fac: Int64Array,
+    prod: Int64Array,
+    jur: Int64Array,
+    secs: Int64Array,
+    term: Int64Array,
+) -> None:
+    for name, arr, limit in (("facility", fac, n_facilities), ("product", prod, len(PRODUCTS)),
+                             ("jurisdiction", jur, len(JURISDICTIONS))):
+        if arr.min() < 0 or arr.max() >= limit:
+            row = _first_bad((arr < 0) | (arr >= limit))
+            raise RatingError(
+                f"row {first_row + row}: {name} index {int(arr[row])} out of range", field=name
+            )
+    for name, arr in (("seconds", secs), ("termination", term)):
+        if arr.min() < 0:
+            row = _first_bad(arr < 0)
+            raise RatingError(f"row {first_row + row}: {name} must not be negative", field=name)
 
 
 def rerate_arrays(
@@ -165,31 +170,100 @@ def rerate_arrays(
                       ("day", days), ("termination", term)):
         if arr.shape != (n,):
             raise RatingError(f"{name}: expected {n} rows, got shape {arr.shape}", field=name)
-    for name, arr, limit in (("facility", fac, len(facilities)), ("product", prod, len(PRODUCTS)),
-                             ("jurisdiction", jur, len(JURISDICTIONS))):
-        bad = np.flatnonzero((arr < 0) | (arr >= limit))
-        if bad.size:
-            raise RatingError(f"row {int(bad[0])}: {name} index {int(arr[bad[0]])} out of range",
-                              field=name)
-    for name, arr in (("seconds", secs), ("termination", term)):
-        bad = np.flatnonzero(arr < 0)
-        if bad.size:
-            raise RatingError(f"row {int(bad[0])}: {name} must not be negative", field=name)
-    outputs = [np.zeros(n, dtype=np.int64) for _ in range(7)]
-    single = len(facilities) == 1 or (n > 0 and bool((fac == fac[0]).all()))
-    groups = [(int(fac[0]) if n else 0, None)] if single else [
-        (f, np.flatnonzero(fac == f)) for f in range(len(facilities))
-    ]
-    for f, rows in groups:
-        if rows is None:
-            results = _rate_facility(facilities[f], prod, jur, secs, days, term,
-                                     np.arange(n, dtype=np.int64))
-            outputs = list(results)
-            continue
-        if not rows.size:
-            continue
-        results = _rate_facility(facilities[f], prod[rows], jur[rows], secs[rows], days[rows],
-                                 term[rows], rows)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return RatedBatch(empty, empty, empty, empty, empty, empty, empty)
+    plan = _Plan.build(facilities)
+    outputs = [np.empty(n, dtype=np.int64) for _ in range(7)]
+    for lo in range(0, n, CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS, n)
+        _validate(len(facilities), lo, fac[lo:hi], prod[lo:hi], jur[lo:hi], secs[lo:hi],
+                  term[lo:hi])
+        results = plan.rate(fac[lo:hi], prod[lo:hi], jur[lo:hi], secs[lo:hi], days[lo:hi],
+                            term[lo:hi], lo)
         for out, values in zip(outputs, results, strict=True):
-            out[rows] = values
+            out[lo:hi] = values
     return RatedBatch(*outputs)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Lookup tables of a set of facilities, indexed by flat (facility, product, jurisdiction)."""
+
+    facilities: Sequence[RatedFacility]
+    rates: Int64Array
+    increments: Int64Array
+    same_increment: int | None
+    slots: list[_Slot]
+
+    @classmethod
+    def build(cls, facilities: Sequence[RatedFacility]) -> _Plan:
+        n_p, n_j = len(PRODUCTS), len(JURISDICTIONS)
+        rates = np.full(len(facilities) * n_p * n_j, -1, dtype=np.int64)
+        for f, rated in enumerate(facilities):
+            for product, by_jurisdiction in rated.tariff.rates.items():
+                for jurisdiction, units in by_jurisdiction.items():
+                    rates[(f * n_p + PRODUCT_INDEX[product]) * n_j
+                          + JURISDICTION_INDEX[jurisdiction]] = units
+        increments = np.array([f.tariff.increment_seconds for f in facilities], dtype=np.int64)
+        return cls(facilities, rates, increments, _same_increment(facilities),
+                   _slots(facilities))
+
+    def rate(
+        self,
+        fac: Int64Array,
+        prod: Int64Array,
+        jur: Int64Array,
+        secs: Int64Array,
+        days: Int64Array,
+        term: Int64Array,
+        first_row: int,
+    ) -> tuple[Int64Array, ...]:
+        n_p, n_j = len(PRODUCTS), len(JURISDICTIONS)
+        index = fac * (n_p * n_j)
+        index += prod * n_j
+        index += jur
+        rate = self.rates[index]
+        if rate.min() < 0:
+            row = _first_bad(rate < 0)
+            raise ProductNotOffered(
+                f"row {first_row + row}: tariff "
+                f"{self.facilities[int(fac[row])].tariff.name!r} has no "
+                f"{JURISDICTIONS[int(jur[row])]} rate for product {PRODUCTS[int(prod[row])]}"
+            )
+        rate += np.where(jur == _INTERNATIONAL, term, 0)
+        if self.same_increment is not None:
+            step = self.same_increment
+            billed = secs + (step - 1)
+            billed //= step
+            billed_seconds = billed * step
+        else:
+            increment = self.increments[fac]
+            billed = secs + increment
+            billed -= 1
+            billed //= increment
+            billed_seconds = billed * increment
+        charge = _cents(rate * billed_seconds, 60)
+        fees = np.zeros(charge.shape, dtype=np.int64)
+        taxes = np.zeros(charge.shape, dtype=np.int64)
+        for slot in self.slots:
+            value = slot.values[index]
+            if slot.basis is FeeBasis.PERCENT:
+                value *= charge
+                amount = _cents(value, PCT_SCALE)
+            elif slot.basis is FeeBasis.PER_CALL:
+                amount = value * (billed > 0)
+            else:
+                value *= billed_seconds
+                amount = _cents(value, 60)
+            if slot.allowed.start is not None:
+                amount *= days >= day_number(slot.allowed.start)
+            if slot.allowed.end is not None:
+                amount *= days <= day_number(slot.allowed.end)
+            if slot.is_tax:
+                taxes += amount
+            else:
+                fees += amount
+        total = charge + fees
+        total += taxes
+        return billed, billed_seconds, rate, charge, fees, taxes, total
