@@ -135,6 +135,15 @@ def _rate_units(tariff: Tariff, product: Product, jurisdiction: Jurisdiction) ->
     return units
 
 
+def _product(product: Product | str) -> Product:
+    try:
+        return Product(product)
+    except ValueError:
+        known = ", ".join(p.value for p in Product)
+        message = f"unknown product {product!r} (one of {known})"
+        raise RatingError(message, field="product") from None
+
+
 def _check_seconds(seconds: int, field: str = "seconds") -> None:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise RatingError(f"{field} must be a whole number, not {seconds!r}", field=field)
@@ -153,7 +162,7 @@ def rate_call(
     """Price a call whose jurisdiction is already known (the scalar engine)."""
     _check_seconds(seconds)
     tariff = facility.tariff
-    product = Product(product)
+    product = _product(product)
     rate = _rate_units(tariff, product, jurisdiction)
     if jurisdiction is not Jurisdiction.INTERNATIONAL:
         termination_units = 0
@@ -232,7 +241,7 @@ def max_affordable_seconds(
     billing increments, at most the facility's limit (or one day).
     """
     _check_seconds(budget_units, "budget")
-    product = Product(product)
+    product = _product(product)
     called = classify(facility, number)
     termination = _termination(facility, called)
     jurisdiction = called.jurisdiction

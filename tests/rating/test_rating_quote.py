@@ -178,8 +178,9 @@ def test_errors_name_the_field() -> None:
     assert info2.value.field == "seconds"
     with pytest.raises(InvalidNumber):
         quote(facility, "nonsense", AC, 60, TODAY)
-    with pytest.raises(ValueError):
+    with pytest.raises(RatingError) as info4:
         quote(facility, TX, "collect", 60, TODAY)  # type: ignore[arg-type]
+    assert info4.value.field == "product"
     with pytest.raises(RatingError) as info3:
         max_affordable_seconds(facility, TX, AC, -5, TODAY)
     assert info3.value.field == "budget"
