@@ -379,6 +379,9 @@ class Endpoint:
                 return
             if tx is not None and tx.state == "confirmed":
                 return
+            if self.screen is not None and self.screen.screen(request, address, now).drop:
+                self._emit(MessageRejected(address, transport, None, "ACK from untrusted source"))
+                return
             self._receive_2xx_ack(request, address, transport)
             return
         if tx is not None:

@@ -175,8 +175,8 @@ class TrunkPolicy:
             bucket = self._buckets[host] = TokenBucket(self.invite_burst, now)
         else:
             bucket.tokens = min(self.invite_burst,
-                                bucket.tokens + (now - bucket.stamp) * self.invite_rate)
-            bucket.stamp = now
+                                bucket.tokens + max(0.0, now - bucket.stamp) * self.invite_rate)
+            bucket.stamp = max(bucket.stamp, now)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return True
