@@ -25,7 +25,7 @@ def uas_dialog(extra: list[str] | None = None) -> tuple[Request, Dialog]:
 
 
 def test_uas_dialog_identity_and_targets() -> None:
-    request, dialog = uas_dialog(["Record-Route: <sip:p1.example;lr>, <sip:p2.example;lr>"])
+    _request, dialog = uas_dialog(["Record-Route: <sip:p1.example;lr>, <sip:p2.example;lr>"])
     assert dialog.id == ("call-1@test", "local", "ft1")
     assert dialog.remote_target == "sip:100001@127.0.0.11:5070"
     assert dialog.route_set == ["<sip:p1.example;lr>", "<sip:p2.example;lr>"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,7 +38,7 @@ def test_any_segmentation_gives_the_same_messages(cuts: list[int]) -> None:
     framer = StreamFramer()
     points = sorted({0, len(STREAM), *cuts})
     out: list[bytes] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         out += framer.feed(STREAM[a:b])
     assert out == MESSAGES
 
