@@ -431,7 +431,13 @@ DEFAULT_FUNDING_ORDER = [
 
 
 class FacilityConfig(_Model):
-    """A facility file (``configs/facilities/*.toml``)."""
+    """A facility file (``configs/facilities/*.toml``).
+
+    ``name`` is spoken in the call prompt. ``calling_hours`` are windows in
+    the facility's ``timezone`` when calls may be placed; an empty list
+    means no restriction by hours. ``funding_order`` is the order in which
+    payers are tried. ``rated`` is the facility as the rating engine sees it.
+    """
 
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str = Field(min_length=1)

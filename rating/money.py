@@ -11,6 +11,9 @@ Every rounding rule of the product is written down here, and nowhere else:
   to the cent, half-up (``round_to_cent``). Fees and taxes are each rounded to
   the cent, half-up, when they are computed, because each is a separate line
   on the bill; the total is the sum of rounded lines.
+* A per-minute rate applied to billed seconds is ``rate * seconds / 60``
+  units, which may be a fraction of a unit: ``round_ratio_to_cent`` rounds
+  that exact ratio to the cent, half-up, with no intermediate rounding.
 * A percentage is expressed in basis points of a basis point ("pct units":
   1/10,000 of a percent), so 8.25% is 82,500; applying it to an amount in units
   is exact integer arithmetic followed by the half-up cent rounding.
