@@ -93,6 +93,8 @@ class MediaSession:
         self.octets_sent = 0
         self.malformed = 0
         self.unknown_payload = 0
+        #: Packets received per payload type (diagnostics and tests).
+        self.received_by_pt: dict[int, int] = {}
         self._next_rtcp = now + rtcp_interval / 2
         self._last_rtp_ts = self._ts_base
 
@@ -114,6 +116,7 @@ class MediaSession:
             self.stats = ReceptionStats(pkt.ssrc, CLOCK_RATE)
         self.stats.update(pkt.sequence_number, pkt.timestamp, now)
         pt = pkt.payload_type
+        self.received_by_pt[pt] = self.received_by_pt.get(pt, 0) + 1
         if pt == self.codec.payload_type:
             if self._inband is not None and pkt.payload:
                 for d in self._inband.feed(self.codec.decode(pkt.payload)):
