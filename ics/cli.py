@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ics.commands.rerate",
     "ics.commands.config",
     "ics.commands.api",
+    "ics.commands.prompts",
 )
 
 
