@@ -2,14 +2,16 @@
 
 Each command module exposes ``register(subparsers)`` which adds its parser and
 sets ``func`` to a callable taking the parsed arguments and returning an exit
-status. Modules are imported lazily so that ``ics rate`` does not pay for the
-SIP stack or the web framework.
+status. Registering a command is cheap; each command imports its heavy dependencies
+inside its handler, so that ``ics rate`` does not pay for the SIP stack or the
+web framework.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ics rate --json | head`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return int(status or 0)
 
 
