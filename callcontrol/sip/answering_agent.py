@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .dialog import Dialog, new_call_id, new_tag
 from .endpoint import Endpoint
-from .errors import SipError
+from .errors import SipError, TransactionStateError
 from .events import (
     AckReceived,
     AckTimedOut,
@@ -21,6 +21,7 @@ from .events import (
     TransportError,
 )
 from .message import Headers, Request, make_response
+from .sdp import SessionDescription, answer_offer
 from .transport import SipTransport
 
 
@@ -51,8 +52,10 @@ class AnsweringAgent:
         contact: str,
         answer_sdp: Callable[[bytes], bytes] | None = None,
         ring: bool = False,
+        answer_after: float = 0.0,
     ) -> None:
         self.endpoint = endpoint
+        self.answer_after = answer_after
         self.contact = contact
         self.answer_sdp = answer_sdp
         self.ring = ring
@@ -113,8 +116,17 @@ class AnsweringAgent:
         except SipError as exc:
             ep.respond(request, exc.status, now, to_tag=tag)
             return
-        if self.ring:
+        if self.ring or self.answer_after > 0:
             ep.respond(request, 180, now, to_tag=tag)
+        if self.answer_after > 0:
+            asyncio.get_running_loop().call_later(
+                self.answer_after, self._later, lambda: self._send_answer(request, tag, body))
+            return
+        self._send_answer(request, tag, body)
+
+    def _send_answer(self, request: Request, tag: str, body: bytes) -> None:
+        ep = self.endpoint
+        now = self.now()
         headers = [("Contact", f"<{self.contact}>")]
         if body:
             headers.append(("Content-Type", "application/sdp"))
@@ -124,8 +136,11 @@ class AnsweringAgent:
         except SipError as exc:
             ep.respond(request, exc.status, now, f"{exc.reason} ({exc})", to_tag=tag)
             return
+        try:
+            ep.send_response(response, now)
+        except TransactionStateError:
+            return  # cancelled meanwhile: the endpoint already answered 487
         ep.add_dialog(dialog)
-        ep.send_response(response, now)
         self.counters.answered += 1
 
     # ----------------------------------------------------------------- UAC side
@@ -204,12 +219,14 @@ class AnsweringAgent:
 async def start_agent(
     host: str, *, udp_port: int | None = 0, tcp_port: int | None = None,
     answer_sdp: Callable[[bytes], bytes] | None = None, endpoint: Endpoint | None = None,
-    ring: bool = False,
+    ring: bool = False, media_port: int = 40000, answer_after: float = 0.0,
 ) -> tuple[AnsweringAgent, SipTransport]:
     """Listen on ``host`` (UDP and/or TCP) with an `AnsweringAgent` as transaction user."""
     endpoint = endpoint or Endpoint()
+    if answer_sdp is None:
+        answer_sdp = audio_answerer(host, media_port)
     agent = AnsweringAgent(endpoint, contact="sip:agent@127.0.0.1", answer_sdp=answer_sdp,
-                           ring=ring)
+                           ring=ring, answer_after=answer_after)
     transport = SipTransport(endpoint, agent.handle)
     agent.now = transport.now
     agent.flush = transport.flush
@@ -222,3 +239,13 @@ async def start_agent(
         h = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         agent.contact = f"sip:agent@{h}:{bound[1]}"
     return agent, transport
+
+
+def audio_answerer(address: str, media_port: int) -> Callable[[bytes], bytes]:
+    """An SDP answerer for `AnsweringAgent`: accepts PCMU/PCMA offers, else `SdpError` (488)."""
+
+    def answer(offer: bytes) -> bytes:
+        sdp, _ = answer_offer(SessionDescription.parse(offer), address, media_port)
+        return sdp.serialize()
+
+    return answer
