@@ -42,7 +42,7 @@ async def server() -> AsyncIterator[tuple[SipTransport, Recorder, int]]:
     recorder = Recorder()
     transport = SipTransport(Endpoint(), recorder, max_connections=3, idle_timeout=0.4)
     recorder.transport = transport
-    _, port = await transport.listen_udp("127.0.0.1", 0)
+    _, _port = await transport.listen_udp("127.0.0.1", 0)
     await transport.listen_tcp("127.0.0.1", 0)
     # TCP listens on its own free port.
     tcp_port = transport._servers[0].sockets[0].getsockname()[1]
@@ -72,7 +72,7 @@ async def udp_exchange(port: int, data: bytes) -> bytes:
 
 async def test_udp_bad_request_gets_400_and_server_keeps_going(
         server: tuple[SipTransport, Recorder, int]) -> None:
-    transport, recorder, _ = server
+    transport, _recorder, _ = server
     udp_port = transport.endpoint._local[("udp", False)][1]
     reply = await udp_exchange(udp_port, b"NOT SIP AT ALL\r\n\r\n")
     assert reply.startswith(b"SIP/2.0 400 ")
