@@ -20,6 +20,8 @@ class CallOutcome(StrEnum):
     NO_ANSWER = "no_answer"
     BUSY = "busy"
     FAILED = "failed"
+    #: The calling side hung up (CANCEL) before the called party accepted.
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,10 @@ class Leg:
     amount_units: int
 
 
+#: Most legs one transaction may have (a call has at most six).
+MAX_LEGS = 32
+
+
 @dataclass(frozen=True)
 class LedgerTransaction:
     """One money movement: legs that add to zero, posted atomically."""
@@ -125,8 +129,8 @@ class LedgerTransaction:
     def __post_init__(self) -> None:
         if sum(leg.amount_units for leg in self.legs) != 0:
             raise ValueError(f"ledger transaction {self.kind!r} does not balance: {self.legs}")
-        if not self.legs:
-            raise ValueError("a ledger transaction needs legs")
+        if not 0 < len(self.legs) <= MAX_LEGS:
+            raise ValueError(f"a ledger transaction needs 1 to {MAX_LEGS} legs")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from accounts.store import AccountStore, PayerCandidates
 from rating import (
     CalledNumber,
     InvalidNumber,
+    Jurisdiction,
     MoneyError,
     Product,
     ProductNotOffered,
@@ -53,6 +54,7 @@ from rating import (
     deposit_fees,
     max_affordable_seconds,
     quote,
+    rate_call,
     to_units,
 )
 
@@ -73,6 +75,8 @@ PAYMENT_METHODS = frozenset(
 )
 #: Reservation attempts before giving up on a payer whose balance keeps moving.
 RESERVE_ATTEMPTS = 3
+#: Entries kept in each in-process cache before it is emptied.
+CACHE_LIMIT = 100_000
 
 
 def normalize_number(number: str, field: str = "number") -> str:
@@ -198,6 +202,46 @@ class AccountService:
         self.facilities = dict(facilities)
         self.policy = policy or AccountsPolicy()
         self.new_id = new_id
+        # Classification depends only on the facility and the number: cache it, so a
+        # call is classified once, not at every quote.
+        self._called: dict[tuple[str, str], CalledNumber] = {}
+        # Reservations this instance made, so settling needs no extra read; the
+        # store stays the authority (another node's or a restarted one's calls).
+        self._reservations: dict[str, Reservation] = {}
+
+    def _classify(self, facility: FacilityPolicy, number: str) -> CalledNumber:
+        key = (facility.id, number)
+        called = self._called.get(key)
+        if called is None:
+            called = classify(facility.rated, number)
+            if len(self._called) >= CACHE_LIMIT:
+                self._called.clear()
+            self._called[key] = called
+        return called
+
+    def _price(
+        self,
+        facility: FacilityPolicy,
+        number: str,
+        product: Product,
+        seconds: int,
+        at: datetime,
+    ) -> Quote:
+        """``rating.quote`` of the call, with the classification cached."""
+        called = self._classify(facility, number)
+        termination = (
+            facility.rated.tariff.termination(called.region)
+            if called.jurisdiction is Jurisdiction.INTERNATIONAL
+            else 0
+        )
+        return rate_call(facility.rated, product, called.jurisdiction, seconds, at, termination)
+
+    async def _reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
+        held = await self.store.reserve(reservation, floor_units=floor_units)
+        if len(self._reservations) >= CACHE_LIMIT:
+            self._reservations.clear()
+        self._reservations[held.id] = held
+        return held
 
     # -- opening accounts ----------------------------------------------------
     async def open_advance_connect(
@@ -372,7 +416,7 @@ class AccountService:
         if facility is None:
             return Refusal(RefusalReason.FACILITY_NOT_ALLOWED, facility_id)
         try:
-            called = classify(facility.rated, number)
+            called = self._classify(facility, number)
         except RatingError as exc:
             return Refusal(RefusalReason.INVALID_NUMBER, str(exc))
         try:
@@ -462,12 +506,12 @@ class AccountService:
             if not facility.single_call_allowed or candidates.single_call_barred:
                 return None
             try:
-                max_quote = quote(
-                    facility.rated, called.e164, product, facility.max_call_seconds, request.at
+                max_quote = self._price(
+                    facility, called.e164, product, facility.max_call_seconds, request.at
                 )
             except ProductNotOffered:
                 return None
-            reservation = await self.store.reserve(
+            reservation = await self._reserve(
                 self._reservation(request, called, product, facility.max_call_seconds),
                 floor_units=0,
             )
@@ -510,9 +554,9 @@ class AccountService:
             seconds = min(seconds, facility.max_call_seconds)
             if seconds < self.policy.min_call_seconds:
                 return None
-            max_quote = quote(facility.rated, called.e164, product, seconds, request.at)
+            max_quote = self._price(facility, called.e164, product, seconds, request.at)
             try:
-                reservation = await self.store.reserve(
+                reservation = await self._reserve(
                     self._reservation(
                         request,
                         called,
@@ -556,7 +600,7 @@ class AccountService:
             if seconds < self.policy.min_call_seconds:
                 return None
             try:
-                reservation = await self.store.reserve(
+                reservation = await self._reserve(
                     self._reservation(
                         request,
                         screened.called,
@@ -591,7 +635,9 @@ class AccountService:
             raise InvalidRequest("talked_seconds must be a whole number")
         if talked_seconds < 0:
             raise InvalidRequest("talked_seconds must not be negative")
-        reservation = await self.store.get_reservation(reservation_id)
+        reservation = self._reservations.pop(reservation_id, None)
+        if reservation is None:
+            reservation = await self.store.get_reservation(reservation_id)
         return await self._settle(reservation, talked_seconds, at)
 
     async def release(self, reservation_id: str, at: datetime) -> Settlement:
@@ -608,8 +654,8 @@ class AccountService:
             return Settlement(settled, None)
         facility = self._facility(reservation.facility_id)
         # Priced as of authorization, so the charge never exceeds what was held.
-        q = quote(
-            facility.rated,
+        q = self._price(
+            facility,
             reservation.number_e164,
             reservation.product,
             seconds,

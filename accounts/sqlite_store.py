@@ -9,6 +9,11 @@ Choose NORMAL only where the payment processor re-sends unconfirmed deposits
 (idempotency keys make that safe) and losing a few seconds of call charges on
 power loss is acceptable.
 
+Checkpoints (copying the log back into the database file, with an fsync) run
+on a background thread with its own connection every ``checkpoint_interval``
+seconds, in PASSIVE mode, which never blocks the writer; the writer's own
+automatic checkpoint is off, so no authorize or settle pays for one.
+
 Calls run directly on the event loop: every statement here is an indexed
 lookup or an append on a local file and completes in well under a millisecond,
 which is cheaper than handing it to a thread. One connection per store keeps
@@ -19,8 +24,10 @@ another one sharing the file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -226,12 +233,19 @@ CREATE INDEX IF NOT EXISTS cdrs_setup ON cdrs (setup_at);
 
 ALL_FACILITIES = "*"
 
+#: Ledger entry inserts by number of legs (a transaction has a handful).
+_ENTRY_INSERTS = {
+    n: "INSERT INTO ledger_entries (tx_id, book, ref, amount) VALUES "  # noqa: S608 - no data
+    + ",".join(["(?,?,?,?)"] * n)
+    for n in range(1, 33)
+}
+
 
 def ts(value: datetime) -> str:
     """A fixed-width UTC timestamp, so that text order is time order in SQL."""
     if value.tzinfo is None:
         raise InvalidRequest(f"timestamp {value!r} has no time zone")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _ts_opt(value: datetime | None) -> str | None:
@@ -250,13 +264,22 @@ class SqliteAccountStore(AccountStore):
     """``AccountStore`` on one SQLite file (or ``:memory:``)."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+        self,
+        path: str | Path,
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "NORMAL",
+        checkpoint_interval: float = 0.25,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        if checkpoint_interval <= 0:
+            raise ValueError("checkpoint_interval must be positive")
         self.path = str(path)
         self.synchronous = synchronous
+        self.checkpoint_interval = checkpoint_interval
         self._db: sqlite3.Connection | None = None
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -277,13 +300,40 @@ class SqliteAccountStore(AccountStore):
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            if self.path != ":memory:":
+                db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open account store {self.path}: {exc}") from exc
         db.row_factory = sqlite3.Row
         self._db = db
+        if self.path != ":memory:":
+            self._stop.clear()
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(self.checkpoint_interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    continue  # busy or transient: the next round catches up
+        finally:
+            conn.close()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._stop.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         if self._db is not None:
+            # If this fails the next open replays the log; nothing is lost.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
             self._db = None
 
@@ -320,22 +370,27 @@ class SqliteAccountStore(AccountStore):
         return row is None or row["n"] == 0
 
     # -- accounts ------------------------------------------------------------
+    #: An account row with its numbers, in one statement.
+    _ACCOUNT_SELECT = (
+        "SELECT a.*, (SELECT group_concat(number, ',') FROM"
+        " (SELECT number FROM account_numbers n WHERE n.account_id = a.id ORDER BY number))"
+        " AS numbers FROM accounts a"
+    )
+
     def _account(self, account_id: str) -> Account:
-        row = self._one("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        row = self._one(self._ACCOUNT_SELECT + " WHERE a.id = ?", (account_id,))
         if row is None:
             raise UnknownAccount(f"no account {account_id!r}")
-        numbers = tuple(
-            r["number"]
-            for r in self._all(
-                "SELECT number FROM account_numbers WHERE account_id = ? ORDER BY number",
-                (account_id,),
-            )
-        )
+        return self._account_from(row)
+
+    @staticmethod
+    def _account_from(row: sqlite3.Row) -> Account:
+        numbers = row["numbers"]
         return Account(
             id=row["id"],
             product=Product(row["product"]),
             status=AccountStatus(row["status"]),
-            numbers=numbers,
+            numbers=tuple(numbers.split(",")) if numbers else (),
             facility_id=row["facility_id"],
             pin=row["pin"],
             credit_limit_units=row["credit_limit"],
@@ -458,14 +513,8 @@ class SqliteAccountStore(AccountStore):
         return self._account(account_id)
 
     # -- ledger ----------------------------------------------------------------
-    def _post(
-        self,
-        db: sqlite3.Connection,
-        tx: LedgerTransaction,
-        floors: dict[str, int] | None = None,
-        *,
-        activity: bool = False,
-    ) -> LedgerTransaction:
+    def _append(self, db: sqlite3.Connection, tx: LedgerTransaction) -> int:
+        """Insert a transaction and its entries (cached balances are the caller's job)."""
         try:
             cur = db.execute(
                 "INSERT INTO ledger_transactions (kind, at, account_id, idempotency_key, call_id,"
@@ -485,10 +534,23 @@ class SqliteAccountStore(AccountStore):
                 f"idempotency key {tx.idempotency_key!r} was already used"
             ) from exc
         tx_id = cur.lastrowid
-        db.executemany(
-            "INSERT INTO ledger_entries (tx_id, book, ref, amount) VALUES (?,?,?,?)",
-            [(tx_id, str(leg.book), leg.ref, leg.amount_units) for leg in tx.legs],
-        )
+        assert tx_id is not None
+        # One multi-row INSERT is cheaper than executemany for the few legs of a transaction.
+        params: list[object] = []
+        for leg in tx.legs:
+            params += (tx_id, leg.book.value, leg.ref, leg.amount_units)
+        db.execute(_ENTRY_INSERTS[len(tx.legs)], params)
+        return tx_id
+
+    def _post(
+        self,
+        db: sqlite3.Connection,
+        tx: LedgerTransaction,
+        floors: dict[str, int] | None = None,
+        *,
+        activity: bool = False,
+    ) -> LedgerTransaction:
+        tx_id = self._append(db, tx)
         at = ts(tx.at)
         for leg in tx.legs:
             if leg.book is Book.ACCOUNT:
@@ -630,16 +692,24 @@ class SqliteAccountStore(AccountStore):
             raise InvalidRequest("a reservation needs a non-negative amount and positive seconds")
         if r.amount_units and r.account_id is None:
             raise InvalidRequest("a reservation holding money needs an account")
+        if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
+            raise InvalidRequest("a new reservation is open and has no heartbeat yet")
         with self._tx() as db:
             if r.account_id is not None:
-                row = db.execute(
-                    "SELECT status, balance FROM accounts WHERE id = ?", (r.account_id,)
-                ).fetchone()
-                if row is None:
-                    raise UnknownAccount(f"no account {r.account_id!r}")
-                if row["status"] != AccountStatus.OPEN:
-                    raise InvalidState(f"account {r.account_id!r} is {row['status']}")
-                if row["balance"] - r.amount_units < floor_units:
+                # Check and hold in one statement: the floor test and the move are atomic.
+                cur = db.execute(
+                    "UPDATE accounts SET balance = balance - ?1, held = held + ?1"
+                    " WHERE id = ?2 AND status = 'open' AND balance - ?1 >= ?3",
+                    (r.amount_units, r.account_id, floor_units),
+                )
+                if cur.rowcount == 0:
+                    row = db.execute(
+                        "SELECT status FROM accounts WHERE id = ?", (r.account_id,)
+                    ).fetchone()
+                    if row is None:
+                        raise UnknownAccount(f"no account {r.account_id!r}")
+                    if row["status"] != AccountStatus.OPEN:
+                        raise InvalidState(f"account {r.account_id!r} is {row['status']}")
                     raise InsufficientFunds(
                         f"account {r.account_id!r} cannot hold {r.amount_units} units"
                     )
@@ -678,7 +748,7 @@ class SqliteAccountStore(AccountStore):
                     f"reservation {r.id!r} or call {r.call_id!r} already exists"
                 ) from exc
             if r.amount_units and r.account_id is not None:
-                self._post(
+                self._append(
                     db,
                     LedgerTransaction(
                         kind="reserve",
@@ -691,7 +761,7 @@ class SqliteAccountStore(AccountStore):
                         ),
                     ),
                 )
-        return self._reservation(r.id)
+        return r
 
     async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:
         if seconds < 0:
@@ -728,6 +798,7 @@ class SqliteAccountStore(AccountStore):
                 raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
         charge = sum(leg.amount_units for leg in charge_legs)
         legs = [leg for leg in charge_legs if leg.amount_units]
+        when = ts(at)
         with self._tx() as db:
             row = db.execute(
                 "SELECT * FROM reservations WHERE id = ?", (reservation_id,)
@@ -751,12 +822,29 @@ class SqliteAccountStore(AccountStore):
                     raise InvalidRequest(
                         f"charge {charge} exceeds the {r.amount_units} units reserved"
                     )
-                tx_legs = [Leg(Book.HOLD, r.account_id, -r.amount_units)]
-                if r.amount_units - charge:
-                    tx_legs.append(Leg(Book.ACCOUNT, r.account_id, r.amount_units - charge))
-                tx_legs.extend(legs)
+                talked = talked_seconds > 0
+                db.execute(
+                    "UPDATE accounts SET held = held - ?, balance = balance + ?,"
+                    " last_call_at = CASE WHEN ?3 THEN ?4 ELSE last_call_at END,"
+                    " last_call_facility = CASE WHEN ?3 THEN ?5 ELSE last_call_facility END,"
+                    " last_activity_at = CASE WHEN ?3 THEN ?4 ELSE last_activity_at END,"
+                    " inactive_flagged_at = CASE WHEN ?3 THEN NULL ELSE inactive_flagged_at END"
+                    " WHERE id = ?6",
+                    (
+                        r.amount_units,
+                        r.amount_units - charge,
+                        talked,
+                        when,
+                        r.facility_id,
+                        r.account_id,
+                    ),
+                )
                 if r.amount_units:
-                    self._post(
+                    tx_legs = [Leg(Book.HOLD, r.account_id, -r.amount_units)]
+                    if r.amount_units - charge:
+                        tx_legs.append(Leg(Book.ACCOUNT, r.account_id, r.amount_units - charge))
+                    tx_legs.extend(legs)
+                    self._append(
                         db,
                         LedgerTransaction(
                             kind="call",
@@ -767,12 +855,6 @@ class SqliteAccountStore(AccountStore):
                             legs=tuple(tx_legs),
                             memo=r.number_e164,
                         ),
-                    )
-                if talked_seconds > 0:
-                    db.execute(
-                        "UPDATE accounts SET last_call_at = ?, last_call_facility = ?,"
-                        " last_activity_at = ?, inactive_flagged_at = NULL WHERE id = ?",
-                        (ts(at), r.facility_id, ts(at), r.account_id),
                     )
             elif charge:
                 if receivable_id is None:
@@ -787,13 +869,13 @@ class SqliteAccountStore(AccountStore):
                             r.call_id,
                             r.facility_id,
                             charge,
-                            ts(at),
+                            when,
                             str(ReceivableStatus.PENDING),
                         ),
                     )
                 except sqlite3.IntegrityError as exc:
                     raise DuplicateRequest(f"receivable {receivable_id!r} exists") from exc
-                self._post(
+                self._append(
                     db,
                     LedgerTransaction(
                         kind="single_call",
@@ -807,9 +889,15 @@ class SqliteAccountStore(AccountStore):
             db.execute(
                 "UPDATE reservations SET status = ?, settled_at = ?, talked_seconds = ?,"
                 " charged = ? WHERE id = ?",
-                (str(ReservationStatus.SETTLED), ts(at), talked_seconds, charge, reservation_id),
+                (str(ReservationStatus.SETTLED), when, talked_seconds, charge, reservation_id),
             )
-        return self._reservation(reservation_id)
+        return replace(
+            r,
+            status=ReservationStatus.SETTLED,
+            settled_at=datetime.fromisoformat(when),
+            talked_seconds=talked_seconds,
+            charged_units=charge,
+        )
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)
@@ -1151,10 +1239,7 @@ class SqliteAccountStore(AccountStore):
                 (facility_id, pin),
             )
         )
-        restrictions = tuple(
-            Restriction(kind=r["kind"], until=_dt(r.get("until")), note=r.get("note", ""))
-            for r in json.loads(row["restrictions"])
-        )
+        restrictions = self._restrictions_from(row["restrictions"])
         return Person(
             facility_id=row["facility_id"],
             pin=row["pin"],
@@ -1170,6 +1255,13 @@ class SqliteAccountStore(AccountStore):
         if person is None:
             raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
         return person
+
+    @staticmethod
+    def _restrictions_from(text: str) -> tuple[Restriction, ...]:
+        return tuple(
+            Restriction(kind=r["kind"], until=_dt(r.get("until")), note=r.get("note", ""))
+            for r in json.loads(text)
+        )
 
     @staticmethod
     def _restrictions_json(restrictions: Sequence[Restriction]) -> str:
@@ -1335,18 +1427,33 @@ class SqliteAccountStore(AccountStore):
         self, facility_id: str, pin: str, number_e164: str
     ) -> ScreeningFacts:
         row = self._one(
-            "SELECT"
+            "SELECT p.pin AS found, p.name, p.language, p.restrictions, p.released_at,"
+            " (SELECT group_concat(number, ',') FROM allowed_numbers a"
+            "   WHERE a.facility_id = ?1 AND a.pin = ?2) AS allowed,"
             " EXISTS (SELECT 1 FROM facility_blocks WHERE facility_id = ?1 AND ("
             "   (prefix = 0 AND pattern = ?3) OR"
             "   (prefix = 1 AND substr(?3, 1, length(pattern)) = pattern))) AS blocked,"
             " EXISTS (SELECT 1 FROM self_blocks WHERE number = ?3"
             "   AND facility_id IN (?1, '*')) AS self_blocked,"
-            " EXISTS (SELECT 1 FROM privileged_numbers WHERE number = ?3) AS privileged",
+            " EXISTS (SELECT 1 FROM privileged_numbers WHERE number = ?3) AS privileged"
+            " FROM (SELECT 1) LEFT JOIN people p ON p.facility_id = ?1 AND p.pin = ?2",
             (facility_id, pin, number_e164),
         )
         assert row is not None
+        person = None
+        if row["found"] is not None:
+            allowed = row["allowed"]
+            person = Person(
+                facility_id=facility_id,
+                pin=pin,
+                name=row["name"],
+                language=row["language"],
+                allowed_numbers=frozenset(allowed.split(",")) if allowed else frozenset(),
+                restrictions=self._restrictions_from(row["restrictions"]),
+                released_at=_dt(row["released_at"]),
+            )
         return ScreeningFacts(
-            person=self._person(facility_id, pin),
+            person=person,
             facility_blocked=bool(row["blocked"]),
             self_blocked=bool(row["self_blocked"]),
             privileged=bool(row["privileged"]),
@@ -1356,51 +1463,54 @@ class SqliteAccountStore(AccountStore):
         self, facility_id: str, pin: str, number_e164: str, at: datetime
     ) -> PayerCandidates:
         now = ts(at)
-        sub_row = self._one(
-            "SELECT * FROM subscriptions WHERE number = ? AND facility_id = ?"
-            " AND starts_at <= ? AND ends_at > ?"
-            " AND covered_seconds - used_seconds - held_seconds > 0 ORDER BY ends_at LIMIT 1",
-            (number_e164, facility_id, now, now),
+        debit: Account | None = None
+        advance_connect: Account | None = None
+        direct_bill: Account | None = None
+        for row in self._all(
+            self._ACCOUNT_SELECT  # noqa: S608 - constant text, values are bound
+            + " WHERE a.id IN (SELECT account_id FROM account_numbers WHERE number = ?1)"
+            " OR (a.product = 'debit' AND a.facility_id = ?2 AND a.pin = ?3)",
+            (number_e164, facility_id, pin),
+        ):
+            account = self._account_from(row)
+            if account.product is Product.DEBIT:
+                if account.facility_id == facility_id and account.pin == pin:
+                    debit = account
+            elif account.product is Product.ADVANCE_CONNECT:
+                advance_connect = account
+            elif account.product is Product.DIRECT_BILL:
+                direct_bill = account
+        found = self._one(
+            "SELECT EXISTS (SELECT 1 FROM receivables WHERE number = ?1 AND status = 'failed')"
+            " AS barred, s.* FROM (SELECT 1) LEFT JOIN (SELECT * FROM subscriptions"
+            "   WHERE number = ?1 AND facility_id = ?2 AND starts_at <= ?3 AND ends_at > ?3"
+            "   AND covered_seconds - used_seconds - held_seconds > 0"
+            "   ORDER BY ends_at LIMIT 1) s",
+            (number_e164, facility_id, now),
         )
-        debit_row = self._one(
-            "SELECT id FROM accounts WHERE product = 'debit' AND facility_id = ? AND pin = ?",
-            (facility_id, pin),
-        )
-        by_product = {
-            r["product"]: r["account_id"]
-            for r in self._all(
-                "SELECT product, account_id FROM account_numbers WHERE number = ?",
-                (number_e164,),
-            )
-        }
-        ac_id = by_product.get(str(Product.ADVANCE_CONNECT))
-        db_id = by_product.get(str(Product.DIRECT_BILL))
+        assert found is not None
+        subscription = None if found["id"] is None else self._subscription_from(found)
         invoices: tuple[Invoice, ...] = ()
         paid = 0
-        if db_id is not None:
-            invoices = tuple(self._invoices(db_id))
+        if direct_bill is not None:
+            invoices = tuple(self._invoices(direct_bill.id))
             if invoices:
                 paid_row = self._one(
                     "SELECT COALESCE(SUM(e.amount), 0) AS s FROM ledger_entries e"
                     " JOIN ledger_transactions t ON t.id = e.tx_id"
                     " WHERE t.account_id = ? AND t.kind = 'payment' AND e.book = 'account'",
-                    (db_id,),
+                    (direct_bill.id,),
                 )
                 assert paid_row is not None
                 paid = int(paid_row["s"])
-        barred = self._one(
-            "SELECT EXISTS (SELECT 1 FROM receivables WHERE number = ? AND status = 'failed') AS b",
-            (number_e164,),
-        )
-        assert barred is not None
         return PayerCandidates(
-            subscription=None if sub_row is None else self._subscription_from(sub_row),
-            debit=None if debit_row is None else self._account(debit_row["id"]),
-            advance_connect=None if ac_id is None else self._account(ac_id),
-            direct_bill=None if db_id is None else self._account(db_id),
+            subscription=subscription,
+            debit=debit,
+            advance_connect=advance_connect,
+            direct_bill=direct_bill,
             direct_bill_invoices=invoices,
             direct_bill_paid_units=paid,
-            single_call_barred=bool(barred["b"]),
+            single_call_barred=bool(found["barred"]),
         )
 
     # -- CDRs ------------------------------------------------------------------------

@@ -1,0 +1,36 @@
+-- Hold money (or subscription seconds) for one call and record the reservation, atomically.
+-- KEYS: 1 reservation hash, 2 open set of the tag, 3 ledger stream, 4 payer hash
+--       (account or subscription; the reservation hash itself when nobody is held)
+-- ARGV: 1 mode (account|subscription|none), 2 amount, 3 floor, 4 max seconds, 5 token,
+--       6 ledger entry ('' when none), 7 reservation id, 8.. reservation field/value pairs
+local existing = redis.call('HGET', KEYS[1], 'token')
+if existing then
+  if existing == ARGV[5] then return {'ok', 'replayed'} end
+  return {'dup', 'reservation ' .. ARGV[7] .. ' already exists'}
+end
+local mode = ARGV[1]
+local amount = tonumber(ARGV[2])
+if mode == 'account' then
+  local a = redis.call('HMGET', KEYS[4], 'status', 'balance')
+  if not a[1] then return {'unknown_account', 'no account'} end
+  if a[1] ~= 'open' then return {'state', 'account is ' .. a[1]} end
+  if tonumber(a[2]) - amount < tonumber(ARGV[3]) then
+    return {'insufficient', 'cannot hold ' .. ARGV[2] .. ' units'}
+  end
+  redis.call('HINCRBY', KEYS[4], 'balance', -amount)
+  redis.call('HINCRBY', KEYS[4], 'held', amount)
+elseif mode == 'subscription' then
+  local s = redis.call('HMGET', KEYS[4], 'covered_seconds', 'used_seconds', 'held_seconds')
+  if not s[1] then return {'notfound', 'no subscription'} end
+  local seconds = tonumber(ARGV[4])
+  if tonumber(s[1]) - tonumber(s[2]) - tonumber(s[3]) < seconds then
+    return {'insufficient', 'subscription cannot cover ' .. ARGV[4] .. ' s'}
+  end
+  redis.call('HINCRBY', KEYS[4], 'held_seconds', seconds)
+end
+if ARGV[6] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[6]) end
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'token', ARGV[5], unpack(fields))
+redis.call('SADD', KEYS[2], ARGV[7])
+return {'ok', ''}

@@ -1,0 +1,288 @@
+"""Benchmark: authorize + settle pairs per second and latency on an account store.
+
+Two runs, both bounded by a pair count and a time limit:
+
+* ``single``: one coroutine, pairs spread over ``--accounts`` AdvanceConnect
+  accounts (10,000 by default), one pair after another;
+* ``hot``: ``--workers`` concurrent asyncio workers (8) hitting the same
+  ``--hot-accounts`` accounts (10), so every hold and settle contends.
+
+Each pair is the controller's real path: screening, funding order, pricing
+with the demo tariff of tx-state-prison, an atomic hold, then settlement of a
+random talk time. After each run the ledger is checked: every account's
+deposits equal its balance plus its charges.
+
+    python loadtests/bench_authorize.py --store sqlite
+    python loadtests/bench_authorize.py --store sqlite --synchronous NORMAL
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from accounts import (  # noqa: E402
+    Account,
+    AccountService,
+    AccountsPolicy,
+    AccountStore,
+    Authorization,
+    Book,
+    FacilityPolicy,
+    LedgerTransaction,
+    Leg,
+    Person,
+    SqliteAccountStore,
+)
+from ics.config import load_config  # noqa: E402
+from rating import InvalidNumber, Product, classify_number  # noqa: E402
+
+FACILITY = "tx-state-prison"
+PIN = "100001"
+DEPOSIT_UNITS = 1_000_000  # $100.00 per account
+# A Tuesday, 14:00 in Huntsville: inside calling hours.
+AT = datetime(2026, 3, 3, 20, 0, tzinfo=UTC)
+
+
+def numbers(count: int) -> list[str]:
+    """``count`` distinct valid Texas numbers (+1 512 555 xxxx, then other exchanges)."""
+    found: list[str] = []
+    for exchange in ("555", "556", "557", "558"):
+        for line in range(10_000):
+            candidate = f"+1512{exchange}{line:04d}"
+            try:
+                classify_number(candidate, "TX")
+            except InvalidNumber:
+                continue
+            found.append(candidate)
+            if len(found) == count:
+                return found
+    raise SystemExit(f"could not find {count} valid numbers")
+
+
+async def open_store(args: argparse.Namespace, directory: Path) -> AccountStore:
+    if args.store == "sqlite":
+        store: AccountStore = SqliteAccountStore(
+            directory / "bench.sqlite3", synchronous=args.synchronous
+        )
+    else:
+        import accounts
+
+        redis_store = getattr(accounts, "RedisAccountStore", None)
+        if redis_store is None:
+            raise SystemExit("--store redis: this build has no Redis account store")
+        store = redis_store(args.url)
+    await store.open()
+    return store
+
+
+async def populate(store: AccountStore, accounts: list[str]) -> None:
+    await store.add_person(Person(facility_id=FACILITY, pin=PIN))
+    for n, number in enumerate(accounts):
+        account_id = f"bench-{n}"
+        await store.create_account(
+            Account(
+                id=account_id,
+                product=Product.ADVANCE_CONNECT,
+                created_at=AT,
+                numbers=(number,),
+            )
+        )
+        await store.post(
+            LedgerTransaction(
+                kind="deposit",
+                at=AT,
+                account_id=account_id,
+                idempotency_key=f"bench-dep-{n}",
+                legs=(
+                    Leg(Book.ACCOUNT, account_id, DEPOSIT_UNITS),
+                    Leg(Book.FUNDS_IN, "card", -DEPOSIT_UNITS),
+                ),
+            )
+        )
+
+
+@dataclass
+class Run:
+    name: str
+    pair_ns: list[int] = field(default_factory=list)
+    authorize_ns: list[int] = field(default_factory=list)
+    settle_ns: list[int] = field(default_factory=list)
+    refused: int = 0
+    elapsed: float = 0.0
+
+    def report(self) -> str:
+        def pct(values: list[int], q: float) -> float:
+            if not values:
+                return float("nan")
+            ordered = sorted(values)
+            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+
+        pairs = len(self.pair_ns)
+        rate = pairs / self.elapsed if self.elapsed else 0.0
+        lines = [
+            f"{self.name}: {pairs} authorize+settle pairs in {self.elapsed:.2f} s"
+            f" = {rate:,.0f} pairs/s ({self.refused} refused)",
+            f"  pair      p50 {pct(self.pair_ns, 0.50):.3f} ms  p99 {pct(self.pair_ns, 0.99):.3f} ms"
+            f"  mean {statistics.fmean(self.pair_ns) / 1e6 if pairs else float('nan'):.3f} ms",
+            f"  authorize p50 {pct(self.authorize_ns, 0.50):.3f} ms"
+            f"  p99 {pct(self.authorize_ns, 0.99):.3f} ms",
+            f"  settle    p50 {pct(self.settle_ns, 0.50):.3f} ms"
+            f"  p99 {pct(self.settle_ns, 0.99):.3f} ms",
+        ]
+        return "\n".join(lines)
+
+
+async def one_pair(
+    service: AccountService, run: Run, call_id: str, number: str, rng: random.Random
+) -> None:
+    t0 = time.perf_counter_ns()
+    result = await service.authorize(
+        _request(call_id, number),
+    )
+    t1 = time.perf_counter_ns()
+    if not isinstance(result, Authorization):
+        run.refused += 1
+        return
+    talked = rng.randint(0, result.max_seconds)
+    await service.settle(result.reservation_id, talked, AT + timedelta(seconds=talked))
+    t2 = time.perf_counter_ns()
+    run.authorize_ns.append(t1 - t0)
+    run.settle_ns.append(t2 - t1)
+    run.pair_ns.append(t2 - t0)
+
+
+def _request(call_id: str, number: str) -> Any:
+    from accounts import CallRequest
+
+    return CallRequest(call_id=call_id, facility_id=FACILITY, pin=PIN, dialled=number, at=AT)
+
+
+async def single(
+    service: AccountService,
+    accounts: list[str],
+    pairs: int,
+    limit: float,
+    seed: int,
+    prefix: str = "s",
+) -> Run:
+    rng = random.Random(seed)
+    run = Run(f"single process, {len(accounts)} accounts")
+    start = time.perf_counter()
+    deadline = start + limit
+    for n in range(pairs):
+        await one_pair(service, run, f"{prefix}{n}", rng.choice(accounts), rng)
+        if time.perf_counter() > deadline:
+            break
+    run.elapsed = time.perf_counter() - start
+    return run
+
+
+async def hot(
+    service: AccountService, accounts: list[str], workers: int, pairs: int, limit: float, seed: int
+) -> Run:
+    run = Run(f"{workers} concurrent workers, {len(accounts)} shared accounts")
+    start = time.perf_counter()
+    deadline = start + limit
+    per_worker = pairs // workers
+
+    async def worker(w: int) -> None:
+        rng = random.Random(seed * 100 + w)
+        for n in range(per_worker):
+            await one_pair(service, run, f"h{w}-{n}", rng.choice(accounts), rng)
+            # Let the other workers in between pairs as well as at the store.
+            await asyncio.sleep(0)
+            if time.perf_counter() > deadline:
+                break
+
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    run.elapsed = time.perf_counter() - start
+    return run
+
+
+async def check_ledger(store: AccountStore, count: int) -> None:
+    for n in range(count):
+        account = await store.get_account(f"bench-{n}")
+        charged = await store.book_balance(Book.HOLD, account.id)
+        assert charged == account.held_units == 0, account
+        assert account.balance_units == await store.book_balance(Book.ACCOUNT, account.id)
+        assert 0 <= account.balance_units <= DEPOSIT_UNITS, account
+    totals = await store.book_totals()
+    assert sum(totals.values()) == 0, "ledger does not balance"
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    config = load_config(ROOT / "configs" / "demo.toml")
+    facilities = {fid: FacilityPolicy.from_config(f) for fid, f in config.facilities.items()}
+    with tempfile.TemporaryDirectory(prefix="bench-authorize-") as tmp:
+        store = await open_store(args, Path(tmp))
+        try:
+            service = AccountService(store, facilities, AccountsPolicy())
+            t = time.perf_counter()
+            all_numbers = numbers(args.accounts)
+            await populate(store, all_numbers)
+            print(
+                f"store {args.store}"
+                + (f" (synchronous={args.synchronous})" if args.store == "sqlite" else "")
+                + f": {args.accounts} accounts created in {time.perf_counter() - t:.1f} s"
+            )
+            # Warm the number classification cache and the code paths.
+            await single(service, all_numbers[:50], 50, args.seconds, args.seed, "warm")
+            first = await single(service, all_numbers, args.pairs, args.seconds, args.seed)
+            print(first.report())
+            second = await hot(
+                service,
+                all_numbers[: args.hot_accounts],
+                args.workers,
+                args.pairs,
+                args.seconds,
+                args.seed,
+            )
+            print(second.report())
+            await check_ledger(store, args.accounts)
+            print("ledger check: balanced, no holds left, no account below zero")
+        finally:
+            await store.close()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
+    parser.add_argument("--url", default="redis://127.0.0.1:6379/15",
+                        help="Redis URL for --store redis (loopback only)")
+    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--hot-accounts", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--pairs", type=int, default=20_000, help="pairs per run (bounded)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time limit per run")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.accounts < args.hot_accounts or args.accounts <= 0:
+        parser.error("--accounts must be positive and at least --hot-accounts")
+    if args.pairs <= 0 or args.seconds <= 0 or args.workers <= 0:
+        parser.error("--pairs, --seconds and --workers must be positive")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
