@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from accounts import (
     AccountStatus,
@@ -15,21 +15,23 @@ from accounts import (
     LedgerTransaction,
     ReceivableStatus,
     RefundStatus,
+    StatementLine,
 )
-from api.deps import Caller, Context
+from api.deps import Caller, Context, StrictQuery
 from api.deps import e164 as _number
 from api.errors import Conflict, InvalidParameter, responses
 from api.schemas import (
     AccountDetail,
     AccountOut,
     EntryOut,
+    IsoDateTime,
     ReceivableOut,
     RefundOut,
     SubscriptionOut,
     money_str,
 )
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"], dependencies=[StrictQuery])
 
 MONEY_ROLES = ("admin", "finance")
 _ERRORS = responses(401, 403, 404, 409, 422, 503)
@@ -121,8 +123,8 @@ class SingleCallConfirmation(BaseModel):
 class NewSubscription(BaseModel):
     number: str = Field(min_length=1, max_length=40)
     facility: str = Field(min_length=1, max_length=100)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: IsoDateTime
+    ends_at: IsoDateTime
     price: Money
     minutes: int = Field(ge=1, le=100_000)
     method: Literal["card", "check", "money_order", "cash_agent"]
@@ -179,8 +181,8 @@ async def list_accounts(
             summary="An account with its balance and ledger entries", responses=_ERRORS)
 async def get_account(
     account_id: Id, caller: Caller, ctx: Context,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[IsoDateTime | None, Query()] = None,
+    until: Annotated[IsoDateTime | None, Query()] = None,
 ) -> AccountDetail:
     caller.require(*MONEY_ROLES)
     service = ctx.require_accounts()
@@ -284,9 +286,9 @@ async def statement(
     service = ctx.require_accounts()
     s = await service.statement(account_id, year, month)
 
-    def lines(items: tuple[object, ...]) -> list[StatementLineOut]:
-        return [StatementLineOut(at=i.at, kind=i.kind, description=i.description,  # type: ignore[attr-defined]
-                                 amount=money_str(i.amount_units), seconds=i.seconds)  # type: ignore[attr-defined]
+    def lines(items: tuple[StatementLine, ...]) -> list[StatementLineOut]:
+        return [StatementLineOut(at=i.at, kind=i.kind, description=i.description,
+                                 amount=money_str(i.amount_units), seconds=i.seconds)
                 for i in items]
 
     return StatementOut(

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accounts import AccountsError
@@ -97,8 +98,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         first = errors[0] if errors else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path",
                                                                    "header")]
-        field = ".".join(loc) or None
         status = 400 if first.get("type") == "json_invalid" else 422
+        field = "body" if status == 400 else (".".join(loc) or None)
         message = str(first.get("msg", "invalid request"))
         if field:
             message = f"{field}: {message}"
@@ -110,14 +111,28 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         body = ErrorBody(error=code, message=str(exc.detail))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path
+            # served by several routes (GET and POST) allows all of their methods.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(body.model_dump(), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+                            headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         body = ErrorBody(error="internal_error", message="internal error; it has been logged")
         return JSONResponse(body.model_dump(), status_code=500)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 _ACCOUNTS_CODES = {

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from api.deps import Caller, Context
+from api.deps import Caller, Context, StrictQuery
 from api.errors import NotFound, responses
 from api.live_calls import LiveCall
 
-router = APIRouter(prefix="/v1/calls", tags=["live calls"])
+router = APIRouter(prefix="/v1/calls", tags=["live calls"], dependencies=[StrictQuery])
 
 _ERRORS = responses(401, 403, 503)
 

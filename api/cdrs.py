@@ -6,16 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
-from pydantic import AwareDatetime
 
 from accounts import CallDetailRecord, CdrFilter, export_csv
 from api.auth import Principal
 from api.context import ServiceContext
-from api.deps import Caller, Context, e164
+from api.deps import Caller, Context, StrictQuery, e164
 from api.errors import NotFound, responses
-from api.schemas import CdrOut
+from api.schemas import CdrOut, IsoDateTime
 
-router = APIRouter(prefix="/v1", tags=["call detail records"])
+router = APIRouter(prefix="/v1", tags=["call detail records"], dependencies=[StrictQuery])
 
 CDR_ROLES = ("admin", "finance", "facility")
 _ERRORS = responses(401, 403, 404, 422, 503)
@@ -24,8 +23,8 @@ MAX_LIMIT = 10_000
 
 async def _records(
     ctx: ServiceContext, caller: Principal, facility: str | None, pin: str | None,
-    number: str | None, account_id: str | None, since: AwareDatetime | None,
-    until: AwareDatetime | None, limit: int,
+    number: str | None, account_id: str | None, since: IsoDateTime | None,
+    until: IsoDateTime | None, limit: int,
 ) -> list[CallDetailRecord]:
     caller.require(*CDR_ROLES)
     if facility is not None:
@@ -47,8 +46,8 @@ Facility = Annotated[str | None, Query(min_length=1, max_length=100)]
 PinQ = Annotated[str | None, Query(min_length=1, max_length=40)]
 NumberQ = Annotated[str | None, Query(min_length=1, max_length=40)]
 AccountQ = Annotated[str | None, Query(min_length=1, max_length=100)]
-Since = Annotated[AwareDatetime | None, Query(description="Calls set up at or after")]
-Until = Annotated[AwareDatetime | None, Query(description="Calls set up before")]
+Since = Annotated[IsoDateTime | None, Query(description="Calls set up at or after")]
+Until = Annotated[IsoDateTime | None, Query(description="Calls set up before")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from fastapi import Request
 
+from accounts import AccountService
+
 from api.auth import TokenRegistry
 from api.errors import Unavailable
 from api.live_calls import LiveCalls
@@ -28,12 +30,12 @@ class ServiceContext:
     config: Any
     metrics: Metrics
     tokens: TokenRegistry
-    accounts: Any | None = None
+    accounts: AccountService | None = None
     live_calls: LiveCalls | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
 
-    def require_accounts(self) -> Any:
+    def require_accounts(self) -> AccountService:
         if self.accounts is None:
             raise Unavailable("the account store is not configured on this node")
         return self.accounts

@@ -40,3 +40,33 @@ def e164(number: str, field: str = "number") -> str:
         return normalize_number(number, field)
     except InvalidRequest as exc:
         raise InvalidParameter(str(exc), field=field) from None
+
+
+def _query_names(dependant: Any) -> frozenset[str]:
+    names: set[str] = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+async def strict_query(request: Request) -> None:
+    """Refuse unknown or repeated query parameters on the JSON API.
+
+    A misspelt filter (``facilty=``) would otherwise be ignored and, say, export
+    every facility's calls; a repeated one would silently keep only the last.
+    """
+    from api.errors import InvalidParameter
+
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared = _query_names(dependant)
+    for name in set(request.query_params.keys()):
+        if name not in declared:
+            raise InvalidParameter(f"unknown query parameter {name!r}", field=name or "query")
+        if len(request.query_params.getlist(name)) > 1:
+            raise InvalidParameter(f"query parameter {name!r} given more than once", field=name)
+
+
+StrictQuery = Depends(strict_query)

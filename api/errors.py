@@ -78,4 +78,6 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "A parameter or body field is invalid (named in `field`)",
         503: "A backing service is not available",
     }
-    return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in statuses}
+    # Any operation can meet a malformed request (bad JSON, bad encoding).
+    wanted = sorted({400, *statuses})
+    return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in wanted}

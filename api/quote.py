@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import ServiceContext, get_context
+from api.deps import StrictQuery
 from api.errors import InvalidParameter, NotFound, responses
 from rating import RatingError
 from rating import quote_document as rate
 
-router = APIRouter(tags=["rate calculator"])
+router = APIRouter(tags=["rate calculator"], dependencies=[StrictQuery])
 
 
 class Charge(BaseModel):

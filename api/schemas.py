@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from accounts import (
     Account,
@@ -18,6 +19,20 @@ from accounts import (
     Subscription,
 )
 from rating import cents_str, rate_str
+
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: object) -> object:
+    # pydantic would take 0.5 or "1700000000" as a Unix time; the API documents
+    # RFC 3339 date-times only, so anything else is refused.
+    if not isinstance(value, str) or not _ISO_DATETIME.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-03-10T00:00:00Z")
+    return value
+
+
+#: An RFC 3339 date-time with an explicit offset.
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 
 def money_str(units: int) -> str:

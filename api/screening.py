@@ -10,11 +10,11 @@ from pydantic import BaseModel, Field
 from accounts import DuplicateRequest, Person
 from api.auth import Principal
 from api.context import ServiceContext
-from api.deps import Caller, Context, e164
+from api.deps import Caller, Context, StrictQuery, e164
 from api.errors import Conflict, InvalidParameter, NotFound, responses
 from api.schemas import PersonOut, RefundOut
 
-router = APIRouter(prefix="/v1", tags=["screening"])
+router = APIRouter(prefix="/v1", tags=["screening"], dependencies=[StrictQuery])
 
 SCREENING_ROLES = ("admin", "facility")
 _ERRORS = responses(401, 403, 404, 409, 422, 503)
