@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import Request
 
 from accounts import AccountService
-
 from api.auth import TokenRegistry
 from api.errors import Unavailable
 from api.live_calls import LiveCalls
