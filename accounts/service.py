@@ -916,6 +916,43 @@ class AccountService:
             )
         )
 
+    async def issue_monthly_invoices(self, year: int, month: int, at: datetime) -> list[Invoice]:
+        """Invoice every Direct Bill account for one calendar month (UTC); run once a month.
+
+        Accounts already invoiced for that month are skipped, so a re-run is harmless.
+        """
+        if not 1 <= month <= 12:
+            raise InvalidRequest("month must be 1..12")
+        start = datetime(year, month, 1, tzinfo=UTC)
+        end = _add_month(start)
+        if at < end:
+            raise InvalidRequest("a month is invoiced after it ends")
+        issued: list[Invoice] = []
+        for account in await self.store.list_accounts(product=Product.DIRECT_BILL):
+            try:
+                invoice = await self.issue_invoice(account.id, start, end, at)
+            except DuplicateRequest:
+                continue
+            if invoice is not None:
+                issued.append(invoice)
+        return issued
+
+    async def housekeeping(self, at: datetime) -> dict[str, list[str]]:
+        """The daily run: due closures, inactivity flags and Direct Bill limit reviews.
+
+        Returns the ids of the accounts each step changed.
+        """
+        closed = [a.id for a in await self.process_closures(at)]
+        flagged = [a.id for a in await self.flag_inactive(at)]
+        raised: list[str] = []
+        for account in await self.store.list_accounts(
+            product=Product.DIRECT_BILL, status=AccountStatus.OPEN
+        ):
+            reviewed = await self.review_credit_limit(account.id, at)
+            if reviewed.credit_limit_units != account.credit_limit_units:
+                raised.append(account.id)
+        return {"closed": closed, "flagged_inactive": flagged, "credit_limit_raised": raised}
+
     async def review_credit_limit(self, account_id: str, at: datetime) -> Account:
         """Raise the credit limit once the account has paid on time for long enough."""
         account = await self.store.get_account(account_id)
@@ -925,6 +962,8 @@ class AccountService:
         if at - account.created_at < timedelta(days=self.policy.direct_bill_on_time_days):
             return account
         invoices = [i for i in await self.store.list_invoices(account_id) if i.due_at <= at]
+        if not invoices:
+            return account  # nothing billed yet, so nothing paid on time either
         payments = await self._payments(account_id)
         # Each invoice is paid when the running total of payments reaches the
         # running total invoiced; it was on time if that happened by its due date.

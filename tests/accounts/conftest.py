@@ -29,8 +29,14 @@ async def sqlite_store(tmp_path: Path) -> AccountStore:
 STORE_FACTORIES: dict[str, StoreFactory] = {"sqlite": sqlite_store}
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AccountStore]:
-    s = await STORE_FACTORIES[request.param](tmp_path)
+def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    """One store factory per run, for tests that need a fresh store per example."""
+    return STORE_FACTORIES[request.param]
+
+
+@pytest.fixture
+async def store(store_factory: StoreFactory, tmp_path: Path) -> AsyncIterator[AccountStore]:
+    s = await store_factory(tmp_path)
     try:
         yield s
     finally:

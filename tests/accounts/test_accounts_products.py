@@ -397,3 +397,25 @@ async def test_amount_types(service: AccountService, store: AccountStore) -> Non
     await service.deposit("ac1", Decimal("12.34"), "card", "k1", T0)
     await service.deposit("ac1", "$0.66", "card", "k2", T0)
     assert (await store.get_account("ac1")).balance_units == 130_000
+
+
+async def test_monthly_invoices_and_housekeeping(
+    service: AccountService, store: AccountStore
+) -> None:
+    await service.open_direct_bill(CA_DB, T0, account_id="db1")
+    await service.open_direct_bill("+13105550101", T0, account_id="db2")  # no calls
+    await talk(service, 1, 120, number=CA_DB)
+    with pytest.raises(InvalidRequest, match="after it ends"):
+        await service.issue_monthly_invoices(2026, 3, T0)
+    april = T0 + timedelta(days=31)
+    [invoice] = await service.issue_monthly_invoices(2026, 3, april)
+    assert (invoice.account_id, invoice.amount_units) == ("db1", 1_200)
+    assert await service.issue_monthly_invoices(2026, 3, april) == []
+    await service.record_payment("db1", "0.12", "card", "p1", april + timedelta(days=3))
+    # No raise before 90 days; then the daily run raises the limit of the punctual payer
+    # (db2 was never billed, so it has no record of paying on time).
+    assert (await service.housekeeping(april))["credit_limit_raised"] == []
+    report = await service.housekeeping(T0 + timedelta(days=91))
+    assert report == {"closed": [], "flagged_inactive": [], "credit_limit_raised": ["db1"]}
+    assert (await store.get_account("db1")).credit_limit_units == 500_000
+    assert (await store.get_account("db2")).credit_limit_units == 300_000
