@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ics.commands.rerate",
     "ics.commands.config",
     "ics.commands.api",
+    "ics.commands.serve",
     "ics.commands.prompts",
 )
 

@@ -134,6 +134,10 @@ class _Model(BaseModel):
 class SipConfig(_Model):
     listen: list[str] = Field(default_factory=lambda: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"])
     carrier_gateway: str = "127.0.0.1:5090"
+    #: On SIGINT/SIGTERM, calls in progress may finish for this long before BYE.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    #: A carrier that sends no response at all to an INVITE this long is failed (503).
+    carrier_response_timeout_seconds: float = Field(default=8.0, gt=0, le=64)
 
     @field_validator("listen")
     @classmethod
@@ -160,6 +164,13 @@ class MediaConfig(_Model):
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
     recordings_dir: RelPath = Field(default=Path("var/recordings"), validate_default=True)
+    #: Local address RTP is bound to and announced in SDP.
+    host: str = "127.0.0.1"
+    #: A connected call whose party sends no RTP for this long is ended.
+    inactivity_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: Acceptance prompt: silence after the options, and how many times they are played.
+    menu_choice_timeout_seconds: float = Field(default=6.0, gt=0, le=60)
+    menu_attempts: int = Field(default=3, ge=1, le=10)
 
     @model_validator(mode="after")
     def _port_range(self) -> MediaConfig:

@@ -1,0 +1,85 @@
+"""What the call flow asks its asyncio adapter to do, one frozen dataclass per command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RingCaller:
+    """Send 180 Ringing on the facility INVITE (once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectCaller:
+    """Send the final non-2xx response on the facility INVITE, with its Reason header."""
+
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialCarrier:
+    """Send the INVITE to the carrier gateway."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCarrier:
+    """CANCEL the carrier INVITE (sent as soon as a provisional response allows)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlayToCalled:
+    """Play a prompt sequence to the called party; report ``prompt_finished`` at its end."""
+
+    sequence: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StopCalledPlayback:
+    """Stop the prompt playing to the called party (a key was pressed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectCaller:
+    """Answer the facility 200 OK and bridge the two legs; record unless ``record`` is False."""
+
+    record: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HangUpCarrier:
+    """BYE the carrier leg."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HangUpCaller:
+    """BYE the facility leg."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayLimitWarning:
+    """Play the one-minute warning to both parties."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendHeartbeat:
+    """Tell the store how long the call has talked, so a crash settles from here."""
+
+    talked_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlockFacility:
+    """Record that the called number wants no more calls from this facility."""
+
+
+Action = (
+    RingCaller | RejectCaller | DialCarrier | CancelCarrier | PlayToCalled | StopCalledPlayback
+    | ConnectCaller | HangUpCarrier | HangUpCaller | PlayLimitWarning | SendHeartbeat
+    | BlockFacility
+)

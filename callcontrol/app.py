@@ -1,0 +1,931 @@
+"""The asyncio wiring of the call controller: SIP transports, media legs and the account store
+around one `CallFlow` per call.
+
+Everything here is a thin adapter: SIP events and media events are turned into
+flow inputs, and the flow's actions into SIP messages, prompt playback,
+bridging and store calls. Store calls that the caller is waiting on
+(authorization) run as tasks; the call's end (settlement, CDR, log line) runs
+as a task that first waits for any authorization still in flight, so a call
+cancelled mid-authorization still releases its reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from accounts import (
+    AccountsError,
+    AccountService,
+    Authorization,
+    CallRequest,
+    Refusal,
+    Settlement,
+)
+from api.live_calls import LiveCall
+from ivr import (
+    PCMA,
+    PCMU,
+    Bridge,
+    Codec,
+    DtmfReceived,
+    MediaError,
+    MediaEvent,
+    PlaybackFinished,
+    PortAllocator,
+    PromptCatalogue,
+    Recorder,
+    RtpEndpoint,
+    open_recording,
+    parse_dtmf_info,
+)
+from rating import cents_str, rate_str
+
+from . import outcomes
+from .actions import (
+    BlockFacility,
+    CancelCarrier,
+    ConnectCaller,
+    DialCarrier,
+    HangUpCaller,
+    HangUpCarrier,
+    PlayLimitWarning,
+    PlayToCalled,
+    RejectCaller,
+    RingCaller,
+    SendHeartbeat,
+    StopCalledPlayback,
+)
+from .cdr import call_record
+from .errors import CallError, reason_header
+from .events import CallAccepted, CallEnded, KeyPressed
+from .flow import CallFlow, CallGrant, CallState, FlowSettings, Output
+from .outcomes import Disposition
+from .sip import (
+    AckTimedOut,
+    CancelReceived,
+    Dialog,
+    Endpoint,
+    Event,
+    Headers,
+    MessageRejected,
+    NegotiatedAudio,
+    Request,
+    RequestReceived,
+    ResponseReceived,
+    SdpError,
+    SessionDescription,
+    SipError,
+    SipTransport,
+    SipUri,
+    TransactionTimedOut,
+    TransportError,
+    Trunk,
+    TrunkPolicy,
+    accept_answer,
+    answer_offer,
+    create_offer,
+    make_response,
+    new_call_id,
+    new_tag,
+)
+
+log = logging.getLogger("callcontrol")
+call_log = logging.getLogger("ics.calls")
+
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9@._-]")
+LANGUAGES = ("en", "es")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    """Where the controller listens and reaches the carrier; how long things may take."""
+
+    sip_listen: tuple[tuple[str, str, int], ...]  # (transport, host, port)
+    carrier: tuple[str, int]
+    media_host: str = "127.0.0.1"
+    rtp_ports: tuple[int, int] = (20000, 20999)
+    recordings_dir: Path = Path("var/recordings")
+    heartbeat_seconds: float = 15.0
+    inactivity_timeout: float = 60.0
+    carrier_response_timeout: float = 8.0
+    menu_choice_timeout: float = 6.0
+    menu_attempts: int = 3
+    ring_timeouts: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Any) -> ControllerSettings:
+        listen = []
+        for item in config.sip.listen:
+            transport, _, hostport = item.partition(":")
+            host, _, port = hostport.rpartition(":")
+            listen.append((transport, host.strip("[]"), int(port)))
+        host, _, port = config.sip.carrier_gateway.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(
+                f"sip.carrier_gateway must be HOST:PORT, not {config.sip.carrier_gateway!r}"
+            )
+        media = config.media
+        return cls(
+            sip_listen=tuple(listen),
+            carrier=(host.strip("[]"), int(port)),
+            media_host=media.host,
+            rtp_ports=(media.rtp_port_min, media.rtp_port_max),
+            recordings_dir=Path(media.recordings_dir),
+            heartbeat_seconds=float(config.accounts.heartbeat_seconds),
+            inactivity_timeout=media.inactivity_timeout_seconds,
+            carrier_response_timeout=config.sip.carrier_response_timeout_seconds,
+            menu_choice_timeout=media.menu_choice_timeout_seconds,
+            menu_attempts=media.menu_attempts,
+            ring_timeouts={fid: float(f.ring_timeout_seconds)
+                           for fid, f in config.facilities.items()},
+        )
+
+
+class Call:
+    """The adapter-side state of one call: its SIP legs, media and money."""
+
+    def __init__(self, request: Request, event: RequestReceived, facility_id: str,
+                 flow: CallFlow, offer: SessionDescription, started: datetime) -> None:
+        self.id = request.call_id
+        self.invite = request
+        self.source = event.source
+        self.transport = event.transport
+        self.connection = event.connection
+        self.facility_id = facility_id
+        self.flow = flow
+        self.offer = offer
+        self.started = started
+        self.to_tag = new_tag()
+        self.pin = request.headers.get("x-inmate-pin") or ""
+        self.dialled = ""
+        self.use_debit = (request.headers.get("x-payer") or "").strip().lower() == "debit"
+        self.facility_dialog: Dialog | None = None
+        self.facility_media: RtpEndpoint | None = None
+        self.auth_task: asyncio.Task[None] | None = None
+        self.authorization: Authorization | None = None
+        self.carrier_call_id = new_call_id()
+        self.carrier_invite: Request | None = None
+        self.carrier_tx: str | None = None
+        self.carrier_offer: SessionDescription | None = None
+        self.carrier_dialog: Dialog | None = None
+        self.carrier_media: RtpEndpoint | None = None
+        self.carrier_address: tuple[str, int] | None = None
+        self.bridge: Bridge | None = None
+        self.recorder: Recorder | None = None
+        self.recording_path: str | None = None
+        self.catalogue: PromptCatalogue | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.warning_legs: set[int] = set()
+        self.warning_guard: asyncio.TimerHandle | None = None
+
+
+class CallController:
+    """Carries every call of one node; implements the HTTP service's `LiveCalls`."""
+
+    def __init__(
+        self,
+        settings: ControllerSettings,
+        service: AccountService,
+        trunks: Sequence[Trunk],
+        *,
+        metrics: Any = None,
+        catalogue_root: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.metrics = metrics
+        self.policy = TrunkPolicy(trunks, invite_rate=1000.0, invite_burst=2000.0)
+        self.endpoint = Endpoint(screen=self.policy)  # type: ignore[arg-type]
+        self.transport: SipTransport | None = None
+        self.ports = PortAllocator(*settings.rtp_ports)
+        kwargs = {"root": catalogue_root} if catalogue_root is not None else {}
+        self.catalogues = {lang: PromptCatalogue(lang, **kwargs) for lang in LANGUAGES}
+        self.calls: dict[str, Call] = {}
+        self.by_carrier_tx: dict[str, Call] = {}
+        self.by_carrier_call_id: dict[str, Call] = {}
+        self.draining = False
+        self.contact = "sip:ics@127.0.0.1"
+        self.bound: list[tuple[str, str, int]] = []
+        self._finishing: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wall_offset = 0.0
+        self.stats = {"started": 0, "ended": 0}
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on every configured SIP address (binding port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._wall_offset = time.time() - loop.time()
+        self.transport = SipTransport(self.endpoint, self._on_sip_event)
+        for transport, host, port in self.settings.sip_listen:
+            if transport == "udp":
+                bound = await self.transport.listen_udp(host, port)
+            else:
+                bound = await self.transport.listen_tcp(host, port)
+            self.bound.append((transport, bound[0], bound[1]))
+            if transport == "udp" and self.contact == "sip:ics@127.0.0.1":
+                h = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+                self.contact = f"sip:ics@{h}:{bound[1]}"
+
+    async def recover(self) -> int:
+        """Settle reservations of calls a previous run left behind (crash); returns how many."""
+        done = await self.service.recover(self.wall_now(), live_call_ids=set(self.calls))
+        for settlement in done:
+            log.warning("recovered call %s from its last heartbeat (%s s)",
+                        settlement.reservation.call_id, settlement.reservation.talked_seconds)
+        return len(done)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking calls; let calls finish for ``grace`` seconds, then end the rest."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(min(0.2, max(0.0, deadline - loop.time())))
+        for call in list(self.calls.values()):
+            self._hang_up(call, outcomes.SHUTTING_DOWN)
+        self._flush()
+        # BYEs out; wait for every settlement and CDR to be written.
+        while self._finishing:
+            await asyncio.gather(*list(self._finishing), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.transport is not None:
+            await self.transport.close()
+
+    @property
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def wall(self, t: float) -> datetime:
+        return datetime.fromtimestamp(t + self._wall_offset, UTC)
+
+    def wall_now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _flush(self) -> None:
+        if self.transport is not None:
+            self.transport.flush()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call task failed", exc_info=task.exception())
+
+    # -- LiveCalls ----------------------------------------------------------------
+
+    def list_calls(self) -> Sequence[LiveCall]:
+        out = []
+        for call in self.calls.values():
+            auth = call.authorization
+            flow = call.flow
+            state = flow.state
+            out.append(LiveCall(
+                call_id=call.id,
+                facility=call.facility_id,
+                pin=call.pin,
+                number=auth.called.e164 if auth is not None else call.dialled,
+                state={CallState.AUTHORIZING: "screening", CallState.DIALING: "ringing",
+                       CallState.RINGING: "ringing", CallState.PROMPTING: "prompting",
+                       CallState.FAREWELL: "prompting", CallState.CONNECTED: "connected",
+                       CallState.ENDED: "ended"}[state],
+                started_at=call.started,
+                product=str(auth.product) if auth is not None else None,
+                answered_at=self.wall(flow.accept_at) if flow.accept_at is not None else None,
+                recorded=not (auth.privileged if auth is not None else False),
+                max_seconds=auth.max_seconds if auth is not None else None,
+            ))
+        out.sort(key=lambda c: c.started_at)
+        return out
+
+    async def hang_up(self, call_id: str, reason: str) -> bool:
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        how = Disposition(outcomes.OPERATOR.status, outcomes.OPERATOR.cause,
+                          reason or outcomes.OPERATOR.text, outcomes.OPERATOR.outcome)
+        self._hang_up(call, how)
+        self._flush()
+        return True
+
+    def _hang_up(self, call: Call, how: Disposition) -> None:
+        if call.flow.state is not CallState.ENDED:
+            self._feed(call, lambda now: call.flow.hang_up(how, now))
+
+    # -- feeding the flow -----------------------------------------------------------
+
+    def _feed(self, call: Call, step: Any) -> None:
+        """Run one flow input, carry out its outputs, re-arm the call's timer."""
+        now = self.now()
+        try:
+            outputs = step(now)
+        except CallError as exc:
+            log.debug("call %s: %s", call.id, exc)
+            return
+        self._apply(call, outputs)
+        self._arm(call)
+
+    def _arm(self, call: Call) -> None:
+        when = call.flow.get_timer() if call.flow.state is not CallState.ENDED else None
+        if when == call.timer_at:
+            return
+        if call.timer is not None:
+            call.timer.cancel()
+        call.timer_at = when
+        call.timer = self._loop.call_at(when, self._on_timer, call) if (
+            when is not None and self._loop is not None) else None
+
+    def _on_timer(self, call: Call) -> None:
+        call.timer = None
+        call.timer_at = None
+        self._feed(call, call.flow.handle_timer)
+        self._flush()
+
+    def _apply(self, call: Call, outputs: list[Output]) -> None:
+        for out in outputs:
+            try:
+                self._do(call, out)
+            except (SipError, MediaError, OSError, ValueError) as exc:
+                log.warning("call %s: %s failed: %s", call.id, type(out).__name__, exc)
+
+    def _do(self, call: Call, out: Output) -> None:
+        now = self.now()
+        ep = self.endpoint
+        if isinstance(out, RingCaller):
+            ep.respond(call.invite, 180, now, to_tag=call.to_tag,
+                       headers=[("Contact", f"<{self.contact}>")])
+        elif isinstance(out, RejectCaller):
+            ep.respond(call.invite, out.status, now, to_tag=call.to_tag,
+                       headers=[("Reason", out.reason)])
+        elif isinstance(out, DialCarrier):
+            self._dial(call, now)
+        elif isinstance(out, CancelCarrier):
+            if call.carrier_tx is not None:
+                ep.cancel(call.carrier_tx, now)
+        elif isinstance(out, PlayToCalled):
+            media, catalogue = call.carrier_media, call.catalogue
+            if media is not None and catalogue is not None and not media.closed:
+                media.play(catalogue.encoded(out.sequence, media.session.codec))
+        elif isinstance(out, StopCalledPlayback):
+            if call.carrier_media is not None:
+                call.carrier_media.stop_playback()
+        elif isinstance(out, ConnectCaller):
+            self._spawn(self._connect(call, out.record))
+        elif isinstance(out, HangUpCarrier):
+            self._bye(call.carrier_dialog, out.reason, now, None)
+            call.carrier_dialog = None
+        elif isinstance(out, HangUpCaller):
+            self._bye(call.facility_dialog, out.reason, now, call.connection)
+            call.facility_dialog = None
+        elif isinstance(out, PlayLimitWarning):
+            self._warn(call)
+        elif isinstance(out, SendHeartbeat):
+            if call.authorization is not None:
+                self._spawn(self._heartbeat(call.authorization.reservation_id,
+                                            out.talked_seconds))
+        elif isinstance(out, BlockFacility):
+            if call.authorization is not None:
+                self._spawn(self.service.block_facility_for_number(
+                    call.authorization.called.e164, call.facility_id))
+        elif isinstance(out, KeyPressed):
+            if self.metrics is not None:
+                self.metrics.ivr_key_pressed(out.digit)
+        elif isinstance(out, CallAccepted):
+            log.debug("call %s accepted", call.id)
+        elif isinstance(out, CallEnded):
+            self._ended(call, out)
+
+    # -- SIP events -------------------------------------------------------------------
+
+    def _on_sip_event(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            method = event.request.method
+            if self.metrics is not None:
+                self.metrics.sip_message("in", method)
+            if event.dialog is None and method == "INVITE":
+                self._on_invite(event)
+            else:
+                self._on_request(event)
+        elif isinstance(event, ResponseReceived):
+            self._on_response(event)
+        elif isinstance(event, CancelReceived):
+            call = self.calls.get(event.invite.call_id)
+            if call is not None and call.flow.state is not CallState.ENDED:
+                self._feed(call, call.flow.caller_cancelled)
+        elif isinstance(event, AckTimedOut):
+            call = self.calls.get(event.request.call_id)
+            if call is not None and call.flow.state is CallState.CONNECTED:
+                self._feed(call, call.flow.caller_lost)
+        elif isinstance(event, (TransactionTimedOut, TransportError)):
+            call = self.by_carrier_tx.get(event.transaction_id)
+            if call is not None and event.request.method == "INVITE":
+                how = (outcomes.CARRIER_SILENT if isinstance(event, TransactionTimedOut)
+                       else outcomes.CARRIER_FAILURE)
+                if call.flow.state in (CallState.DIALING, CallState.RINGING):
+                    self._feed(call, lambda now: call.flow.carrier_failed(how, now))
+        elif isinstance(event, MessageRejected):
+            log.debug("SIP message from %s rejected (%s): %s", event.source, event.status,
+                      event.detail)
+
+    def _on_invite(self, event: RequestReceived) -> None:
+        request = event.request
+        now = self.now()
+        ep = self.endpoint
+        if self.draining:
+            ep.respond(request, 503, now, to_tag=new_tag(), headers=[
+                ("Retry-After", "30"), ("Reason", outcomes.SHUTTING_DOWN.reason)])
+            return
+        facility_id = event.trunk_id
+        if facility_id is None or facility_id not in self.settings.ring_timeouts:
+            ep.respond(request, 403, now, to_tag=new_tag(),
+                       headers=[("Reason", reason_header(21, "facility not allowed"))])
+            return
+        if request.call_id in self.calls:
+            ep.respond(request, 482, now, to_tag=new_tag())
+            return
+        if not request.headers.get_list("contact"):
+            ep.respond(request, 400, now, "Bad Request (no Contact)", to_tag=new_tag())
+            return
+        try:
+            uri = SipUri.parse(request.uri)
+            offer = SessionDescription.parse(request.body)
+            answer_offer(offer, self.settings.media_host, 9)  # refuse what we could not answer
+        except SdpError as exc:
+            ep.respond(request, 488, now, f"Not Acceptable Here ({exc})", to_tag=new_tag(),
+                       headers=[("Reason", reason_header(65, "no usable audio offer"))])
+            return
+        except (SipError, ValueError) as exc:
+            ep.respond(request, 400, now, f"Bad Request ({exc})", to_tag=new_tag())
+            return
+        s = self.settings
+        flow = CallFlow(facility_id, now, FlowSettings(
+            ring_timeout=s.ring_timeouts[facility_id],
+            carrier_response_timeout=s.carrier_response_timeout,
+            heartbeat_interval=s.heartbeat_seconds,
+            menu_choice_timeout=s.menu_choice_timeout,
+            menu_attempts=s.menu_attempts,
+        ))
+        call = Call(request, event, facility_id, flow, offer, self.wall_now())
+        call.dialled = uri.user or ""
+        self.calls[call.id] = call
+        self.stats["started"] += 1
+        if self.metrics is not None:
+            self.metrics.call_started(facility_id)
+        if not call.pin:
+            self._feed(call, lambda now: flow.refused(outcomes.MISSING_PIN, now))
+            return
+        bad = outcomes.check_dialled(call.dialled)
+        if bad is not None:
+            self._feed(call, lambda now: flow.refused(bad, now))
+            return
+        call.auth_task = self._spawn(self._authorize(call))
+
+    def _on_request(self, event: RequestReceived) -> None:
+        request = event.request
+        now = self.now()
+        ep = self.endpoint
+        method = request.method
+        call = self.calls.get(request.call_id)
+        from_carrier = False
+        if call is None:
+            call = self.by_carrier_call_id.get(request.call_id)
+            from_carrier = call is not None
+        if method == "BYE":
+            ep.respond(request, 200, now)
+            if event.dialog is not None:
+                ep.remove_dialog(event.dialog)
+            if call is None or call.flow.state is CallState.ENDED:
+                return
+            if from_carrier:
+                call.carrier_dialog = None
+                self._feed(call, call.flow.called_hung_up)
+            else:
+                call.facility_dialog = None
+                if call.flow.state is CallState.CONNECTED:
+                    self._feed(call, call.flow.caller_hung_up)
+            return
+        if method == "INFO":
+            digit = None
+            if from_carrier and request.body:
+                try:
+                    info = parse_dtmf_info(request.headers.get("content-type") or "",
+                                           request.body)
+                    digit = info.digit
+                except ValueError as exc:
+                    ep.respond(request, 400, now, f"Bad Request ({exc})")
+                    return
+            ep.respond(request, 200, now)
+            if digit is not None and call is not None:
+                d = digit
+                self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
+            return
+        if method == "INVITE":
+            # Re-INVITEs (session refresh, hold) are not needed to carry a call: the
+            # session continues unchanged (RFC 3261 14.1).
+            ep.respond(request, 488, now, headers=[("Warning", '399 ics "re-INVITE not '
+                                                              'supported"')])
+            return
+        ep.respond(request, 200, now)
+
+    def _on_response(self, event: ResponseReceived) -> None:
+        request = event.request
+        response = event.response
+        if request.method != "INVITE":
+            return
+        call = self.by_carrier_tx.get(event.transaction_id)
+        status = response.status
+        if call is None or call.flow.state not in (CallState.DIALING, CallState.RINGING):
+            if 200 <= status < 300:
+                self._ack_and_bye(request, response)
+            return
+        flow = call.flow
+        if status < 200:
+            self._feed(call, lambda now: flow.carrier_progress(status, now))
+            return
+        if status >= 300:
+            how = outcomes.from_carrier_status(status)
+            self._feed(call, lambda now: flow.carrier_failed(how, now))
+            return
+        # 200 OK: confirm it, then judge its answer.
+        try:
+            dialog = Dialog.from_uac(request, response)
+        except SipError:
+            self._ack_and_bye(request, response)
+            self._feed(call, lambda now: flow.carrier_failed(outcomes.CARRIER_FAILURE, now))
+            return
+        self.endpoint.add_dialog(dialog)
+        call.carrier_dialog = dialog
+        assert call.carrier_address is not None
+        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), call.carrier_address,
+                               self.now())
+        try:
+            assert call.carrier_offer is not None
+            negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
+        except (SdpError, ValueError) as exc:
+            log.info("call %s: carrier answer unusable: %s", call.id, exc)
+            self._feed(call, lambda now: [HangUpCarrier(outcomes.CARRIER_FAILURE.reason),
+                                          *flow.carrier_failed(outcomes.CARRIER_FAILURE, now)])
+            return
+        assert call.carrier_media is not None
+        _configure_leg(call.carrier_media, negotiated)
+        self._feed(call, flow.carrier_answered)
+
+    def _ack_and_bye(self, request: Request, response: Any) -> None:
+        """A 2xx for an INVITE we no longer want (cancelled, timed out): ACK and BYE it."""
+        try:
+            dialog = Dialog.from_uac(request, response)
+        except SipError:
+            return
+        now = self.now()
+        address = self.settings.carrier
+        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), address, now)
+        bye = dialog.create_request("BYE", headers=[("Reason", outcomes.CANCELLED.reason)])
+        self.endpoint.send_request(bye, address, now)
+
+    def _bye(self, dialog: Dialog | None, reason: str, now: float,
+             connection: int | None) -> None:
+        if dialog is None:
+            return
+        self.endpoint.remove_dialog(dialog)
+        bye = dialog.create_request("BYE", headers=[("Reason", reason)])
+        host, port, transport = dialog.next_hop()
+        self.endpoint.send_request(bye, (host, port), now, transport=transport,
+                                   connection=connection if transport != "udp" else None)
+
+    # -- authorization and the carrier leg ------------------------------------------------
+
+    async def _authorize(self, call: Call) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=call.pin,
+                              dialled=call.dialled, at=self.wall_now(),
+                              use_debit=call.use_debit)
+        result: Authorization | Refusal | None
+        try:
+            result = await self.service.authorize(request)
+        except AccountsError as exc:
+            log.warning("call %s: authorization failed: %s", call.id, exc)
+            result = None
+        if self.metrics is not None:
+            self.metrics.observe_authorization(loop.time() - started)
+        flow = call.flow
+        if isinstance(result, Authorization):
+            call.authorization = result
+            if self.metrics is not None:
+                self.metrics.reservation_made(call.facility_id, str(result.product),
+                                              result.reservation.amount_units)
+        if flow.state is not CallState.AUTHORIZING:
+            return  # cancelled meanwhile: the end of the call releases the hold
+        if result is None:
+            self._feed(call, lambda now: flow.refused(outcomes.INTERNAL_FAILURE, now))
+            self._flush()
+            return
+        if isinstance(result, Refusal):
+            how = outcomes.from_refusal(result)
+            self._feed(call, lambda now: flow.refused(how, now))
+            self._flush()
+            return
+        try:
+            media = await RtpEndpoint.open(
+                PCMU, host=self.settings.media_host, allocator=self.ports,
+                on_event=lambda ev: self._on_carrier_media(call, ev), inactivity_timeout=0,
+            )
+        except MediaError as exc:
+            log.warning("call %s: no media port for the carrier leg: %s", call.id, exc)
+            self._feed(call, lambda now: flow.refused(outcomes.INTERNAL_FAILURE, now))
+            self._flush()
+            return
+        if flow.state is not CallState.AUTHORIZING:
+            media.close()
+            return
+        call.carrier_media = media
+        lang = result.language if result.language in self.catalogues else "en"
+        call.catalogue = self.catalogues[lang]
+        grant = _grant(result, lang)
+        self._feed(call, lambda now: flow.authorized(grant, now))
+        self._flush()
+
+    def _dial(self, call: Call, now: float) -> None:
+        auth = call.authorization
+        media = call.carrier_media
+        assert auth is not None and media is not None
+        host, port = self.settings.carrier
+        hp = f"[{host}]" if ":" in host else host
+        uri = f"sip:{auth.called.e164}@{hp}:{port}"
+        offer = create_offer(self.settings.media_host, media.port)
+        call.carrier_offer = offer
+        h = Headers()
+        h.set("from", f"<sip:{call.facility_id}@{self.contact.split('@', 1)[1]}>;tag={new_tag()}")
+        h.set("to", f"<{uri}>")
+        h.set("call-id", call.carrier_call_id)
+        h.set("cseq", "1 INVITE")
+        h.set("contact", f"<{self.contact}>")
+        h.set("content-type", "application/sdp")
+        invite = Request("INVITE", uri, h, offer.serialize())
+        call.carrier_address = (host, port)
+        call.carrier_invite = invite
+        call.carrier_tx = self.endpoint.send_request(invite, (host, port), now)
+        self.by_carrier_tx[call.carrier_tx] = call
+        self.by_carrier_call_id[call.carrier_call_id] = call
+
+    # -- media -------------------------------------------------------------------------------
+
+    def _on_carrier_media(self, call: Call, event: MediaEvent) -> None:
+        if isinstance(event, DtmfReceived):
+            if call.flow.state is CallState.PROMPTING:
+                d, src = event.digit, event.source
+                self._feed(call, lambda now: call.flow.digit(d, now, src))
+                self._flush()
+        elif isinstance(event, PlaybackFinished):
+            if call.warning_legs:
+                self._warning_done(call, call.carrier_media)
+            elif call.flow.state in (CallState.PROMPTING, CallState.FAREWELL):
+                self._feed(call, call.flow.prompt_finished)
+                self._flush()
+
+    def _on_facility_media(self, call: Call, event: MediaEvent) -> None:
+        if isinstance(event, PlaybackFinished) and call.warning_legs:
+            self._warning_done(call, call.facility_media)
+
+    async def _connect(self, call: Call, record: bool) -> None:
+        """Answer the facility and bridge the legs (the called party accepted)."""
+        flow = call.flow
+        try:
+            media = await RtpEndpoint.open(
+                PCMU, host=self.settings.media_host, allocator=self.ports,
+                on_event=lambda ev: self._on_facility_media(call, ev), inactivity_timeout=0,
+            )
+        except MediaError as exc:
+            log.warning("call %s: no media port for the facility leg: %s", call.id, exc)
+            self._feed(call, lambda now: flow.media_lost(now, before_acceptance_answer=True))
+            self._flush()
+            return
+        if flow.state is not CallState.CONNECTED or call.carrier_media is None:
+            media.close()
+            return
+        call.facility_media = media
+        now = self.now()
+        try:
+            answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
+            _configure_leg(media, negotiated)
+            ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
+                ("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")],
+                body=answer.serialize())
+            dialog = Dialog.from_uas(call.invite, ok, local_contact=self.contact)
+            self.endpoint.add_dialog(dialog)
+            self.endpoint.send_response(ok, now)
+            call.facility_dialog = dialog
+        except SipError as exc:
+            log.warning("call %s: cannot answer the facility: %s", call.id, exc)
+            self._feed(call, lambda now: flow.media_lost(now, before_acceptance_answer=True))
+            self._flush()
+            return
+        auth = call.authorization
+        if record and auth is not None:
+            try:
+                call.recorder = open_recording(
+                    self.settings.recordings_dir, _UNSAFE_FILE_CHARS.sub("_", call.id),
+                    privileged=auth.privileged, codecs=(media.session.codec,
+                                                        call.carrier_media.session.codec),
+                    now=now)
+            except (OSError, ValueError) as exc:
+                log.error("call %s: recording could not start: %s", call.id, exc)
+                call.recorder = None
+            if call.recorder is not None:
+                call.recording_path = str(call.recorder.path)
+        self._start_bridge(call)
+        self._flush()
+
+    def _start_bridge(self, call: Call) -> None:
+        assert call.facility_media is not None and call.carrier_media is not None
+        call.bridge = Bridge(call.facility_media, call.carrier_media, recorder=call.recorder,
+                             inactivity_timeout=self.settings.inactivity_timeout,
+                             on_inactive=lambda leg: self._on_inactive(call))
+        call.bridge.start()
+
+    def _on_inactive(self, call: Call) -> None:
+        if call.flow.state is CallState.CONNECTED:
+            self._feed(call, call.flow.media_lost)
+            self._flush()
+
+    def _warn(self, call: Call) -> None:
+        """One minute left: unhook the bridge, tell both parties, bridge again."""
+        bridge = call.bridge
+        catalogue = call.catalogue
+        if bridge is None or not bridge.running or catalogue is None:
+            return
+        bridge.recorder = None  # keep the recording open across the warning
+        bridge.stop()
+        legs = [leg for leg in (call.facility_media, call.carrier_media) if leg is not None]
+        call.warning_legs = {id(leg) for leg in legs}
+        for leg in legs:
+            leg.play(catalogue.encoded(("one_minute_warning",), leg.session.codec))
+        assert self._loop is not None
+        guard = catalogue.duration(("one_minute_warning",)) + 1.0
+        call.warning_guard = self._loop.call_later(guard, self._rebridge, call)
+
+    def _warning_done(self, call: Call, leg: RtpEndpoint | None) -> None:
+        call.warning_legs.discard(id(leg))
+        if not call.warning_legs:
+            self._rebridge(call)
+
+    def _rebridge(self, call: Call) -> None:
+        call.warning_legs.clear()
+        if call.warning_guard is not None:
+            call.warning_guard.cancel()
+            call.warning_guard = None
+        if call.flow.state is CallState.CONNECTED and call.bridge is not None \
+                and not call.bridge.running:
+            self._start_bridge(call)
+
+    async def _heartbeat(self, reservation_id: str, seconds: int) -> None:
+        try:
+            await self.service.heartbeat(reservation_id, seconds, self.wall_now())
+        except AccountsError as exc:
+            log.warning("heartbeat of %s failed: %s", reservation_id, exc)
+
+    # -- the end ----------------------------------------------------------------------------------
+
+    def _ended(self, call: Call, ended: CallEnded) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+        if call.warning_guard is not None:
+            call.warning_guard.cancel()
+        if call.bridge is not None:
+            call.bridge.stop()
+        if call.recorder is not None and not call.recorder.closed:
+            call.recorder.close(self.now())
+        for media in (call.carrier_media, call.facility_media):
+            if media is not None:
+                media.close()
+        for dialog in (call.carrier_dialog, call.facility_dialog):
+            if dialog is not None:
+                self.endpoint.remove_dialog(dialog)
+        self.calls.pop(call.id, None)
+        if call.carrier_tx is not None:
+            self.by_carrier_tx.pop(call.carrier_tx, None)
+        self.by_carrier_call_id.pop(call.carrier_call_id, None)
+        task = asyncio.get_running_loop().create_task(self._finish(call, ended))
+        self._finishing.add(task)
+        task.add_done_callback(self._finish_done)
+
+    def _finish_done(self, task: asyncio.Task[None]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("settling a call failed", exc_info=task.exception())
+
+    async def _finish(self, call: Call, ended: CallEnded) -> None:
+        """Settle (or release) the reservation, write the CDR, log the outcome."""
+        if call.auth_task is not None and not call.auth_task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(call.auth_task)
+        auth = call.authorization
+        settlement: Settlement | None = None
+        at = self.wall(ended.end_at)
+        if auth is not None:
+            talked = ended.talked_seconds if ended.accept_at is not None else 0
+            try:
+                settlement = await self.service.settle(auth.reservation_id, talked, at)
+            except AccountsError as exc:
+                # Left open: the next start-up's recovery settles it from its heartbeat.
+                log.error("call %s: settlement failed: %s", call.id, exc)
+            if settlement is not None and self.metrics is not None:
+                self.metrics.settlement_made(
+                    call.facility_id, str(auth.product),
+                    settlement.quote.total_units if settlement.quote is not None else 0)
+        record = call_record(
+            call_id=call.id, facility_id=call.facility_id, pin=call.pin, number=call.dialled,
+            ended=ended, wall=self.wall, authorization=auth, settlement=settlement,
+            recording_path=call.recording_path,
+        )
+        try:
+            await self.service.store.add_cdr(record)
+        except AccountsError as exc:
+            log.error("call %s: CDR not written: %s", call.id, exc)
+        self.stats["ended"] += 1
+        if self.metrics is not None:
+            self.metrics.call_ended(call.facility_id, str(ended.outcome))
+        call_log.info(json.dumps({
+            "event": "call_ended",
+            "call_id": call.id,
+            "facility": call.facility_id,
+            "pin": call.pin,
+            "number": record.number_e164,
+            "outcome": str(ended.outcome),
+            "status": ended.status,
+            "reason": ended.text,
+            "side": ended.side,
+            "product": record.product or None,
+            "talked_seconds": record.talked_seconds,
+            "total": cents_str(record.total_units),
+            "recording": record.recording_path,
+        }, separators=(",", ":")))
+
+
+def _configure_leg(media: RtpEndpoint, negotiated: NegotiatedAudio) -> None:
+    """Point a leg opened before its SDP was settled at what the peer agreed to."""
+    session = media.session
+    codec = {"PCMU": PCMU, "PCMA": PCMA}.get(negotiated.codec)
+    if codec is None or codec.payload_type != negotiated.payload_type:
+        codec = Codec(negotiated.codec, negotiated.payload_type)
+    session.codec = codec
+    session.telephone_event_pt = negotiated.telephone_event
+    session.remote = (negotiated.remote_address, negotiated.remote_port)
+    session.remote_rtcp = (negotiated.remote_address, negotiated.remote_port + 1)
+    media.resume()
+
+
+def _grant(auth: Authorization, lang: str) -> CallGrant:
+    q = auth.max_quote
+    rate = Decimal(rate_str(q.rate_units)) if q is not None else Decimal(0)
+    cost = Decimal(cents_str(q.total_units)) if q is not None else Decimal(0)
+    return CallGrant(
+        max_seconds=auth.max_seconds,
+        language=lang,
+        privileged=auth.privileged,
+        single_call_charge=cost if auth.single_call_offer else None,
+        rate_per_minute=rate,
+        max_cost=cost,
+    )
+
+
+def trunks_from_config(config: Any) -> list[Trunk]:
+    """One trunk per facility, identified by the facility id."""
+    trunks = []
+    for fid, facility in config.facilities.items():
+        users = {}
+        digest = facility.trunk.digest
+        if digest is not None:
+            users[digest.username] = digest.password
+        trunks.append(Trunk.from_config(fid, [str(n) for n in facility.trunk.networks], users))
+    return trunks

@@ -1,0 +1,56 @@
+"""Facts the call flow reports about a call, named as things that happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounts import CallOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The called party's phone answered; the prompt starts."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPressed:
+    """The called party pressed a key at the prompt."""
+
+    digit: str
+    source: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAccepted:
+    """The called party accepted (1, or 3 for a Single Call): talk time starts now."""
+
+    at: float
+    single_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """The call is over; settle it and write its record.
+
+    ``status`` is the final response the facility got (200 once connected);
+    ``side`` is who ended it: ``caller``, ``called``, ``controller`` or
+    ``""`` when the controller refused it before anyone talked.
+    """
+
+    outcome: CallOutcome
+    status: int
+    reason: str
+    text: str
+    side: str
+    talked_seconds: int
+    setup_at: float
+    answer_at: float | None
+    accept_at: float | None
+    end_at: float
+    single_call: bool
+
+
+Event = CallAnswered | KeyPressed | CallAccepted | CallEnded

@@ -1,0 +1,98 @@
+"""The `ics serve` process: config, store, recovery, SIP, HTTP and a clean shutdown on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("callcontrol")
+
+
+class _JsonLines(logging.Formatter):
+    """Call outcome lines are JSON already; everything else gets a plain prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "ics.calls":
+            return record.getMessage()
+        return f"{record.levelname.lower()} {record.name}: {super().format(record)}"
+
+
+def setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines("%(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("ics.calls").setLevel(logging.INFO)
+
+
+async def serve(config_path: str | Path, *, grace: float | None = None,
+                http: bool = True) -> int:
+    """Run until SIGINT/SIGTERM; return the exit status."""
+    from api.app import create_app
+    from api.metrics import Metrics
+    from api.runner import open_account_service
+    from api.server import make_server, parse_listen
+    from callcontrol.app import CallController, ControllerSettings, trunks_from_config
+    from ics.config import load_config
+
+    setup_logging()
+    config = load_config(Path(config_path))
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    settings = ControllerSettings.from_config(config)
+    http_address = parse_listen(config.http.listen) if http else None
+    metrics = Metrics()
+    service = await open_account_service(config)
+    controller = CallController(settings, service, trunks_from_config(config), metrics=metrics)
+    server: Any = None
+    http_task: asyncio.Task[None] | None = None
+    try:
+        # Calls a crash left connected are settled before new calls are taken.
+        await controller.recover()
+        await controller.start()
+        if http_address is not None:
+
+            async def store_ready() -> bool:
+                await service.store.is_empty()
+                return True
+
+            async def sip_ready() -> bool:
+                return not controller.draining
+
+            app = create_app(config, service, controller, metrics,
+                             readiness={"store": store_ready, "sip": sip_ready})
+            server = make_server(app, *http_address, handle_signals=False)
+            http_task = asyncio.get_running_loop().create_task(server.serve())
+        listening = ", ".join(f"{t}:{h}:{p}" for t, h, p in controller.bound)
+        print(f"ics serve: SIP on {listening}"
+              + (f", HTTP on http://{http_address[0]}:{http_address[1]}/" if http_address else "")
+              + " (Ctrl-C stops)", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if http_task is not None:
+            http_task.add_done_callback(lambda _t: stop.set())
+        await stop.wait()
+        if http_task is not None and http_task.done() and http_task.exception() is not None:
+            raise http_task.exception()  # type: ignore[misc]
+        wait = config.sip.shutdown_grace_seconds if grace is None else grace
+        print(f"ics serve: stopping; {controller.active_calls} call(s) in progress may "
+              f"finish within {wait:g} s", file=sys.stderr, flush=True)
+        await controller.drain(wait)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        return 0
+    finally:
+        if server is not None:
+            server.should_exit = True
+        if http_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(http_task, 5)
+        await controller.close()
+        await service.store.close()
