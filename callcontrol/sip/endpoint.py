@@ -323,7 +323,7 @@ class Endpoint:
     ) -> None:
         try:
             message = parse_message(data, max_size=self.max_message_size)
-            via = message.top_via
+            via = message.parsed_via or message.top_via
         except ParseError as exc:
             self._reject_malformed(data, exc, address, transport, connection)
             return
@@ -443,7 +443,8 @@ class Endpoint:
                               now)
                 return
         if method == "INVITE" and self.auto_trying:
-            self._respond(stx, make_response(request, 100), now)
+            # RFC 3261 17.2.1: 100 Trying unless the TU answers within 200 ms.
+            self._set_timer(stx, "trying", now + 0.2)
         self._emit(RequestReceived(request, stx.id, address, transport, connection, trunk_id,
                                    dialog))
 
@@ -521,6 +522,10 @@ class Endpoint:
             self._emit(CancelReceived(request, invite_tx.request, invite_tx.id, address))
 
     def _server_timer(self, tx: ServerTransaction, name: str, now: float) -> None:
+        if name == "trying":
+            if tx.state == "proceeding" and tx.last_response is None:
+                self._respond(tx, make_response(tx.request, 100), now)
+            return
         if name == "G":
             if tx.state == "completed" and tx.last_response is not None:
                 self._out.append(

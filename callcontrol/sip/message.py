@@ -135,7 +135,9 @@ class Headers:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of a header, or ``default``."""
-        values = self._values.get(header_key(name))
+        values = self._values.get(name)  # fast path: already a canonical key
+        if values is None:
+            values = self._values.get(header_key(name))
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
@@ -371,11 +373,13 @@ def with_tag(value: str, tag: str) -> str:
 class Message:
     """Shared by requests and responses: headers, body, and common header shortcuts."""
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("body", "headers", "parsed_via")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers: Headers = headers if headers is not None else Headers()
         self.body: bytes = body
+        #: The top Via as the parser read it (None when built in code).
+        self.parsed_via: Via | None = None
 
     def start_line(self) -> str:
         raise NotImplementedError
@@ -542,7 +546,7 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
     first_via = split_header_values(values["via"][0])
     if not first_via:
         raise ParseError("empty Via header")
-    Via.parse(first_via[0])
+    message.parsed_via = Via.parse(first_via[0])
     seq_method = parse_cseq(values["cseq"][0])
     if isinstance(message, Request) and seq_method[1] != message.method:
         raise ParseError(f"CSeq method {seq_method[1]} does not match {message.method}")
