@@ -164,7 +164,7 @@ def served_app(config: ServiceConfig, tmp_path: Path) -> Iterator[ThreadedServer
 
     store = SqliteAccountStore(tmp_path / "served.sqlite3", synchronous="NORMAL")
     svc = asyncio.run(open_account_service(config, store=store))
-    app = create_app(config, svc)
+    app = create_app(config, svc, clock=lambda: NOW)
     with ThreadedServer(app) as server:
         yield server
     asyncio.run(store.close())
