@@ -800,14 +800,17 @@ class SqliteAccountStore(AccountStore):
         legs = [leg for leg in charge_legs if leg.amount_units]
         when = ts(at)
         with self._tx() as db:
+            # Close it and read it in one statement; only an open reservation matches.
             row = db.execute(
-                "SELECT * FROM reservations WHERE id = ?", (reservation_id,)
+                "UPDATE reservations SET status = 'settled', settled_at = ?, talked_seconds = ?,"
+                " charged = ? WHERE id = ? AND status = 'open' RETURNING *",
+                (when, talked_seconds, charge, reservation_id),
             ).fetchone()
             if row is None:
+                if self._one("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,)):
+                    raise InvalidState(f"reservation {reservation_id!r} is already settled")
                 raise NotFound(f"no reservation {reservation_id!r}")
             r = self._reservation_from(row)
-            if r.status is not ReservationStatus.OPEN:
-                raise InvalidState(f"reservation {reservation_id!r} is already settled")
             if r.subscription_id is not None:
                 if charge:
                     raise InvalidRequest("a subscription call carries no money charge")
@@ -886,18 +889,7 @@ class SqliteAccountStore(AccountStore):
                         memo=r.number_e164,
                     ),
                 )
-            db.execute(
-                "UPDATE reservations SET status = ?, settled_at = ?, talked_seconds = ?,"
-                " charged = ? WHERE id = ?",
-                (str(ReservationStatus.SETTLED), when, talked_seconds, charge, reservation_id),
-            )
-        return replace(
-            r,
-            status=ReservationStatus.SETTLED,
-            settled_at=datetime.fromisoformat(when),
-            talked_seconds=talked_seconds,
-            charged_units=charge,
-        )
+        return r
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)
