@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,10 +57,18 @@ async def run_standalone(config_path: str | Path, *, listen: str | None = None) 
         return True
 
     app = create_app(config, service, readiness={"store": store_ready})
-    server = make_server(app, host, port)
+    server = make_server(app, host, port, handle_signals=False)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C or a service manager's TERM: finish in-flight requests, then stop.
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     print(f"ics api: serving http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
     try:
         await server.serve()
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await service.store.close()
+    if not server.started:
+        raise OSError(f"could not listen on {host}:{port}")
     return 0
