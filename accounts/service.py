@@ -674,17 +674,30 @@ class AccountService:
         return Settlement(settled, q, receivable_id)
 
     async def recover(
-        self, at: datetime, live_call_ids: Collection[str] = ()
+        self,
+        at: datetime,
+        live_call_ids: Collection[str] = (),
+        *,
+        stale_after: timedelta | None = None,
     ) -> list[Settlement]:
         """Settle reservations whose call is gone, from their last heartbeat.
 
         A crash costs the payer at most one heartbeat interval of talk, never
         more than was talked. A call detail record marked ``recovered`` is
         written when the controller did not write one.
+
+        On a single node at start-up every open reservation not in
+        ``live_call_ids`` is gone. Where nodes share a store, pass
+        ``stale_after`` (a few heartbeat intervals) so that only reservations
+        silent for that long are taken: another node's live calls keep
+        heartbeating (with 0 seconds while they ring and prompt).
         """
         done: list[Settlement] = []
         for reservation in await self.store.open_reservations():
             if reservation.call_id in live_call_ids:
+                continue
+            last_sign = reservation.heartbeat_at or reservation.created_at
+            if stale_after is not None and at - last_sign < stale_after:
                 continue
             try:
                 settlement = await self._settle(reservation, reservation.heartbeat_seconds, at)

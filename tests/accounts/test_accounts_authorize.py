@@ -352,6 +352,22 @@ async def test_recovery_settles_orphans_from_the_last_heartbeat(
     del never_answered
 
 
+async def test_shared_store_recovery_takes_only_silent_reservations(
+    service: AccountService, store: AccountStore
+) -> None:
+    await funded_ac(service)
+    silent = await authorized(service, call(1))
+    talking = await authorized(service, call(2))
+    await service.heartbeat(silent.reservation_id, 30, T0 + timedelta(seconds=30))
+    now = T0 + timedelta(seconds=120)
+    await service.heartbeat(talking.reservation_id, 100, now - timedelta(seconds=5))
+    other_node = AccountService(store, make_facilities())
+    done = await other_node.recover(now, stale_after=timedelta(seconds=45))
+    assert [s.reservation.call_id for s in done] == ["call-1"]
+    assert done[0].reservation.charged_units == 600  # the 30 s heartbeat, one minute
+    assert [r.call_id for r in await store.open_reservations()] == ["call-2"]
+
+
 async def test_settle_input_is_checked(service: AccountService) -> None:
     await funded_ac(service)
     auth = await authorized(service, call(1))
