@@ -43,7 +43,7 @@ Errors: every error is a `SipError` carrying ``status``/``reason``;
 """
 
 from .answering_agent import AnsweringAgent, start_agent
-from .dialog import Dialog, DialogId, new_branch, new_call_id, new_tag
+from .dialog import Dialog, DialogId, initial_request, new_branch, new_call_id, new_tag
 from .digest import DigestAuthenticator, DigestOutcome, digest_response, parse_auth_params
 from .endpoint import DEFAULT_ALLOW, Endpoint, Transmission
 from .errors import (
@@ -138,6 +138,7 @@ __all__ = [
     "answer_offer",
     "create_offer",
     "digest_response",
+    "initial_request",
     "make_response",
     "new_branch",
     "new_call_id",

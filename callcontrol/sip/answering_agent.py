@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .dialog import Dialog, new_call_id, new_tag
+from .dialog import Dialog, initial_request, new_tag
 from .endpoint import Endpoint
 from .errors import SipError, TransactionStateError
 from .events import (
@@ -20,7 +20,7 @@ from .events import (
     TransactionTimedOut,
     TransportError,
 )
-from .message import Headers, Request, make_response
+from .message import Request, make_response
 from .sdp import SessionDescription, answer_offer
 from .transport import SipTransport
 
@@ -152,15 +152,9 @@ class AnsweringAgent:
         loop = asyncio.get_running_loop()
         self._loop = loop
         now = self.now()
-        h = Headers()
-        h.set("from", f"<{from_uri or self.contact}>;tag={new_tag()}")
-        h.set("to", f"<{request_uri}>")
-        h.set("call-id", new_call_id())
-        h.set("cseq", "1 INVITE")
-        h.set("contact", f"<{self.contact}>")
-        if body:
-            h.set("content-type", "application/sdp")
-        invite = Request("INVITE", request_uri, h, body)
+        invite = initial_request("INVITE", request_uri, from_uri=from_uri or self.contact,
+                                 contact=self.contact, body=body,
+                                 content_type="application/sdp")
         tx_id = self.endpoint.send_request(invite, address, now, transport=transport)
         self._outgoing[tx_id] = (invite, address, transport)
         future: asyncio.Future[int] = loop.create_future()

@@ -239,3 +239,35 @@ def _contact_uri(message: Request | Response) -> str | None:
         return NameAddress.parse(contacts[0]).uri
     except ParseError:
         return None
+
+
+def initial_request(
+    method: str,
+    uri: str,
+    *,
+    from_uri: str,
+    to_uri: str | None = None,
+    contact: str | None = None,
+    call_id: str | None = None,
+    cseq: int = 1,
+    from_display: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Request:
+    """A request outside any dialog (the first INVITE, an OPTIONS ping) with a fresh
+    From tag and Call-ID; the endpoint adds the Via when it sends it."""
+    h = Headers()
+    display = f"{from_display} " if from_display else ""
+    h.set("from", f"{display}<{from_uri}>;tag={new_tag()}")
+    h.set("to", f"<{to_uri or uri}>")
+    h.set("call-id", call_id or new_call_id())
+    h.set("cseq", f"{cseq} {method}")
+    h.set("max-forwards", "70")
+    if contact:
+        h.set("contact", f"<{contact}>")
+    if content_type and body:
+        h.set("content-type", content_type)
+    for name, value in headers:
+        h.add(name, value)
+    return Request(method, uri, h, body)

@@ -103,3 +103,19 @@ def test_dialog_needs_contact_and_tags() -> None:
     assert isinstance(request2, Request)
     with pytest.raises(LocalProtocolError):
         Dialog.from_uas(request2, make_response(request2, 200))
+
+
+def test_initial_request_has_fresh_identity() -> None:
+    from callcontrol.sip import initial_request
+
+    a = initial_request("INVITE", "sip:+15125550100@127.0.0.1:5090", from_uri="sip:ics@127.0.0.1",
+                        contact="sip:ics@127.0.0.1:5060", body=b"v=0\r\n",
+                        content_type="application/sdp", headers=[("X-Inmate-PIN", "100001")])
+    b = initial_request("INVITE", "sip:+15125550100@127.0.0.1:5090", from_uri="sip:ics@127.0.0.1")
+    assert a.call_id != b.call_id and a.from_tag != b.from_tag and a.to_tag is None
+    assert a.cseq == (1, "INVITE") and a.headers.get("content-type") == "application/sdp"
+    assert a.headers.get("x-inmate-pin") == "100001"
+    assert "content-type" not in b.headers and "contact" not in b.headers
+    wire = parse_message(a.serialize().replace(
+        b"\r\nFrom", b"\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nFrom"))
+    assert isinstance(wire, Request) and wire.body == b"v=0\r\n"
