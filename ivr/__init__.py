@@ -17,12 +17,16 @@ How the controller uses it, per call leg:
   ``hangup``; carry out the actions it returns (``Play``, ``StopPlayback``,
   ``HearRate``, and one terminal ``Accept``/``AcceptSingleCall``/``Decline``/
   ``Block``/``NoAnswer`` with a ``farewell`` sequence).
-* On acceptance: ``Bridge(facility_leg, called_leg, recorder=Recorder(path,
-  (codec_a, codec_b), now) or None for privileged calls,
+* On acceptance: ``recorder = open_recording(dir, call_id, privileged=...,
+  codecs=(codec_a, codec_b), now=loop.time())`` (None for privileged calls:
+  they are never recorded; ``recorder.path`` goes in the CDR), then
+  ``Bridge(facility_leg, called_leg, recorder=recorder,
   on_inactive=callback).start()``; ``bridge.stop()`` at hang-up closes the
-  recording. The one-minute warning is ``catalogue.encoded(("one_minute_warning",),
-  codec)`` played on each leg after ``bridge.stop()``, or tones via
-  ``endpoint.send_digit``.
+  recording. The one-minute warning is ``await bridge.announce(to_a, to_b)`` with
+  ``catalogue.encoded(("one_minute_warning",), codec)`` for each leg: both hear it
+  while still bridged.
+* Run the loop with ``asyncio.Runner(loop_factory=ivr.loop_factory())`` (uvloop
+  when installed).
 """
 
 from ivr.bridge import Bridge, RelayPath
@@ -39,6 +43,7 @@ from ivr.events import (
 )
 from ivr.g711 import PCMA, PCMU, Codec, alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ivr.inband import InbandDetector, dtmf_tone
+from ivr.loop import loop_factory
 from ivr.menu import (
     Accept,
     AcceptanceMenu,
@@ -104,6 +109,7 @@ __all__ = [
     "alaw_encode",
     "dtmf_tone",
     "event_packets",
+    "loop_factory",
     "open_recording",
     "parse_compound",
     "parse_dtmf_info",

@@ -100,27 +100,42 @@ class Bridge:
         sa, sb = a.session, b.session
         self._ab = RelayPath(sa.codec, sb.codec, sa.telephone_event_pt, sb.telephone_event_pt)
         self._ba = RelayPath(sb.codec, sa.codec, sb.telephone_event_pt, sa.telephone_event_pt)
-        self.received = [0, 0]
-        self.relayed = [0, 0]
+        self._a_audio_pt = sa.codec.payload_type
+        self._b_audio_pt = sb.codec.payload_type
+        # Same codec and payload type both ways: audio is forwarded byte for byte.
+        self._same = self._ab.table is None and self._a_audio_pt == self._b_audio_pt
+        self._a_peer = sa.remote
+        self._b_peer = sb.remote
+        self._a_send = a.sendto
+        self._b_send = b.sendto
+        self.received_a = 0
+        self.received_b = 0
         self._seen = [0, 0]
         self._last_activity = [0.0, 0.0]
         self._tick: asyncio.TimerHandle | None = None
         self.running = False
         self.inactive_leg: RtpEndpoint | None = None
+        # While an announcement plays to a party, the other party's audio to it is held.
+        self._hold_to_a = False
+        self._hold_to_b = False
+        self._announce_timer: asyncio.TimerHandle | None = None
+        self._announced: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         loop = self.a.loop
         now = loop.time()
         for ep in (self.a, self.b):
             ep.session.stop_playback(now)
-            ep.suspend_timer()
+        self._a_send = self.a.sendto
+        self._b_send = self.b.sendto
         self._last_activity = [now, now]
-        self.a.relay = self._from_a
-        self.b.relay = self._from_b
-        self.a.relay_rtcp = self._rtcp_from_a
-        self.b.relay_rtcp = self._rtcp_from_b
+        self.a.divert(self._from_a, self._rtcp_from_a)
+        self.b.divert(self._from_b, self._rtcp_from_b)
         self.running = True
-        self._tick = loop.call_at(now + self.flush_interval, self._on_tick)
+        # Spread the bridges' once-a-second work (recording flushes) over the
+        # second, so hundreds of calls started together do not stall the relay at once.
+        phase = (self.a.port * 7919 % 1000) / 1000 * self.flush_interval
+        self._tick = loop.call_at(now + phase + self.flush_interval / 2, self._on_tick)
 
     def stop(self) -> None:
         """Unhook the legs (they go back to their own sessions) and close the recording."""
@@ -129,50 +144,115 @@ class Bridge:
         self.running = False
         if self._tick is not None:
             self._tick.cancel()
-        for ep in (self.a, self.b):
-            ep.relay = None
-            ep.relay_rtcp = None
+        self._end_announcement()
         if self.recorder is not None:
             self.recorder.close(self.a.loop.time())
         for ep in (self.a, self.b):
             if not ep.closed:
-                ep.resume()
+                ep.undivert()
 
-    # The two directions are spelled out rather than parameterised: this is the
-    # per-packet path of every bridged call.
+    def announce(self, to_a: bytes | None, to_b: bytes | None) -> asyncio.Future[None]:
+        """Play encoded audio to one or both parties without unbridging (the
+        one-minute warning). Each party hears the prompt instead of the other
+        party for its length; recording goes on. The future resolves when done."""
+        loop = self.a.loop
+        if not self.running:
+            raise RuntimeError("the bridge is not running")
+        self._end_announcement()
+        now = loop.time()
+        if to_a is not None:
+            self.a.session.play(to_a, now)
+            self._hold_to_a = True
+        if to_b is not None:
+            self.b.session.play(to_b, now)
+            self._hold_to_b = True
+        self._announced = loop.create_future()
+        self._announce_step()
+        return self._announced
+
+    def _announce_step(self) -> None:
+        loop = self.a.loop
+        now = loop.time()
+        next_times = []
+        for ep, peer in ((self.a, self._a_peer), (self.b, self._b_peer)):
+            s = ep.session
+            if not s.playing:
+                continue
+            if peer is not None:
+                s.remote = peer
+            for out in s.datagrams_to_send(now):
+                if not out.rtcp:
+                    ep.sendto(out.data, out.address)
+            while s.next_event() is not None:
+                pass
+            t = s.next_send_time()
+            if t is not None:
+                next_times.append(t)
+        self._hold_to_a = self.a.session.playing
+        self._hold_to_b = self.b.session.playing
+        if next_times:
+            self._announce_timer = loop.call_at(min(next_times), self._announce_step)
+        else:
+            self._end_announcement()
+
+    def _end_announcement(self) -> None:
+        if self._announce_timer is not None:
+            self._announce_timer.cancel()
+            self._announce_timer = None
+        now = self.a.loop.time()
+        for ep in (self.a, self.b):
+            ep.session.stop_playback(now)
+        self._hold_to_a = self._hold_to_b = False
+        if self._announced is not None and not self._announced.done():
+            self._announced.set_result(None)
+
+    # The per-packet path of every bridged call: the two directions are spelled
+    # out, with the common case (same codec, plain 12-byte header) inline.
     def _from_a(self, data: bytes, addr: Address) -> None:
-        a = self.a
-        self.received[0] += 1
-        if addr != a.session.remote:
-            a.session._learn(addr, a.loop.time())
-        out, audio = self._ab.rewrite(data)
-        if out is None:
+        self.received_a += 1
+        if addr != self._a_peer:
+            self._a_peer = self._learn(self.a, addr)
+        if len(data) < 12:
             return
-        if audio and self.recorder is not None:
-            hl = 12 if data[0] == 0x80 else header_length(data)
-            if hl is not None:
-                self.recorder.add(0, data[hl:], int.from_bytes(data[4:8], "big"))
-        peer = self.b.session.remote
-        if peer is not None:
-            self.b.send_raw(out, peer)
-            self.relayed[0] += 1
+        if data[1] & 0x7F == self._a_audio_pt and data[0] == 0x80:
+            if self.recorder is not None:
+                self.recorder.add(0, data[12:], int.from_bytes(data[4:8], "big"))
+            out: bytes | None = data if self._same else self._ab.rewrite(data)[0]
+        else:
+            out, audio = self._ab.rewrite(data)
+            if audio and self.recorder is not None:
+                hl = header_length(data)
+                if hl is not None:
+                    self.recorder.add(0, data[hl:], int.from_bytes(data[4:8], "big"))
+        if out is not None and self._b_peer is not None and not self._hold_to_b:
+            self._b_send(out, self._b_peer)
 
     def _from_b(self, data: bytes, addr: Address) -> None:
-        b = self.b
-        self.received[1] += 1
-        if addr != b.session.remote:
-            b.session._learn(addr, b.loop.time())
-        out, audio = self._ba.rewrite(data)
-        if out is None:
+        self.received_b += 1
+        if addr != self._b_peer:
+            self._b_peer = self._learn(self.b, addr)
+        if len(data) < 12:
             return
-        if audio and self.recorder is not None:
-            hl = 12 if data[0] == 0x80 else header_length(data)
-            if hl is not None:
-                self.recorder.add(1, data[hl:], int.from_bytes(data[4:8], "big"))
-        peer = self.a.session.remote
-        if peer is not None:
-            self.a.send_raw(out, peer)
-            self.relayed[1] += 1
+        if data[1] & 0x7F == self._b_audio_pt and data[0] == 0x80:
+            if self.recorder is not None:
+                self.recorder.add(1, data[12:], int.from_bytes(data[4:8], "big"))
+            out: bytes | None = data if self._same else self._ba.rewrite(data)[0]
+        else:
+            out, audio = self._ba.rewrite(data)
+            if audio and self.recorder is not None:
+                hl = header_length(data)
+                if hl is not None:
+                    self.recorder.add(1, data[hl:], int.from_bytes(data[4:8], "big"))
+        if out is not None and self._a_peer is not None and not self._hold_to_a:
+            self._a_send(out, self._a_peer)
+
+    @staticmethod
+    def _learn(ep: RtpEndpoint, addr: Address) -> Address | None:
+        """Symmetric RTP, with the session's rule against strays."""
+        ep.session._learn(addr, ep.loop.time())
+        while ep.session.next_event() is not None:
+            pass  # the bridge owns the leg: learned addresses are applied here
+        return ep.session.remote
 
     def _rtcp_from_a(self, data: bytes, addr: Address) -> None:
         if self.b.session.remote_rtcp is not None:
@@ -182,6 +262,10 @@ class Bridge:
         if self.a.session.remote_rtcp is not None:
             self.a.send_raw_rtcp(data, self.a.session.remote_rtcp)
 
+    @property
+    def received(self) -> tuple[int, int]:
+        return self.received_a, self.received_b
+
     def _on_tick(self) -> None:
         if not self.running:
             return
@@ -189,9 +273,9 @@ class Bridge:
         now = loop.time()
         # Activity is judged from packet counts once per tick, so the per-packet
         # path reads no clock.
-        for i in (0, 1):
-            if self.received[i] != self._seen[i]:
-                self._seen[i] = self.received[i]
+        for i, count in enumerate(self.received):
+            if count != self._seen[i]:
+                self._seen[i] = count
                 self._last_activity[i] = now
         if self.recorder is not None:
             self.recorder.flush(now)

@@ -31,7 +31,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.on_datagram(data, (addr[0], addr[1]))
+        self.on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a peer that went away: the inactivity
@@ -163,17 +163,33 @@ class RtpEndpoint:
 
     # -- plumbing ------------------------------------------------------------
 
+    def divert(self, rtp: RelayHandler, rtcp: RelayHandler) -> None:
+        """Hand received datagrams straight to a relay (bridging) instead of the session."""
+        self.relay = rtp
+        self.relay_rtcp = rtcp
+        self._rtp.on_datagram = rtp
+        self._rtcp.on_datagram = rtcp
+        self.suspend_timer()
+
+    def undivert(self) -> None:
+        self.relay = None
+        self.relay_rtcp = None
+        self._rtp.on_datagram = self._on_rtp
+        self._rtcp.on_datagram = self._on_rtcp
+        self.resume()
+
+    @property
+    def sendto(self) -> Callable[[bytes, Address], None]:
+        """The RTP socket's ``sendto``, for the relay's per-packet path."""
+        if self._rtp.transport is None or self.closed:
+            return lambda data, addr: None
+        return self._rtp.transport.sendto
+
     def _on_rtp(self, data: bytes, addr: Address) -> None:
-        if self.relay is not None:
-            self.relay(data, addr)
-            return
         self.session.receive_rtp(data, addr, self.loop.time())
         self._service()
 
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
-        if self.relay_rtcp is not None:
-            self.relay_rtcp(data, addr)
-            return
         self.session.receive_rtcp(data, addr, self.loop.time())
         self._service()
 

@@ -5,20 +5,25 @@ channel takes G.711 payloads with their RTP timestamps; gaps in timestamps
 (silence suppression) become silence, and a party that stops sending
 altogether is padded with silence against the wall clock so the channels stay
 aligned. ``flush(now)`` (call it about once a second) decodes what is buffered
-in one numpy step, appends it, and rewrites the header sizes, so the file on
-disk is always a valid WAV at most one flush interval behind.
+in one numpy step and hands it to a writer thread, which appends it and
+rewrites the header sizes, so the file on disk is always a valid WAV at most
+about one flush interval behind. Disk writes never run on the event loop: a
+stalled disk must not stall the media relay.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import struct
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from ivr.g711 import Codec
-from ivr.rtp import ts_diff
 
 RATE = 8000
 #: How far behind the wall clock a channel may lag before it is padded with silence.
@@ -27,11 +32,45 @@ LAG_ALLOWANCE = 0.5
 MAX_GAP_SAMPLES = 5 * RATE
 
 
+class _Writer:
+    """One background thread doing every recording's file I/O, in order."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except OSError as exc:  # a full disk loses recording, never the call
+                _writer_errors.append(exc)
+
+
+_writer: _Writer | None = None
+_writer_lock = threading.Lock()
+_writer_errors: list[OSError] = []
+
+
+def _get_writer() -> _Writer:
+    global _writer
+    with _writer_lock:
+        if _writer is None:
+            _writer = _Writer()
+        return _writer
+
+
 class _Channel:
-    __slots__ = ("buf", "codec", "last_end", "total")
+    __slots__ = ("buf", "codec", "last_end", "silence", "total")
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        self.silence = bytes([codec.silence_byte])
         self.buf = bytearray()
         self.last_end: int | None = None  # RTP timestamp just after the last payload
         self.total = 0  # samples ever buffered (written + pending)
@@ -41,12 +80,15 @@ class Recorder:
     def __init__(self, path: Path | str, codecs: tuple[Codec, Codec], now: float) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "wb")  # noqa: SIM115 - kept open for the call
+        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - kept open for the call
         self._file.write(self._header(0))
+        self._file.flush()
         self._channels = (_Channel(codecs[0]), _Channel(codecs[1]))
         self.start = now
         self.frames_written = 0
         self.closed = False
+        self._done = threading.Event()
+        self._writer = _get_writer()
 
     @staticmethod
     def _header(frames: int) -> bytes:
@@ -59,17 +101,20 @@ class Recorder:
 
     def add(self, channel: int, payload: bytes, timestamp: int) -> None:
         """A G.711 payload heard from party ``channel`` (in that channel's codec)."""
+        # This runs for every relayed packet: plain integer arithmetic only.
         ch = self._channels[channel]
-        if ch.last_end is not None:
-            gap = ts_diff(timestamp, ch.last_end)
-            if gap < 0:
+        last = ch.last_end
+        if last is not None and timestamp != last:
+            gap = (timestamp - last) & 0xFFFFFFFF
+            if gap >= 0x80000000:
                 return  # late or duplicate packet: its time has already been written
-            if 0 < gap <= MAX_GAP_SAMPLES:
-                ch.buf += bytes([ch.codec.silence_byte]) * gap
+            if gap <= MAX_GAP_SAMPLES:
+                ch.buf += ch.silence * gap
                 ch.total += gap
         ch.buf += payload
-        ch.total += len(payload)
-        ch.last_end = (timestamp + len(payload)) & 0xFFFFFFFF
+        n = len(payload)
+        ch.total += n
+        ch.last_end = (timestamp + n) & 0xFFFFFFFF
 
     def flush(self, now: float, *, final: bool = False) -> None:
         if self.closed:
@@ -78,39 +123,63 @@ class Recorder:
         floor = expected if final else expected - int(LAG_ALLOWANCE * RATE)
         for ch in self._channels:
             if ch.total < floor:
-                ch.buf += bytes([ch.codec.silence_byte]) * (floor - ch.total)
+                ch.buf += ch.silence * (floor - ch.total)
                 ch.total = floor
         a, b = self._channels
         n = max(len(a.buf), len(b.buf)) if final else min(len(a.buf), len(b.buf))
         if final:
             for ch in self._channels:
-                ch.buf += bytes([ch.codec.silence_byte]) * (n - len(ch.buf))
+                ch.buf += ch.silence * (n - len(ch.buf))
         if n:
             frames = np.empty((n, 2), dtype="<i2")
             frames[:, 0] = a.codec.decode(bytes(a.buf[:n]))
             frames[:, 1] = b.codec.decode(bytes(b.buf[:n]))
             del a.buf[:n]
             del b.buf[:n]
-            self._file.write(frames.tobytes())
             self.frames_written += n
-            # Keep the header true to the data so the file is playable at any moment.
-            end = self._file.tell()
-            self._file.seek(0)
-            self._file.write(self._header(self.frames_written))
-            self._file.seek(end)
-        self._file.flush()
+            data, header, f = frames.tobytes(), self._header(self.frames_written), self._file
+            self._writer.submit(lambda: _append(f, data, header))
 
     def close(self, now: float) -> Path:
+        """Write what is left and close the file (in the background; see ``wait_closed``)."""
         if not self.closed:
             self.flush(now, final=True)
-            os.fsync(self._file.fileno())
-            self._file.close()
             self.closed = True
+            f, done = self._file, self._done
+
+            def finish() -> None:
+                try:
+                    os.fsync(f.fileno())
+                    f.close()
+                finally:
+                    done.set()
+
+            self._writer.submit(finish)
         return self.path
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Block until everything flushed so far is in the file (for tools and tests)."""
+        written = threading.Event()
+        self._writer.submit(written.set)
+        return written.wait(timeout)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the file is complete on disk (for tools and tests, not the event loop)."""
+        return self._done.wait(timeout)
 
     @property
     def duration(self) -> float:
         return self.frames_written / RATE
+
+
+def _append(f: BinaryIO, data: bytes, header: bytes) -> None:
+    f.write(data)
+    # Keep the header true to the data so the file is playable at any moment.
+    end = f.tell()
+    f.seek(0)
+    f.write(header)
+    f.seek(end)
+    f.flush()
 
 
 def open_recording(

@@ -191,6 +191,17 @@ class MediaSession:
     def playing(self) -> bool:
         return self._player is not None
 
+    def next_send_time(self) -> float | None:
+        """When the next prompt frame or DTMF packet is due (None if nothing is queued)."""
+        times = []
+        if self._player is not None:
+            t = self._player.next_time()
+            if t is not None:
+                times.append(t)
+        if self._dtmf_queue:
+            times.append(self._dtmf_queue[0][0])
+        return min(times) if times else None
+
     def send_digit(self, digit: str, now: float, duration_ms: int = 160) -> None:
         """Send a key press as RFC 4733 events (needs a negotiated telephone-event type)."""
         if self.telephone_event_pt is None:

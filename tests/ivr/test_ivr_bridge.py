@@ -189,6 +189,7 @@ def test_bridge_transcodes_passes_dtmf_records_and_times_out(
         await wait_for(lambda: bool(inactive), timeout=5.0)
         assert not bridge.running
         assert recorder is not None and recorder.closed
+        assert recorder.wait_closed(5)
         with wave.open(str(tmp_path / "call-1.wav")) as w:
             assert w.getnchannels() == 2
             frames = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
@@ -225,3 +226,34 @@ def test_privileged_calls_are_never_recorded(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="cannot name a recording file"):
         open_recording(tmp_path, "../x", privileged=False, codecs=(PCMU, PCMU), now=0.0)
+
+
+def test_announcement_to_both_parties_while_bridged() -> None:
+    async def main() -> None:
+        lo, hi = free_range(4)
+        ports = PortAllocator(lo, hi)
+        alice, bob = await phone(), await phone()
+        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
+        b = await RtpEndpoint.open(PCMA, allocator=ports, remote=bob.address)
+        bridge = Bridge(a, b)
+        bridge.start()
+        warning_u = g711.ulaw_encode(np.full(160 * 5, 500, dtype=np.int16))
+        warning_a = g711.alaw_encode(np.full(160 * 5, 500, dtype=np.int16))
+        done = bridge.announce(warning_u, warning_a)
+        # Meanwhile the parties keep talking: they do not hear each other during it.
+        for i in range(3):
+            alice.send(build_packet(0, i, i * 160, 1, b"\x10" * 160), ("127.0.0.1", a.port))
+            await asyncio.sleep(0.02)
+        await asyncio.wait_for(done, 5)
+        frames = range(0, 800, 160)
+        assert [p.payload for p in alice.received] == [warning_u[i : i + 160] for i in frames]
+        assert [p.payload for p in bob.received] == [warning_a[i : i + 160] for i in frames]
+        # After it, relaying resumes.
+        alice.send(build_packet(0, 9, 9 * 160, 1, b"\x10" * 160), ("127.0.0.1", a.port))
+        await wait_for(lambda: len(bob.received) == 6)
+        assert bob.received[-1].payload == bytes([0x10]).translate(g711.ULAW_TO_ALAW) * 160
+        bridge.stop()
+        a.close()
+        b.close()
+
+    asyncio.run(main())

@@ -172,6 +172,7 @@ def test_recorder_two_channels_gaps_and_incremental_header(tmp_path: Path) -> No
     rec.add(0, one, 1000 + 60 * 160)  # party 0 skipped 10 frames (silence suppression)
     rec.add(0, one, 1000)  # a late duplicate is dropped
     rec.flush(1.0)
+    assert rec.drain(5)
     # The file is a valid WAV at this point, as after a crash.
     with wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 8000, 2)
@@ -181,6 +182,7 @@ def test_recorder_two_channels_gaps_and_incremental_header(tmp_path: Path) -> No
     # Party 1 goes quiet for two seconds: padded with silence against the clock.
     rec.flush(3.0)
     rec.close(3.0)
+    assert rec.wait_closed(5)
     with wave.open(str(path)) as w:
         assert w.getnframes() == 3 * 8000
         frames = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
