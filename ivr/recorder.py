@@ -13,6 +13,7 @@ stalled disk must not stall the media relay.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import struct
@@ -49,12 +50,12 @@ class _Writer:
             try:
                 job()
             except OSError as exc:  # a full disk loses recording, never the call
-                _writer_errors.append(exc)
+                _log.error("recording write failed: %s", exc)
 
 
 _writer: _Writer | None = None
 _writer_lock = threading.Lock()
-_writer_errors: list[OSError] = []
+_log = logging.getLogger(__name__)
 
 
 def _get_writer() -> _Writer:

@@ -23,7 +23,7 @@ from ivr.events import (
 from ivr.g711 import Codec
 from ivr.inband import InbandDetector
 from ivr.playback import FRAME_SAMPLES, PTIME, PromptPlayer
-from ivr.rfc4733 import TelephoneEventReceiver, event_packets
+from ivr.rfc4733 import TelephoneEventReceiver, event_packets, parse_red
 from ivr.rtcp import (
     RTCP_SDES,
     OtherRtcp,
@@ -59,6 +59,7 @@ class MediaSession:
         now: float,
         remote: Address | None = None,
         telephone_event_pt: int | None = 101,
+        redundancy_pt: int | None = None,
         inband: bool = True,
         inactivity_timeout: float = 30.0,
         rtcp_interval: float = 5.0,
@@ -70,6 +71,8 @@ class MediaSession:
         self.remote = remote
         self.remote_rtcp: Address | None = (remote[0], remote[1] + 1) if remote else None
         self.telephone_event_pt = telephone_event_pt
+        #: RFC 2198 "red" payload type, when the peer negotiated redundant events.
+        self.redundancy_pt = redundancy_pt
         self.inactivity_timeout = inactivity_timeout
         self.rtcp_interval = rtcp_interval
         self.cname = cname
@@ -121,9 +124,17 @@ class MediaSession:
             if self._inband is not None and pkt.payload:
                 for d in self._inband.feed(self.codec.decode(pkt.payload)):
                     self._events.append(DtmfReceived(d.digit, "inband", 0, now))
-        elif pt == self.telephone_event_pt:
+        elif pt == self.telephone_event_pt or pt == self.redundancy_pt:
             try:
-                digits = self._events_rx.receive(pkt.payload, pkt.timestamp, now)
+                if pt == self.telephone_event_pt:
+                    digits = self._events_rx.receive(pkt.payload, pkt.timestamp, now)
+                else:
+                    # RFC 2198: earlier events ride along with the current one.
+                    digits = []
+                    for block in parse_red(pkt.payload):
+                        if block.payload_type == self.telephone_event_pt:
+                            ts = (pkt.timestamp - block.timestamp_offset) & 0xFFFFFFFF
+                            digits += self._events_rx.receive(block.data, ts, now)
             except ValueError:
                 self.malformed += 1
                 return

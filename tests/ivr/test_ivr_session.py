@@ -207,3 +207,21 @@ def test_port_allocator_round_robin_exhaustion_and_release() -> None:
         ports.release(30000)
     with pytest.raises(ValueError, match="must lie within"):
         PortAllocator(80, 90)
+
+
+def test_redundant_rfc2198_events_count_once() -> None:
+    from ivr.rfc4733 import TelephoneEvent
+
+    s = session(redundancy_pt=100)
+    end_3 = TelephoneEvent(3, True, 10, 800).serialize()
+    start_4 = TelephoneEvent(4, False, 10, 160).serialize()
+    end_4 = TelephoneEvent(4, True, 10, 640).serialize()
+    red = bytes([0x80 | 101]) + ((1600 << 10) | 4).to_bytes(3, "big") + bytes([101])
+    # The end of '3' (started at ts 1000) was lost on its own, then rides in the red packet.
+    s.receive_rtp(build_packet(101, 1, 1000, 5, TelephoneEvent(3, False, 10, 160).serialize()),
+                  PEER, 0.0)
+    s.receive_rtp(build_packet(100, 2, 2600, 5, red + end_3 + start_4), PEER, 0.2)
+    s.receive_rtp(build_packet(100, 3, 2600, 5, red + end_3 + start_4), PEER, 0.22)
+    s.receive_rtp(build_packet(101, 4, 2600, 5, end_4), PEER, 0.3)
+    got = [e.digit for e in events(s) if isinstance(e, DtmfReceived)]
+    assert got == ["3", "4"]
