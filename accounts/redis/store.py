@@ -1,0 +1,1741 @@
+"""The shared account store: Redis (or Redis Cluster), every money-moving step one Lua script.
+
+Layout. Every record lives under a hash tag naming its owner, so that each
+script touches keys of one cluster slot only and runs unchanged on Redis
+Cluster:
+
+* ``{a:<account>}``: the account hash (cached balance, held, status...), its
+  numbers, its ledger stream, the reservations holding its money, its refunds,
+  invoices and used idempotency keys;
+* ``{n:<number>}``: what belongs to a called number: which account of each
+  product pays for it, its subscriptions, Single Call and subscription
+  reservations, receivables, self-blocks and the ledger of those;
+* ``{p:<facility>:<pin>}``: a person and their allowed numbers;
+* ``{f:<facility>}``: the facility's blocked numbers and prefixes.
+
+Ids that must be unique across owners (reservation, call, refund, receivable,
+subscription and invoice ids, idempotency keys) are claimed with ``SET NX``
+before the owner's script runs, and released again if the script refuses.
+Registries of owners (``accounts``, ``tags`` ...) are plain sets written
+before the records they list, so a crash leaves at most a name that points
+at nothing, never a record nobody can find.
+
+Money. The ledger of each tag is a Redis Stream: one entry per transaction,
+appended by the same script that moves the cached balance, never edited.
+``book_balance`` and ``book_totals`` sum the entries themselves, and
+``ics accounts verify`` checks every cached balance against its stream.
+
+Retries. Each script call carries a fresh token; a script that finds its own
+token already applied answers as if it just ran, so a command the client
+re-sends after a lost reply never moves money twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError
+
+from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter
+from accounts.errors import (
+    AccountsError,
+    DuplicateRequest,
+    InsufficientFunds,
+    InvalidRequest,
+    InvalidState,
+    NotFound,
+    StoreUnavailable,
+    UnknownAccount,
+)
+from accounts.model import (
+    Account,
+    AccountStatus,
+    Book,
+    Invoice,
+    LedgerTransaction,
+    Leg,
+    Person,
+    Receivable,
+    ReceivableStatus,
+    Refund,
+    RefundMethod,
+    RefundStatus,
+    Reservation,
+    ReservationStatus,
+    Restriction,
+    Subscription,
+)
+from accounts.sqlite_store import ts
+from accounts.store import (
+    MUTABLE_ACCOUNT_FIELDS,
+    AccountStore,
+    PayerCandidates,
+    ScreeningFacts,
+)
+from rating import Product
+
+SCRIPTS_DIR = Path(__file__).with_name("scripts")
+SCRIPT_NAMES = (
+    "claim",
+    "create",
+    "heartbeat",
+    "post",
+    "receivable_settle",
+    "refund_create",
+    "refund_decide",
+    "reserve",
+    "settle",
+    "subscription_add",
+    "update",
+)
+ALL_FACILITIES = "*"
+#: Reservation records kept in memory per node, so settle needs no read first.
+RESERVATION_CACHE_SIZE = 50_000
+_ID_BITS = 32
+
+_ERRORS: dict[str, type[AccountsError]] = {
+    "dup": DuplicateRequest,
+    "insufficient": InsufficientFunds,
+    "state": InvalidState,
+    "notfound": NotFound,
+    "unknown_account": UnknownAccount,
+    "invalid": InvalidRequest,
+}
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _guarded(
+    operation: str,
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Turn "Redis cannot be reached or answered with an error" into ``StoreUnavailable``."""
+
+    def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await fn(*args, **kwargs)
+            except (RedisError, OSError) as exc:
+                store = args[0]
+                assert isinstance(store, RedisAccountStore)
+                raise store._unavailable(operation, exc) from exc
+
+        return guarded
+
+    return decorate
+
+
+def _s(value: object) -> str:
+    """A field value as Redis keeps it: '' for None, fixed-width UTC text for times."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return ts(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _dt_req(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _opt(value: str | None) -> str | None:
+    return value if value else None
+
+
+def _int_opt(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _pairs(fields: dict[str, object]) -> list[str]:
+    out: list[str] = []
+    for name, value in fields.items():
+        out.extend((name, _s(value)))
+    return out
+
+
+def _check(result: Sequence[Any], what: str) -> list[Any]:
+    status = result[0]
+    if status == "ok":
+        return list(result)
+    raise _ERRORS.get(status, InvalidRequest)(f"{what}: {result[1]}")
+
+
+def _tx_json(tx: LedgerTransaction) -> str:
+    return json.dumps(
+        {
+            "id": tx.id,
+            "kind": tx.kind,
+            "at": ts(tx.at),
+            "account_id": tx.account_id,
+            "idempotency_key": tx.idempotency_key,
+            "call_id": tx.call_id,
+            "seconds": tx.seconds,
+            "memo": tx.memo,
+            "legs": [[str(leg.book), leg.ref, leg.amount_units] for leg in tx.legs],
+        },
+        separators=(",", ":"),
+    )
+
+
+def _tx_from(text: str) -> LedgerTransaction:
+    d = json.loads(text)
+    return LedgerTransaction(
+        kind=d["kind"],
+        at=_dt_req(d["at"]),
+        legs=tuple(Leg(Book(b), ref, int(amount)) for b, ref, amount in d["legs"]),
+        account_id=d["account_id"],
+        idempotency_key=d["idempotency_key"],
+        call_id=d["call_id"],
+        seconds=d["seconds"],
+        memo=d["memo"],
+        id=d["id"],
+    )
+
+
+def _person_tag(facility_id: str, pin: str) -> str:
+    # The length keeps "a:b" + "c" apart from "a" + "b:c".
+    return f"p:{len(facility_id)}:{facility_id}:{pin}"
+
+
+class RedisAccountStore(AccountStore):
+    """``AccountStore`` on one Redis server (``url``) or a Redis Cluster (``cluster_nodes``).
+
+    ``on_unavailable(operation)`` is called each time Redis cannot be reached
+    (wire it to the ``ics_store_errors_total`` metric); ``unavailable_count``
+    counts the same events.
+    """
+
+    def __init__(
+        self,
+        url: str | None = "redis://127.0.0.1:6379/0",
+        *,
+        cluster_nodes: Sequence[str] = (),
+        prefix: str = "ics",
+        on_unavailable: Callable[[str], None] | None = None,
+        connect_timeout: float = 1.0,
+        command_timeout: float = 2.0,
+    ) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must be non-empty and free of braces, not {prefix!r}")
+        if not cluster_nodes and not url:
+            raise ValueError("give a Redis url or cluster nodes")
+        self.url = url
+        self.cluster_nodes = tuple(cluster_nodes)
+        self.prefix = prefix
+        self.on_unavailable = on_unavailable
+        self.unavailable_count = 0
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._node = 0
+        self._ids = itertools.count(1)
+        self._known_tags: set[str] = set()
+        self._reservations: dict[str, Reservation] = {}
+        self._tags: dict[str, str] = {}
+        self._sub_numbers: dict[str, str] = {}
+
+    @classmethod
+    def from_config(
+        cls, config: Any, *, on_unavailable: Callable[[str], None] | None = None
+    ) -> RedisAccountStore:
+        """From the ``[store]`` table: ``url``, or ``cluster_nodes`` = ["host:port", ...]."""
+        nodes = tuple(getattr(config, "cluster_nodes", ()) or ())
+        return cls(
+            config.url,
+            cluster_nodes=nodes,
+            prefix=getattr(config, "prefix", "ics") or "ics",
+            on_unavailable=on_unavailable,
+        )
+
+    # -- plumbing ------------------------------------------------------------------
+    @property
+    def is_cluster(self) -> bool:
+        return bool(self.cluster_nodes)
+
+    def _unavailable(self, operation: str, exc: BaseException) -> StoreUnavailable:
+        self.unavailable_count += 1
+        if self.on_unavailable is not None:
+            self.on_unavailable(operation)
+        where = ",".join(self.cluster_nodes) if self.is_cluster else self.url
+        return StoreUnavailable(f"Redis at {where} unavailable during {operation}: {exc}")
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise StoreUnavailable("the account store is not open")
+        return self._client
+
+    def _new_client(self) -> Any:
+        retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1)
+        common: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_connect_timeout": self.connect_timeout,
+            "socket_timeout": self.command_timeout,
+            "retry": retry,
+        }
+        if self.is_cluster:
+            nodes = []
+            for node in self.cluster_nodes:
+                host, _, port = node.rpartition(":")
+                if not host or not port.isdigit():
+                    raise ValueError(f"cluster node must be host:port, not {node!r}")
+                nodes.append(ClusterNode(host.strip("[]"), int(port)))
+            return RedisCluster(startup_nodes=nodes, **common)
+        return Redis.from_url(self.url, health_check_interval=0, **common)
+
+    @_guarded("open")
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = self._new_client()
+        try:
+            if self.is_cluster:
+                await client.initialize()
+            self._scripts = {
+                name: client.register_script((SCRIPTS_DIR / f"{name}.lua").read_text())
+                for name in SCRIPT_NAMES
+            }
+            # A node number unique forever makes transaction ids unique across nodes
+            # without a round trip per transaction.
+            self._node = int(await client.incr(self._k("nodes")))
+        except BaseException:
+            await client.aclose()
+            raise
+        self._ids = itertools.count(1)
+        self._client = client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                await client.aclose()
+            except (RedisError, OSError):
+                pass  # closing a connection to a server that is gone
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _t(self, tag: str, *parts: str) -> str:
+        """A key under a hash tag: every key of one tag lands in one cluster slot."""
+        return ":".join((self.prefix, "{" + tag + "}", *parts))
+
+    def _pipe(self) -> Any:
+        if self.is_cluster:
+            return self.client.pipeline()
+        return self.client.pipeline(transaction=False)
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[object]) -> list[Any]:
+        result = await self._scripts[name](keys=list(keys), args=[_s(a) for a in args])
+        return list(result)
+
+    def _next_id(self) -> int:
+        n = next(self._ids)
+        if n >= 1 << _ID_BITS:
+            raise StoreUnavailable("transaction ids of this node are used up; reopen the store")
+        return (self._node << _ID_BITS) | n
+
+    @staticmethod
+    def _token() -> str:
+        return uuid.uuid4().hex
+
+    async def _register_tags(self, *tags: str) -> None:
+        """List tags that hold ledgers or reservations, once per tag per node."""
+        new = [t for t in tags if t not in self._known_tags]
+        if new:
+            await self.client.sadd(self._k("tags"), *new)
+            self._known_tags.update(new)
+
+    async def _claim_id(self, kind: str, ident: str, value: str) -> bool:
+        """Claim a globally unique id; True if it is ours (new, or ours already)."""
+        old = await self.client.set(self._k("loc", kind, ident), value, nx=True, get=True)
+        return old is None or old == value
+
+    async def _release_id(self, kind: str, ident: str, value: str) -> None:
+        key = self._k("loc", kind, ident)
+        if await self.client.get(key) == value:
+            await self.client.delete(key)
+
+    async def _locate(self, kind: str, ident: str) -> str | None:
+        value = await self.client.get(self._k("loc", kind, ident))
+        return str(value) if value is not None else None
+
+    @_guarded("is_empty")
+    async def is_empty(self) -> bool:
+        pipe = self._pipe()
+        pipe.scard(self._k("accounts"))
+        pipe.scard(self._k("people"))
+        accounts, people = await pipe.execute()
+        return int(accounts) + int(people) == 0
+
+    # -- accounts --------------------------------------------------------------------
+    def _acct(self, account_id: str) -> str:
+        return self._t(f"a:{account_id}", "acct")
+
+    def _nums(self, account_id: str) -> str:
+        return self._t(f"a:{account_id}", "nums")
+
+    def _idx(self, number: str) -> str:
+        return self._t(f"n:{number}", "idx")
+
+    @staticmethod
+    def _account_from(h: dict[str, str], numbers: Iterable[str]) -> Account:
+        return Account(
+            id=h["id"],
+            product=Product(h["product"]),
+            status=AccountStatus(h["status"]),
+            numbers=tuple(sorted(numbers)),
+            facility_id=_opt(h.get("facility_id")),
+            pin=_opt(h.get("pin")),
+            credit_limit_units=int(h.get("credit_limit") or 0),
+            holder_name=h.get("holder_name", ""),
+            created_at=_dt_req(h["created_at"]),
+            last_activity_at=_dt(h.get("last_activity_at")),
+            last_call_at=_dt(h.get("last_call_at")),
+            last_call_facility=_opt(h.get("last_call_facility")),
+            closure_due_at=_dt(h.get("closure_due_at")),
+            inactive_flagged_at=_dt(h.get("inactive_flagged_at")),
+            balance_units=int(h.get("balance") or 0),
+            held_units=int(h.get("held") or 0),
+        )
+
+    async def _accounts(self, ids: Sequence[str]) -> dict[str, Account]:
+        if not ids:
+            return {}
+        pipe = self._pipe()
+        for account_id in ids:
+            pipe.hgetall(self._acct(account_id))
+            pipe.smembers(self._nums(account_id))
+        raw = await pipe.execute()
+        found: dict[str, Account] = {}
+        for n, account_id in enumerate(ids):
+            h, numbers = raw[2 * n], raw[2 * n + 1]
+            if h:
+                found[account_id] = self._account_from(h, numbers)
+        return found
+
+    async def _account(self, account_id: str) -> Account:
+        found = await self._accounts([account_id])
+        if account_id not in found:
+            raise UnknownAccount(f"no account {account_id!r}")
+        return found[account_id]
+
+    @_guarded("create_account")
+    async def create_account(self, account: Account) -> Account:
+        a = account
+        await self.client.sadd(self._k("accounts"), a.id)
+        token = self._token()
+        fields = {
+            "id": a.id,
+            "product": str(a.product),
+            "status": str(a.status),
+            "facility_id": a.facility_id,
+            "pin": a.pin,
+            "credit_limit": a.credit_limit_units,
+            "holder_name": a.holder_name,
+            "created_at": a.created_at,
+            "last_activity_at": a.created_at,
+            "last_call_at": None,
+            "last_call_facility": None,
+            "closure_due_at": None,
+            "inactive_flagged_at": None,
+            "balance": 0,
+            "held": 0,
+            "paid": 0,
+        }
+        numbers = sorted(set(a.numbers))
+        _check(
+            await self._run(
+                "create",
+                [self._acct(a.id), self._nums(a.id)],
+                [token, len(numbers), *numbers, *_pairs(fields)],
+            ),
+            f"account {a.id!r}",
+        )
+        claimed: list[str] = []
+        try:
+            for number in numbers:
+                await self._claim_number(a.id, str(a.product), number)
+                claimed.append(number)
+            if a.product is Product.DEBIT:
+                if a.facility_id is None or a.pin is None:
+                    raise InvalidRequest("a Debit account needs its owner's facility and PIN")
+                owns = self._t(_person_tag(a.facility_id, a.pin), "owns")
+                _check(
+                    await self._run("claim", [owns], ["debit", a.id, 0]),
+                    f"person {a.facility_id}/{a.pin} already has a Debit account",
+                )
+        except AccountsError:
+            # Undo the half-made account: it has no ledger yet, so nothing is lost.
+            for number in claimed:
+                await self._run("claim", [self._idx(number)], [str(a.product), a.id, 1])
+            pipe = self._pipe()
+            pipe.delete(self._acct(a.id))
+            pipe.delete(self._nums(a.id))
+            pipe.srem(self._k("accounts"), a.id)
+            await pipe.execute()
+            raise
+        return await self._account(a.id)
+
+    async def _claim_number(self, account_id: str, product: str, number: str) -> None:
+        result = await self._run("claim", [self._idx(number)], [product, account_id, 0])
+        if result[0] != "ok":
+            raise InvalidState(f"{number} already has a {product} account")
+
+    @_guarded("get_account")
+    async def get_account(self, account_id: str) -> Account:
+        return await self._account(account_id)
+
+    @_guarded("list_accounts")
+    async def list_accounts(
+        self,
+        *,
+        product: str | None = None,
+        status: AccountStatus | None = None,
+        number_e164: str | None = None,
+    ) -> list[Account]:
+        if number_e164 is not None:
+            ids = sorted(set((await self.client.hgetall(self._idx(number_e164))).values()))
+        else:
+            ids = sorted(await self.client.smembers(self._k("accounts")))
+        found = await self._accounts(ids)
+        out = []
+        for account_id in ids:
+            account = found.get(account_id)
+            if account is None:
+                continue
+            if product is not None and str(account.product) != str(product):
+                continue
+            if status is not None and account.status != status:
+                continue
+            if number_e164 is not None and number_e164 not in account.numbers:
+                continue
+            out.append(account)
+        return out
+
+    @_guarded("update_account")
+    async def update_account(self, account_id: str, **changes: object) -> Account:
+        unknown = set(changes) - MUTABLE_ACCOUNT_FIELDS
+        if unknown:
+            raise InvalidRequest(f"account fields cannot be changed: {sorted(unknown)}")
+        columns = {"credit_limit_units": "credit_limit"}
+        fields: dict[str, object] = {}
+        for name, value in changes.items():
+            if name == "status":
+                value = AccountStatus(str(value))
+            fields[columns.get(name, name)] = value
+        if fields:
+            result = await self._run("update", [self._acct(account_id)], _pairs(fields))
+            if result[0] == "notfound":
+                raise UnknownAccount(f"no account {account_id!r}")
+        return await self._account(account_id)
+
+    @_guarded("attach_number")
+    async def attach_number(self, account_id: str, number_e164: str) -> Account:
+        account = await self._account(account_id)
+        await self._claim_number(account_id, str(account.product), number_e164)
+        await self.client.sadd(self._nums(account_id), number_e164)
+        return await self._account(account_id)
+
+    @_guarded("detach_number")
+    async def detach_number(self, account_id: str, number_e164: str) -> Account:
+        account = await self._account(account_id)
+        if not await self.client.srem(self._nums(account_id), number_e164):
+            raise NotFound(f"{number_e164} is not attached to {account_id!r}")
+        await self._run("claim", [self._idx(number_e164)], [str(account.product), account_id, 1])
+        return await self._account(account_id)
+
+    # -- ledger ------------------------------------------------------------------------
+    def _ledger(self, tag: str) -> str:
+        return self._t(tag, "ledger")
+
+    def _account_of_legs(self, tx: LedgerTransaction) -> str | None:
+        refs = {leg.ref for leg in tx.legs if leg.book in (Book.ACCOUNT, Book.HOLD)}
+        if len(refs) > 1:
+            raise InvalidRequest(
+                f"a transaction moves one account at a time in the shared store, not {sorted(refs)}"
+            )
+        ref = next(iter(refs), None)
+        if ref is not None and tx.account_id is not None and ref != tx.account_id:
+            raise InvalidRequest(f"legs move account {ref!r} but the transaction names {tx.account_id!r}")
+        return ref
+
+    @_guarded("post")
+    async def post(
+        self, tx: LedgerTransaction, *, floors: dict[str, int] | None = None
+    ) -> LedgerTransaction:
+        account_id = self._account_of_legs(tx)
+        owner = account_id if account_id is not None else tx.account_id
+        tag = f"a:{owner}" if owner is not None else "x:general"
+        floor: int | None = None
+        for floor_account, value in (floors or {}).items():
+            if floor_account != account_id:
+                raise InvalidRequest(f"a floor applies to the account the legs move, not {floor_account!r}")
+            floor = value
+        posted = replace(tx, id=self._next_id())
+        token = self._token()
+        key = tx.idempotency_key or ""
+        await self._register_tags(tag)
+        if key and not await self._claim_id("idem", key, token):
+            raise DuplicateRequest(f"idempotency key {key!r} was already used")
+        delta = sum(leg.amount_units for leg in tx.legs if leg.book is Book.ACCOUNT)
+        held = sum(leg.amount_units for leg in tx.legs if leg.book is Book.HOLD)
+        paid = delta if tx.kind == "payment" else 0
+        try:
+            _check(
+                await self._run(
+                    "post",
+                    [
+                        self._acct(account_id) if account_id else self._ledger(tag),
+                        self._ledger(tag),
+                        self._t(tag, "idem"),
+                    ],
+                    [
+                        1 if account_id else 0,
+                        delta,
+                        held,
+                        "" if floor is None else floor,
+                        1 if tx.kind in ("deposit", "payment") else 0,
+                        tx.at,
+                        key,
+                        token,
+                        _tx_json(posted),
+                        paid,
+                    ],
+                ),
+                f"account {account_id!r}" if account_id else f"transaction {tx.kind!r}",
+            )
+        except AccountsError:
+            if key:
+                await self._release_id("idem", key, token)
+            raise
+        return posted
+
+    async def _ledger_entries(self, tags: Iterable[str]) -> list[LedgerTransaction]:
+        tags = list(tags)
+        if not tags:
+            return []
+        pipe = self._pipe()
+        for tag in tags:
+            pipe.xrange(self._ledger(tag))
+        out: list[LedgerTransaction] = []
+        for entries in await pipe.execute():
+            out.extend(_tx_from(fields["t"]) for _, fields in entries)
+        return out
+
+    async def _all_tags(self) -> list[str]:
+        return sorted(await self.client.smembers(self._k("tags")))
+
+    @_guarded("transactions")
+    async def transactions(
+        self,
+        *,
+        account_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        kind: str | None = None,
+    ) -> list[LedgerTransaction]:
+        if account_id is not None:
+            found = [
+                tx
+                for tx in await self._ledger_entries([f"a:{account_id}"])
+                if tx.account_id == account_id
+            ]
+        else:
+            found = await self._ledger_entries(await self._all_tags())
+        out = [
+            tx
+            for tx in found
+            if (since is None or tx.at >= since)
+            and (until is None or tx.at < until)
+            and (kind is None or tx.kind == kind)
+        ]
+        out.sort(key=lambda tx: (tx.at, tx.id or 0))
+        return out
+
+    async def _tags_of_book(self, book: str, ref: str) -> list[str]:
+        """The ledgers that can hold entries of one book, as narrow as the book allows."""
+        if book in (Book.ACCOUNT, Book.HOLD):
+            return [f"a:{ref}"]
+        if book == Book.REFUND_PAYABLE:
+            owner = await self._locate("refund", ref)
+            return [f"a:{owner}"] if owner else []
+        if book == Book.RECEIVABLE:
+            number = await self._locate("rcv", ref)
+            return [f"n:{number}"] if number else []
+        return await self._all_tags()
+
+    @_guarded("book_balance")
+    async def book_balance(self, book: str, ref: str) -> int:
+        total = 0
+        for tx in await self._ledger_entries(await self._tags_of_book(str(book), ref)):
+            for leg in tx.legs:
+                if leg.book == book and leg.ref == ref:
+                    total += leg.amount_units
+        return total
+
+    @_guarded("book_totals")
+    async def book_totals(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        for tx in await self._ledger_entries(await self._all_tags()):
+            for leg in tx.legs:
+                k = (str(leg.book), leg.ref)
+                totals[k] = totals.get(k, 0) + leg.amount_units
+        return totals
+
+    @_guarded("ledger_of_account")
+    async def ledger_of_account(self, account_id: str) -> list[LedgerTransaction]:
+        """Every entry of one account's stream, in append order (for verification)."""
+        return await self._ledger_entries([f"a:{account_id}"])
+
+    # -- reservations ------------------------------------------------------------------
+    def _res(self, tag: str, reservation_id: str) -> str:
+        return self._t(tag, "res", reservation_id)
+
+    @staticmethod
+    def _reservation_from(h: dict[str, str]) -> Reservation:
+        return Reservation(
+            id=h["id"],
+            call_id=h["call_id"],
+            product=Product(h["product"]),
+            facility_id=h["facility_id"],
+            number_e164=h["number"],
+            pin=h.get("pin", ""),
+            created_at=_dt_req(h["created_at"]),
+            max_seconds=int(h["max_seconds"]),
+            amount_units=int(h["amount"]),
+            account_id=_opt(h.get("account_id")),
+            subscription_id=_opt(h.get("subscription_id")),
+            status=ReservationStatus(h["status"]),
+            heartbeat_seconds=int(h.get("heartbeat_seconds") or 0),
+            heartbeat_at=_dt(h.get("heartbeat_at")),
+            settled_at=_dt(h.get("settled_at")),
+            talked_seconds=_int_opt(h.get("talked_seconds")),
+            charged_units=_int_opt(h.get("charged")),
+        )
+
+    def _remember(self, reservation: Reservation, tag: str) -> None:
+        if len(self._reservations) >= RESERVATION_CACHE_SIZE:
+            oldest = next(iter(self._reservations))
+            del self._reservations[oldest]
+            self._tags.pop(oldest, None)
+        self._reservations[reservation.id] = reservation
+        self._tags[reservation.id] = tag
+
+    def _forget(self, reservation_id: str) -> None:
+        self._reservations.pop(reservation_id, None)
+        self._tags.pop(reservation_id, None)
+
+    async def _subscription_number(self, subscription_id: str) -> str:
+        number = self._sub_numbers.get(subscription_id)
+        if number is None:
+            number = await self._locate("sub", subscription_id)
+            if number is None:
+                raise NotFound(f"no subscription {subscription_id!r}")
+            self._sub_numbers[subscription_id] = number
+        return number
+
+    @_guarded("reserve")
+    async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
+        r = reservation
+        if r.amount_units < 0 or r.max_seconds <= 0:
+            raise InvalidRequest("a reservation needs a non-negative amount and positive seconds")
+        if r.amount_units and r.account_id is None:
+            raise InvalidRequest("a reservation holding money needs an account")
+        if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
+            raise InvalidRequest("a new reservation is open and has no heartbeat yet")
+        if r.account_id is not None:
+            mode, tag = "account", f"a:{r.account_id}"
+            payer = self._acct(r.account_id)
+        elif r.subscription_id is not None:
+            tag = f"n:{await self._subscription_number(r.subscription_id)}"
+            mode, payer = "subscription", self._t(tag, "sub", r.subscription_id)
+        else:
+            mode, tag = "none", f"n:{r.number_e164}"
+            payer = self._res(tag, r.id)
+        ledger_entry = ""
+        if mode == "account" and r.amount_units:
+            assert r.account_id is not None
+            ledger_entry = _tx_json(
+                LedgerTransaction(
+                    kind="reserve",
+                    at=r.created_at,
+                    account_id=r.account_id,
+                    call_id=r.call_id,
+                    legs=(
+                        Leg(Book.ACCOUNT, r.account_id, -r.amount_units),
+                        Leg(Book.HOLD, r.account_id, r.amount_units),
+                    ),
+                    id=self._next_id(),
+                )
+            )
+        # Claim the ids and list the tag in one round trip.
+        pipe = self._pipe()
+        pipe.set(self._k("loc", "res", r.id), tag, nx=True, get=True)
+        pipe.set(self._k("loc", "call", r.call_id), r.id, nx=True, get=True)
+        if tag not in self._known_tags:
+            pipe.sadd(self._k("tags"), tag)
+        old_res, old_call, *_ = await pipe.execute()
+        self._known_tags.add(tag)
+        mine_res = old_res is None
+        mine_call = old_call is None
+        try:
+            if not (mine_res or old_res == tag) or not (mine_call or old_call == r.id):
+                raise DuplicateRequest(
+                    f"reservation {r.id!r} or call {r.call_id!r} already exists"
+                )
+            fields = {
+                "id": r.id,
+                "call_id": r.call_id,
+                "product": str(r.product),
+                "facility_id": r.facility_id,
+                "number": r.number_e164,
+                "pin": r.pin,
+                "created_at": r.created_at,
+                "max_seconds": r.max_seconds,
+                "amount": r.amount_units,
+                "account_id": r.account_id,
+                "subscription_id": r.subscription_id,
+                "status": str(ReservationStatus.OPEN),
+                "heartbeat_seconds": 0,
+                "heartbeat_at": None,
+                "settled_at": None,
+                "talked_seconds": None,
+                "charged": None,
+            }
+            _check(
+                await self._run(
+                    "reserve",
+                    [self._res(tag, r.id), self._t(tag, "open"), self._ledger(tag), payer],
+                    [
+                        mode,
+                        r.amount_units,
+                        floor_units,
+                        r.max_seconds,
+                        self._token(),
+                        ledger_entry,
+                        r.id,
+                        *_pairs(fields),
+                    ],
+                ),
+                f"reservation {r.id!r}",
+            )
+        except AccountsError as exc:
+            pipe = self._pipe()
+            if mine_res:
+                pipe.delete(self._k("loc", "res", r.id))
+            if mine_call:
+                pipe.delete(self._k("loc", "call", r.call_id))
+            await pipe.execute()
+            if isinstance(exc, UnknownAccount):
+                raise UnknownAccount(f"no account {r.account_id!r}") from None
+            if isinstance(exc, InvalidState):
+                raise InvalidState(f"account {r.account_id!r}: {exc}") from None
+            raise
+        self._remember(r, tag)
+        return r
+
+    async def _reservation_tag(self, reservation_id: str) -> str:
+        tag = self._tags.get(reservation_id)
+        if tag is None:
+            tag = await self._locate("res", reservation_id)
+            if tag is None:
+                raise NotFound(f"no reservation {reservation_id!r}")
+        return tag
+
+    async def _read_reservation(self, reservation_id: str) -> tuple[Reservation, str]:
+        tag = await self._reservation_tag(reservation_id)
+        h = await self.client.hgetall(self._res(tag, reservation_id))
+        if not h:
+            raise NotFound(f"no reservation {reservation_id!r}")
+        r = self._reservation_from(h)
+        if r.status is ReservationStatus.OPEN:
+            self._remember(r, tag)
+        return r, tag
+
+    @_guarded("heartbeat")
+    async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:
+        if seconds < 0:
+            raise InvalidRequest("heartbeat seconds must not be negative")
+        tag = await self._reservation_tag(reservation_id)
+        result = _check(
+            await self._run("heartbeat", [self._res(tag, reservation_id)], [seconds, at]),
+            f"reservation {reservation_id!r}",
+        )
+        cached = self._reservations.get(reservation_id)
+        if cached is None:
+            return (await self._read_reservation(reservation_id))[0]
+        updated = replace(
+            cached, heartbeat_seconds=int(result[2]), heartbeat_at=_dt_req(ts(at))
+        )
+        self._reservations[reservation_id] = updated
+        return updated
+
+    @_guarded("settle")
+    async def settle(
+        self,
+        reservation_id: str,
+        *,
+        talked_seconds: int,
+        charge_legs: Sequence[Leg],
+        at: datetime,
+        receivable_id: str | None = None,
+    ) -> Reservation:
+        if talked_seconds < 0:
+            raise InvalidRequest("talked seconds must not be negative")
+        earning = (Book.REVENUE, Book.FEES, Book.TAX)
+        for leg in charge_legs:
+            if leg.book not in earning or leg.amount_units < 0:
+                raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
+        charge = sum(leg.amount_units for leg in charge_legs)
+        legs = [leg for leg in charge_legs if leg.amount_units]
+        r = self._reservations.get(reservation_id)
+        tag = self._tags.get(reservation_id)
+        if r is None or tag is None:
+            r, tag = await self._read_reservation(reservation_id)
+        if r.status is not ReservationStatus.OPEN:
+            raise InvalidState(f"reservation {reservation_id!r} is already settled")
+        used = 0
+        payer = self._res(tag, r.id)
+        receivable_key = receivable_set = payer
+        receivable_fields: dict[str, object] = {}
+        ledger: LedgerTransaction | None = None
+        rcv_token = ""
+        if r.subscription_id is not None:
+            if charge:
+                raise InvalidRequest("a subscription call carries no money charge")
+            mode = "subscription"
+            used = min(talked_seconds, r.max_seconds)
+            payer = self._t(tag, "sub", r.subscription_id)
+        elif r.account_id is not None:
+            if charge > r.amount_units:
+                raise InvalidRequest(f"charge {charge} exceeds the {r.amount_units} units reserved")
+            mode = "account"
+            payer = self._acct(r.account_id)
+            if r.amount_units:
+                tx_legs = [Leg(Book.HOLD, r.account_id, -r.amount_units)]
+                if r.amount_units - charge:
+                    tx_legs.append(Leg(Book.ACCOUNT, r.account_id, r.amount_units - charge))
+                tx_legs.extend(legs)
+                ledger = LedgerTransaction(
+                    kind="call",
+                    at=at,
+                    account_id=r.account_id,
+                    call_id=r.call_id,
+                    seconds=talked_seconds,
+                    legs=tuple(tx_legs),
+                    memo=r.number_e164,
+                    id=self._next_id(),
+                )
+        elif charge:
+            if receivable_id is None:
+                raise InvalidRequest("a Single Call charge needs a receivable id")
+            mode = "single"
+            number = tag.removeprefix("n:")
+            receivable_key = self._t(tag, "rcv", receivable_id)
+            receivable_set = self._t(tag, "rcvs")
+            receivable_fields = {
+                "id": receivable_id,
+                "number": r.number_e164,
+                "call_id": r.call_id,
+                "facility_id": r.facility_id,
+                "amount": charge,
+                "created_at": at,
+                "status": str(ReceivableStatus.PENDING),
+                "settled_at": None,
+            }
+            ledger = LedgerTransaction(
+                kind="single_call",
+                at=at,
+                call_id=r.call_id,
+                seconds=talked_seconds,
+                legs=(Leg(Book.RECEIVABLE, receivable_id, -charge), *legs),
+                memo=r.number_e164,
+                id=self._next_id(),
+            )
+            rcv_token = self._token()
+            pipe = self._pipe()
+            pipe.set(self._k("loc", "rcv", receivable_id), number, nx=True, get=True)
+            pipe.sadd(self._k("receivables"), json.dumps([number, receivable_id]))
+            old, _ = await pipe.execute()
+            if old is not None and old != number:
+                raise DuplicateRequest(f"receivable {receivable_id!r} exists")
+        else:
+            mode = "none"
+        try:
+            result = _check(
+                await self._run(
+                    "settle",
+                    [
+                        self._res(tag, r.id),
+                        self._t(tag, "open"),
+                        self._ledger(tag),
+                        payer,
+                        receivable_key,
+                        receivable_set,
+                    ],
+                    [
+                        mode,
+                        self._token(),
+                        r.id,
+                        r.amount_units,
+                        charge,
+                        talked_seconds,
+                        used,
+                        r.max_seconds,
+                        at,
+                        r.facility_id,
+                        _tx_json(ledger) if ledger is not None else "",
+                        receivable_id or "",
+                        *_pairs(receivable_fields),
+                    ],
+                ),
+                f"reservation {reservation_id!r}",
+            )
+        except InvalidState:
+            self._forget(reservation_id)
+            raise
+        except AccountsError:
+            if rcv_token and receivable_id is not None:
+                await self._release_id("rcv", receivable_id, tag.removeprefix("n:"))
+            raise
+        self._forget(reservation_id)
+        return replace(
+            r,
+            status=ReservationStatus.SETTLED,
+            settled_at=_dt_req(ts(at)),
+            talked_seconds=talked_seconds,
+            charged_units=charge,
+            heartbeat_seconds=int(result[2] or 0),
+            heartbeat_at=_dt(result[3]),
+        )
+
+    @_guarded("get_reservation")
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        return (await self._read_reservation(reservation_id))[0]
+
+    @_guarded("open_reservations")
+    async def open_reservations(self) -> list[Reservation]:
+        tags = await self._all_tags()
+        if not tags:
+            return []
+        pipe = self._pipe()
+        for tag in tags:
+            pipe.smembers(self._t(tag, "open"))
+        keys: list[str] = []
+        for tag, members in zip(tags, await pipe.execute(), strict=True):
+            keys.extend(self._res(tag, rid) for rid in members)
+        if not keys:
+            return []
+        pipe = self._pipe()
+        for key in keys:
+            pipe.hgetall(key)
+        found = [self._reservation_from(h) for h in await pipe.execute() if h]
+        return sorted(
+            (r for r in found if r.status is ReservationStatus.OPEN), key=lambda r: r.id
+        )
+
+    # -- refunds ---------------------------------------------------------------------------
+    def _refund_key(self, account_id: str, refund_id: str) -> str:
+        return self._t(f"a:{account_id}", "refund", refund_id)
+
+    @staticmethod
+    def _refund_from(h: dict[str, str]) -> Refund:
+        return Refund(
+            id=h["id"],
+            account_id=h["account_id"],
+            amount_units=int(h["amount"]),
+            method=RefundMethod(h["method"]),
+            status=RefundStatus(h["status"]),
+            requested_at=_dt_req(h["requested_at"]),
+            reason=h.get("reason", ""),
+            decided_at=_dt(h.get("decided_at")),
+        )
+
+    async def _refund(self, refund_id: str) -> Refund:
+        account_id = await self._locate("refund", refund_id)
+        h = await self.client.hgetall(self._refund_key(account_id, refund_id)) if account_id else {}
+        if not h:
+            raise NotFound(f"no refund {refund_id!r}")
+        return self._refund_from(h)
+
+    @_guarded("create_refund")
+    async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
+        if refund.amount_units <= 0:
+            raise InvalidRequest("a refund must be a positive amount")
+        if refund.status not in (RefundStatus.PENDING_REVIEW, RefundStatus.APPROVED):
+            raise InvalidRequest("a refund starts pending review or approved")
+        f = refund
+        tag = f"a:{f.account_id}"
+        await self._register_tags(tag)
+        if not await self._claim_id("refund", f.id, f.account_id):
+            raise DuplicateRequest(f"refund {f.id!r} already exists")
+        await self.client.sadd(self._k("refunds"), json.dumps([f.account_id, f.id]))
+        tx = LedgerTransaction(
+            kind="refund",
+            at=at,
+            account_id=f.account_id,
+            legs=(
+                Leg(Book.ACCOUNT, f.account_id, -f.amount_units),
+                Leg(Book.REFUND_PAYABLE, f.id, f.amount_units),
+            ),
+            memo=f"refund {f.id} by {f.method}",
+            id=self._next_id(),
+        )
+        fields = {
+            "id": f.id,
+            "account_id": f.account_id,
+            "amount": f.amount_units,
+            "method": str(f.method),
+            "status": str(f.status),
+            "requested_at": f.requested_at,
+            "reason": f.reason,
+            "decided_at": None,
+        }
+        try:
+            _check(
+                await self._run(
+                    "refund_create",
+                    [
+                        self._acct(f.account_id),
+                        self._ledger(tag),
+                        self._refund_key(f.account_id, f.id),
+                        self._t(tag, "refunds"),
+                    ],
+                    [f.amount_units, self._token(), _tx_json(tx), f.id, *_pairs(fields)],
+                ),
+                f"refund {f.id!r} of account {f.account_id!r}",
+            )
+        except (UnknownAccount, InsufficientFunds):
+            await self._release_id("refund", f.id, f.account_id)
+            raise
+        return await self._refund(f.id)
+
+    @_guarded("decide_refund")
+    async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
+        refund = await self._refund(refund_id)
+        a = refund.account_id
+        paid = LedgerTransaction(
+            kind="refund_paid",
+            at=at,
+            account_id=a,
+            legs=(
+                Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
+                Leg(Book.FUNDS_OUT, str(refund.method), refund.amount_units),
+            ),
+            memo=f"refund {refund.id} paid by {refund.method}",
+            id=self._next_id(),
+        )
+        rejected = LedgerTransaction(
+            kind="refund_rejected",
+            at=at,
+            account_id=a,
+            legs=(
+                Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
+                Leg(Book.ACCOUNT, a, refund.amount_units),
+            ),
+            memo=f"refund {refund.id} rejected",
+            id=self._next_id(),
+        )
+        _check(
+            await self._run(
+                "refund_decide",
+                [self._acct(a), self._ledger(f"a:{a}"), self._refund_key(a, refund_id)],
+                [str(RefundStatus(status)), at, self._token(), _tx_json(paid), _tx_json(rejected)],
+            ),
+            f"refund {refund_id!r}",
+        )
+        return await self._refund(refund_id)
+
+    @_guarded("get_refund")
+    async def get_refund(self, refund_id: str) -> Refund:
+        return await self._refund(refund_id)
+
+    @_guarded("list_refunds")
+    async def list_refunds(
+        self, *, status: RefundStatus | None = None, account_id: str | None = None
+    ) -> list[Refund]:
+        if account_id is not None:
+            pairs = [
+                (account_id, rid)
+                for rid in await self.client.smembers(self._t(f"a:{account_id}", "refunds"))
+            ]
+        else:
+            pairs = [tuple(json.loads(m)) for m in await self.client.smembers(self._k("refunds"))]
+        if not pairs:
+            return []
+        pipe = self._pipe()
+        for owner, rid in pairs:
+            pipe.hgetall(self._refund_key(owner, rid))
+        refunds = [self._refund_from(h) for h in await pipe.execute() if h]
+        if status is not None:
+            refunds = [r for r in refunds if r.status == status]
+        return sorted(refunds, key=lambda r: (r.requested_at, r.id))
+
+    # -- invoices ------------------------------------------------------------------------
+    @staticmethod
+    def _invoice_json(invoice: Invoice) -> str:
+        return json.dumps(
+            {
+                "id": invoice.id,
+                "account_id": invoice.account_id,
+                "period_start": ts(invoice.period_start),
+                "period_end": ts(invoice.period_end),
+                "issued_at": ts(invoice.issued_at),
+                "due_at": ts(invoice.due_at),
+                "amount_units": invoice.amount_units,
+            }
+        )
+
+    @staticmethod
+    def _invoice_from(text: str) -> Invoice:
+        d = json.loads(text)
+        for name in ("period_start", "period_end", "issued_at", "due_at"):
+            d[name] = _dt_req(d[name])
+        return Invoice(**d)
+
+    @staticmethod
+    def _sorted_invoices(raw: Iterable[str]) -> list[Invoice]:
+        invoices = [RedisAccountStore._invoice_from(v) for v in raw]
+        return sorted(invoices, key=lambda i: (i.issued_at, i.id))
+
+    @_guarded("add_invoice")
+    async def add_invoice(self, invoice: Invoice) -> Invoice:
+        if not await self.client.exists(self._acct(invoice.account_id)):
+            raise UnknownAccount(f"no account {invoice.account_id!r}")
+        claimed = await self.client.set(
+            self._k("loc", "invoice", invoice.id), invoice.account_id, nx=True
+        )
+        created = claimed and await self.client.hsetnx(
+            self._t(f"a:{invoice.account_id}", "invoices"), invoice.id, self._invoice_json(invoice)
+        )
+        if not created:
+            raise DuplicateRequest(f"invoice {invoice.id!r} already exists")
+        return invoice
+
+    @_guarded("list_invoices")
+    async def list_invoices(self, account_id: str) -> list[Invoice]:
+        raw = await self.client.hvals(self._t(f"a:{account_id}", "invoices"))
+        return self._sorted_invoices(raw)
+
+    # -- receivables -------------------------------------------------------------------------
+    @staticmethod
+    def _receivable_from(h: dict[str, str]) -> Receivable:
+        return Receivable(
+            id=h["id"],
+            number_e164=h["number"],
+            call_id=h["call_id"],
+            facility_id=h["facility_id"],
+            amount_units=int(h["amount"]),
+            created_at=_dt_req(h["created_at"]),
+            status=ReceivableStatus(h["status"]),
+            settled_at=_dt(h.get("settled_at")),
+        )
+
+    async def _receivable(self, receivable_id: str) -> Receivable:
+        number = await self._locate("rcv", receivable_id)
+        h = await self.client.hgetall(self._t(f"n:{number}", "rcv", receivable_id)) if number else {}
+        if not h:
+            raise NotFound(f"no receivable {receivable_id!r}")
+        return self._receivable_from(h)
+
+    @_guarded("get_receivable")
+    async def get_receivable(self, receivable_id: str) -> Receivable:
+        return await self._receivable(receivable_id)
+
+    @_guarded("list_receivables")
+    async def list_receivables(
+        self, *, number_e164: str | None = None, status: ReceivableStatus | None = None
+    ) -> list[Receivable]:
+        if number_e164 is not None:
+            pairs = [
+                (number_e164, rid)
+                for rid in await self.client.smembers(self._t(f"n:{number_e164}", "rcvs"))
+            ]
+        else:
+            pairs = [
+                tuple(json.loads(m)) for m in await self.client.smembers(self._k("receivables"))
+            ]
+        if not pairs:
+            return []
+        pipe = self._pipe()
+        for number, rid in pairs:
+            pipe.hgetall(self._t(f"n:{number}", "rcv", rid))
+        found = [self._receivable_from(h) for h in await pipe.execute() if h]
+        if status is not None:
+            found = [r for r in found if r.status == status]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    @_guarded("settle_receivable")
+    async def settle_receivable(
+        self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
+    ) -> Receivable:
+        rec = await self._receivable(receivable_id)
+        tag = f"n:{rec.number_e164}"
+        tx = LedgerTransaction(
+            kind="receivable_paid",
+            at=at,
+            call_id=rec.call_id,
+            legs=(
+                Leg(Book.RECEIVABLE, rec.id, rec.amount_units),
+                Leg(Book.FUNDS_IN, method, -rec.amount_units),
+            ),
+            memo=rec.number_e164,
+            id=self._next_id(),
+        )
+        _check(
+            await self._run(
+                "receivable_settle",
+                [
+                    self._t(tag, "rcv", receivable_id),
+                    self._ledger(tag),
+                    self._t(tag, "failed"),
+                ],
+                [str(ReceivableStatus(status)), at, self._token(), _tx_json(tx), receivable_id],
+            ),
+            f"receivable {receivable_id!r}",
+        )
+        return await self._receivable(receivable_id)
+
+    # -- subscriptions -----------------------------------------------------------------------
+    @staticmethod
+    def _subscription_from(h: dict[str, str]) -> Subscription:
+        return Subscription(
+            id=h["id"],
+            number_e164=h["number"],
+            facility_id=h["facility_id"],
+            starts_at=_dt_req(h["starts_at"]),
+            ends_at=_dt_req(h["ends_at"]),
+            price_units=int(h["price"]),
+            covered_seconds=int(h["covered_seconds"]),
+            used_seconds=int(h.get("used_seconds") or 0),
+            held_seconds=int(h.get("held_seconds") or 0),
+        )
+
+    @_guarded("add_subscription")
+    async def add_subscription(
+        self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
+    ) -> Subscription:
+        s = subscription
+        tag = f"n:{s.number_e164}"
+        await self._register_tags(tag)
+        if not await self._claim_id("sub", s.id, s.number_e164):
+            raise DuplicateRequest(f"subscription {s.id!r} already exists")
+        token = self._token()
+        if idempotency_key and not await self._claim_id("idem", idempotency_key, token):
+            await self._release_id("sub", s.id, s.number_e164)
+            raise DuplicateRequest(f"idempotency key {idempotency_key!r} was already used")
+        await self.client.sadd(self._k("subscriptions"), json.dumps([s.number_e164, s.id]))
+        entry = ""
+        if s.price_units:
+            entry = _tx_json(
+                LedgerTransaction(
+                    kind="subscription",
+                    at=at,
+                    idempotency_key=idempotency_key,
+                    legs=(
+                        Leg(Book.FUNDS_IN, method, -s.price_units),
+                        Leg(Book.REVENUE, str(Product.SUBSCRIPTION), s.price_units),
+                    ),
+                    memo=f"subscription {s.id} {s.number_e164} at {s.facility_id}",
+                    id=self._next_id(),
+                )
+            )
+        fields = {
+            "id": s.id,
+            "number": s.number_e164,
+            "facility_id": s.facility_id,
+            "starts_at": s.starts_at,
+            "ends_at": s.ends_at,
+            "price": s.price_units,
+            "covered_seconds": s.covered_seconds,
+            "used_seconds": 0,
+            "held_seconds": 0,
+        }
+        try:
+            _check(
+                await self._run(
+                    "subscription_add",
+                    [
+                        self._t(tag, "sub", s.id),
+                        self._t(tag, "subs"),
+                        self._ledger(tag),
+                        self._t(tag, "idem"),
+                    ],
+                    [s.id, token, idempotency_key or "", entry, *_pairs(fields)],
+                ),
+                f"subscription {s.id!r}",
+            )
+        except AccountsError:
+            await self._release_id("sub", s.id, s.number_e164)
+            if idempotency_key:
+                await self._release_id("idem", idempotency_key, token)
+            raise
+        self._sub_numbers[s.id] = s.number_e164
+        return await self._subscription(s.id)
+
+    async def _subscription(self, subscription_id: str) -> Subscription:
+        number = await self._locate("sub", subscription_id)
+        h = (
+            await self.client.hgetall(self._t(f"n:{number}", "sub", subscription_id))
+            if number
+            else {}
+        )
+        if not h:
+            raise NotFound(f"no subscription {subscription_id!r}")
+        return self._subscription_from(h)
+
+    @_guarded("get_subscription")
+    async def get_subscription(self, subscription_id: str) -> Subscription:
+        return await self._subscription(subscription_id)
+
+    async def _subscriptions_of(self, pairs: Sequence[tuple[str, str]]) -> list[Subscription]:
+        if not pairs:
+            return []
+        pipe = self._pipe()
+        for number, sid in pairs:
+            pipe.hgetall(self._t(f"n:{number}", "sub", sid))
+        return [self._subscription_from(h) for h in await pipe.execute() if h]
+
+    @_guarded("list_subscriptions")
+    async def list_subscriptions(
+        self, *, number_e164: str | None = None, facility_id: str | None = None
+    ) -> list[Subscription]:
+        if number_e164 is not None:
+            members = await self.client.smembers(self._t(f"n:{number_e164}", "subs"))
+            pairs = [(number_e164, sid) for sid in members]
+        else:
+            pairs = [
+                tuple(json.loads(m)) for m in await self.client.smembers(self._k("subscriptions"))
+            ]
+        subs = await self._subscriptions_of(pairs)
+        if facility_id is not None:
+            subs = [s for s in subs if s.facility_id == facility_id]
+        return sorted(subs, key=lambda s: (s.starts_at, s.id))
+
+    # -- people and screening ----------------------------------------------------------------
+    def _person_key(self, facility_id: str, pin: str) -> str:
+        return self._t(_person_tag(facility_id, pin), "person")
+
+    def _allowed_key(self, facility_id: str, pin: str) -> str:
+        return self._t(_person_tag(facility_id, pin), "allowed")
+
+    @staticmethod
+    def _restrictions_json(restrictions: Sequence[Restriction]) -> str:
+        return json.dumps(
+            [
+                {"kind": r.kind, "until": ts(r.until) if r.until else None, "note": r.note}
+                for r in restrictions
+            ]
+        )
+
+    @staticmethod
+    def _restrictions_from(text: str | None) -> tuple[Restriction, ...]:
+        return tuple(
+            Restriction(kind=r["kind"], until=_dt(r.get("until")), note=r.get("note", ""))
+            for r in json.loads(text or "[]")
+        )
+
+    def _person_from(self, h: dict[str, str], allowed: Iterable[str]) -> Person:
+        return Person(
+            facility_id=h["facility_id"],
+            pin=h["pin"],
+            name=h.get("name", ""),
+            language=h.get("language", "en"),
+            allowed_numbers=frozenset(allowed),
+            restrictions=self._restrictions_from(h.get("restrictions")),
+            released_at=_dt(h.get("released_at")),
+        )
+
+    async def _person(self, facility_id: str, pin: str) -> Person:
+        pipe = self._pipe()
+        pipe.hgetall(self._person_key(facility_id, pin))
+        pipe.smembers(self._allowed_key(facility_id, pin))
+        h, allowed = await pipe.execute()
+        if not h:
+            raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        return self._person_from(h, allowed)
+
+    @_guarded("add_person")
+    async def add_person(self, person: Person) -> Person:
+        p = person
+        await self.client.sadd(self._k("people"), json.dumps([p.facility_id, p.pin]))
+        allowed = sorted(p.allowed_numbers)
+        fields = {
+            "facility_id": p.facility_id,
+            "pin": p.pin,
+            "name": p.name,
+            "language": p.language,
+            "restrictions": self._restrictions_json(p.restrictions),
+            "released_at": p.released_at,
+        }
+        _check(
+            await self._run(
+                "create",
+                [self._person_key(p.facility_id, p.pin), self._allowed_key(p.facility_id, p.pin)],
+                [self._token(), len(allowed), *allowed, *_pairs(fields)],
+            ),
+            f"PIN {p.pin!r} at {p.facility_id!r}",
+        )
+        return await self._person(p.facility_id, p.pin)
+
+    @_guarded("get_person")
+    async def get_person(self, facility_id: str, pin: str) -> Person:
+        return await self._person(facility_id, pin)
+
+    @_guarded("list_people")
+    async def list_people(self, facility_id: str | None = None) -> list[Person]:
+        keys = sorted(tuple(json.loads(m)) for m in await self.client.smembers(self._k("people")))
+        if facility_id is not None:
+            keys = [k for k in keys if k[0] == facility_id]
+        if not keys:
+            return []
+        pipe = self._pipe()
+        for fac, pin in keys:
+            pipe.hgetall(self._person_key(fac, pin))
+            pipe.smembers(self._allowed_key(fac, pin))
+        raw = await pipe.execute()
+        return [
+            self._person_from(raw[2 * n], raw[2 * n + 1])
+            for n in range(len(keys))
+            if raw[2 * n]
+        ]
+
+    async def _update_person(self, facility_id: str, pin: str, fields: dict[str, object]) -> Person:
+        result = await self._run("update", [self._person_key(facility_id, pin)], _pairs(fields))
+        if result[0] == "notfound":
+            raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        return await self._person(facility_id, pin)
+
+    @_guarded("set_allowed_number")
+    async def set_allowed_number(
+        self, facility_id: str, pin: str, number_e164: str, allowed: bool
+    ) -> Person:
+        await self._person(facility_id, pin)
+        key = self._allowed_key(facility_id, pin)
+        if allowed:
+            await self.client.sadd(key, number_e164)
+        else:
+            await self.client.srem(key, number_e164)
+        return await self._person(facility_id, pin)
+
+    @_guarded("set_restrictions")
+    async def set_restrictions(
+        self, facility_id: str, pin: str, restrictions: Sequence[Restriction]
+    ) -> Person:
+        return await self._update_person(
+            facility_id, pin, {"restrictions": self._restrictions_json(restrictions)}
+        )
+
+    @_guarded("set_person_language")
+    async def set_person_language(self, facility_id: str, pin: str, language: str) -> Person:
+        return await self._update_person(facility_id, pin, {"language": language})
+
+    @_guarded("mark_released")
+    async def mark_released(self, facility_id: str, pin: str, at: datetime) -> Person:
+        return await self._update_person(facility_id, pin, {"released_at": at})
+
+    def _blocks_key(self, facility_id: str) -> str:
+        return self._t(f"f:{facility_id}", "blocks")
+
+    @_guarded("set_facility_block")
+    async def set_facility_block(
+        self, facility_id: str, pattern: str, *, prefix: bool, blocked: bool
+    ) -> None:
+        member = ("p:" if prefix else "e:") + pattern
+        if blocked:
+            await self.client.sadd(self._blocks_key(facility_id), member)
+        else:
+            await self.client.srem(self._blocks_key(facility_id), member)
+
+    @_guarded("list_facility_blocks")
+    async def list_facility_blocks(self, facility_id: str) -> list[tuple[str, bool]]:
+        members = await self.client.smembers(self._blocks_key(facility_id))
+        return sorted((m[2:], m.startswith("p:")) for m in members)
+
+    def _self_blocks_key(self, number: str) -> str:
+        return self._t(f"n:{number}", "selfblocks")
+
+    @_guarded("set_self_block")
+    async def set_self_block(
+        self, number_e164: str, facility_id: str | None, blocked: bool
+    ) -> None:
+        scope = ALL_FACILITIES if facility_id is None else facility_id
+        if blocked:
+            await self.client.sadd(self._self_blocks_key(number_e164), scope)
+        else:
+            await self.client.srem(self._self_blocks_key(number_e164), scope)
+
+    @_guarded("list_self_blocks")
+    async def list_self_blocks(self, number_e164: str) -> list[str | None]:
+        members = sorted(await self.client.smembers(self._self_blocks_key(number_e164)))
+        return [None if m == ALL_FACILITIES else m for m in members]
+
+    @_guarded("set_privileged")
+    async def set_privileged(self, number_e164: str, privileged: bool, note: str = "") -> None:
+        if privileged:
+            await self.client.hset(self._k("privileged"), number_e164, note)
+        else:
+            await self.client.hdel(self._k("privileged"), number_e164)
+
+    @_guarded("list_privileged")
+    async def list_privileged(self) -> list[str]:
+        return sorted(await self.client.hkeys(self._k("privileged")))
+
+    @_guarded("screening_facts")
+    async def screening_facts(
+        self, facility_id: str, pin: str, number_e164: str
+    ) -> ScreeningFacts:
+        # Exact blocks and every prefix of the number, in one membership test.
+        probes = ["e:" + number_e164] + [
+            "p:" + number_e164[:n] for n in range(1, len(number_e164) + 1)
+        ]
+        pipe = self._pipe()
+        pipe.hgetall(self._person_key(facility_id, pin))
+        pipe.smembers(self._allowed_key(facility_id, pin))
+        pipe.smismember(self._blocks_key(facility_id), probes)
+        pipe.smismember(self._self_blocks_key(number_e164), [facility_id, ALL_FACILITIES])
+        pipe.hexists(self._k("privileged"), number_e164)
+        h, allowed, blocks, self_blocks, privileged = await pipe.execute()
+        return ScreeningFacts(
+            person=self._person_from(h, allowed) if h else None,
+            facility_blocked=any(int(b) for b in blocks),
+            self_blocked=any(int(b) for b in self_blocks),
+            privileged=bool(privileged),
+        )
+
+    @_guarded("payer_candidates")
+    async def payer_candidates(
+        self, facility_id: str, pin: str, number_e164: str, at: datetime
+    ) -> PayerCandidates:
+        tag = f"n:{number_e164}"
+        pipe = self._pipe()
+        pipe.hgetall(self._idx(number_e164))
+        pipe.hget(self._t(_person_tag(facility_id, pin), "owns"), "debit")
+        pipe.smembers(self._t(tag, "subs"))
+        pipe.scard(self._t(tag, "failed"))
+        index, debit_id, sub_ids, failed = await pipe.execute()
+        ac_id = index.get(str(Product.ADVANCE_CONNECT))
+        db_id = index.get(str(Product.DIRECT_BILL))
+        ids = sorted({i for i in (ac_id, db_id, debit_id) if i})
+        pipe = self._pipe()
+        for account_id in ids:
+            pipe.hgetall(self._acct(account_id))
+            pipe.smembers(self._nums(account_id))
+        for sid in sorted(sub_ids):
+            pipe.hgetall(self._t(tag, "sub", sid))
+        if db_id:
+            pipe.hvals(self._t(f"a:{db_id}", "invoices"))
+        raw = await pipe.execute() if (ids or sub_ids or db_id) else []
+        accounts: dict[str, Account] = {}
+        for n, account_id in enumerate(ids):
+            if raw[2 * n]:
+                accounts[account_id] = self._account_from(raw[2 * n], raw[2 * n + 1])
+        subs = [self._subscription_from(h) for h in raw[2 * len(ids) : 2 * len(ids) + len(sub_ids)] if h]
+        active = [
+            s
+            for s in subs
+            if s.facility_id == facility_id
+            and s.starts_at <= at < s.ends_at
+            and s.remaining_seconds > 0
+        ]
+        subscription = min(active, key=lambda s: s.ends_at) if active else None
+        debit = accounts.get(debit_id) if debit_id else None
+        if debit is not None and (debit.facility_id != facility_id or debit.pin != pin):
+            debit = None
+        direct_bill = accounts.get(db_id) if db_id else None
+        invoices: tuple[Invoice, ...] = ()
+        paid = 0
+        if direct_bill is not None:
+            invoices = tuple(self._sorted_invoices(raw[-1]))
+            if invoices:
+                h = await self.client.hget(self._acct(direct_bill.id), "paid")
+                paid = int(h or 0)
+        return PayerCandidates(
+            subscription=subscription,
+            debit=debit,
+            advance_connect=accounts.get(ac_id) if ac_id else None,
+            direct_bill=direct_bill,
+            direct_bill_invoices=invoices,
+            direct_bill_paid_units=paid,
+            single_call_barred=int(failed) > 0,
+        )
+
+    # -- call detail records ---------------------------------------------------------------------
+    @staticmethod
+    def _cdr_json(cdr: CallDetailRecord) -> str:
+        data: dict[str, Any] = {}
+        for name, value in vars(cdr).items():
+            data[name] = ts(value) if isinstance(value, datetime) else value
+        return json.dumps(data)
+
+    @staticmethod
+    def _cdr_from(text: str) -> CallDetailRecord:
+        data = json.loads(text)
+        for name in ("setup_at", "answer_at", "accept_at", "end_at"):
+            data[name] = _dt(data[name])
+        data["outcome"] = CallOutcome(data["outcome"])
+        return CallDetailRecord(**data)
+
+    @_guarded("add_cdr")
+    async def add_cdr(self, cdr: CallDetailRecord) -> CallDetailRecord:
+        ts(cdr.setup_at)  # refuses a naive time before anything is written
+        text = self._cdr_json(cdr)
+        if not await self.client.set(self._k("cdr", cdr.call_id), text, nx=True):
+            raise DuplicateRequest(f"a record for call {cdr.call_id!r} exists")
+        await self.client.zadd(self._k("cdrs"), {cdr.call_id: cdr.setup_at.timestamp()})
+        return self._cdr_from(text)
+
+    @_guarded("get_cdr")
+    async def get_cdr(self, call_id: str) -> CallDetailRecord:
+        text = await self.client.get(self._k("cdr", call_id))
+        if text is None:
+            raise NotFound(f"no record for call {call_id!r}")
+        return self._cdr_from(text)
+
+    @_guarded("list_cdrs")
+    async def list_cdrs(self, filters: CdrFilter | None = None) -> list[CallDetailRecord]:
+        f = filters or CdrFilter()
+        # The score narrows the range; exact bounds are applied on the records.
+        low = f.since.timestamp() - 1 if f.since is not None else "-inf"
+        high = f.until.timestamp() + 1 if f.until is not None else "+inf"
+        call_ids = await self.client.zrangebyscore(self._k("cdrs"), low, high)
+        if not call_ids:
+            return []
+        pipe = self._pipe()
+        for call_id in call_ids:
+            pipe.get(self._k("cdr", call_id))
+        records = [self._cdr_from(t) for t in await pipe.execute() if t is not None]
+        out = [
+            c
+            for c in records
+            if (f.facility_id is None or c.facility_id == f.facility_id)
+            and (f.pin is None or c.pin == f.pin)
+            and (f.number_e164 is None or c.number_e164 == f.number_e164)
+            and (f.payer_account_id is None or c.payer_account_id == f.payer_account_id)
+            and (f.since is None or c.setup_at >= f.since)
+            and (f.until is None or c.setup_at < f.until)
+        ]
+        out.sort(key=lambda c: (c.setup_at.astimezone(UTC), c.call_id))
+        if f.limit is not None:
+            out = out[: int(f.limit)]
+        return out
