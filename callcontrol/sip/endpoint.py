@@ -226,7 +226,8 @@ class Endpoint:
     def send_response(self, response: Response, now: float) -> None:
         """Send a response through the server transaction its Via/CSeq name."""
         try:
-            via = Via.parse(split_header_values(response.headers.get("via") or "")[0])
+            via = response.parsed_via or Via.parse(
+                split_header_values(response.headers.get("via") or "")[0])
             method = response.cseq[1]
         except (ParseError, IndexError):
             raise LocalProtocolError("response has no usable Via/CSeq") from None

@@ -49,6 +49,7 @@ SINGLE_VALUE_HEADERS = frozenset(
 )
 
 _REQUIRED_HEADERS = ("via", "from", "to", "call-id", "cseq")
+_VALID_NAMES: set[str] = set()
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~\-]+\Z")
 _DIGITS = re.compile(r"[0-9]{1,10}\Z")
 
@@ -119,7 +120,10 @@ def parse_params(text: str) -> dict[str, str | None]:
 
 
 def format_params(params: dict[str, str | None]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+    out = ""
+    for key, value in params.items():
+        out += f";{key}" if value is None else f";{key}={value}"
+    return out
 
 
 class Headers:
@@ -529,8 +533,11 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
         if len(key) == 1:
             key = COMPACT_FORMS.get(key, key)
             name = display_name(key)
-        if not _TOKEN.match(name):
-            raise ParseError(f"bad header name {name[:40]!r}")
+        if name not in _VALID_NAMES:
+            if not _TOKEN.match(name):
+                raise ParseError(f"bad header name {name[:40]!r}")
+            if len(_VALID_NAMES) < 512:  # bounded: names seen from peers are not trusted
+                _VALID_NAMES.add(name)
         value = line[colon + 1 :].strip()
         existing = values.get(key)
         if existing is None:
@@ -621,6 +628,7 @@ def make_response(
     Record-Route is copied on dialog-creating responses (1xx/2xx to INVITE).
     """
     response = Response(status, reason)
+    response.parsed_via = request.parsed_via  # same top Via: saves a parse when sending
     rh = response.headers
     src = request.headers
     rh.set_all("via", src.get_all("via"))
