@@ -60,11 +60,15 @@ def classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
     """The digit each window (shape (k, WINDOW)) holds, or None."""
     if len(windows) == 0:
         return []
-    proj = windows @ _BASIS
-    power = proj[:, :8] ** 2 + proj[:, 8:] ** 2
     q = windows.reshape(len(windows), 4, WINDOW // 4)
     quarters = np.einsum("ijk,ijk->ij", q, q)
     energy = quarters.sum(axis=1)
+    # A DFT term's power is at most N times the window energy (Cauchy-Schwarz), so
+    # quiet windows (pauses, silence: most of a call) cannot hold a digit.
+    if float(energy.max()) * WINDOW < _MIN_POWER:
+        return [None] * len(windows)
+    proj = windows @ _BASIS
+    power = proj[:, :8] ** 2 + proj[:, 8:] ** 2
     rows, cols = power[:, :4], power[:, 4:]
     ri = rows.argmax(axis=1)
     ci = cols.argmax(axis=1)
@@ -112,7 +116,11 @@ class InbandDetector:
         if count == 0:
             self._buffer = buf
             return []
-        windows = np.lib.stride_tricks.sliding_window_view(buf, WINDOW)[::HOP][:count]
+        # Overlapping windows as a strided view (no copy).
+        stride = buf.strides[0]
+        windows = np.lib.stride_tricks.as_strided(
+            buf, shape=(count, WINDOW), strides=(HOP * stride, stride), writeable=False
+        )
         labels = classify_windows(windows)
         out: list[InbandDigit] = []
         for i, label in enumerate(labels):

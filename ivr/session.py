@@ -40,6 +40,8 @@ CLOCK_RATE = 8000
 COMFORT_NOISE_PT = 13
 #: A new source address replaces the learned one only after the old one fell silent this long.
 RELATCH_AFTER = 1.0
+#: Samples of received audio gathered before in-band DTMF analysis.
+INBAND_BATCH = 480
 
 
 class Outgoing(NamedTuple):
@@ -91,6 +93,7 @@ class MediaSession:
         self._dtmf_queue: deque[tuple[float, bool, bytes, int]] = deque()
         self._events_rx = TelephoneEventReceiver(CLOCK_RATE)
         self._inband = InbandDetector() if inband else None
+        self._inband_pending = bytearray()
         self.stats: ReceptionStats | None = None
         self.packets_sent = 0
         self.octets_sent = 0
@@ -122,8 +125,14 @@ class MediaSession:
         self.received_by_pt[pt] = self.received_by_pt.get(pt, 0) + 1
         if pt == self.codec.payload_type:
             if self._inband is not None and pkt.payload:
-                for d in self._inband.feed(self.codec.decode(pkt.payload)):
-                    self._events.append(DtmfReceived(d.digit, "inband", 0, now))
+                # Analyse three packets at a time: a third of the numpy overhead for
+                # at most 40 ms more delay on a key press.
+                self._inband_pending += pkt.payload
+                if len(self._inband_pending) >= INBAND_BATCH:
+                    audio = self.codec.decode(bytes(self._inband_pending))
+                    self._inband_pending.clear()
+                    for d in self._inband.feed(audio):
+                        self._events.append(DtmfReceived(d.digit, "inband", 0, now))
         elif pt == self.telephone_event_pt or pt == self.redundancy_pt:
             try:
                 if pt == self.telephone_event_pt:
