@@ -13,7 +13,7 @@ random talk time. After each run the ledger is checked: every account's
 deposits equal its balance plus its charges.
 
     python loadtests/bench_authorize.py --store sqlite
-    python loadtests/bench_authorize.py --store sqlite --synchronous NORMAL
+    python loadtests/bench_authorize.py --store sqlite --synchronous FULL
 """
 
 from __future__ import annotations
@@ -264,7 +264,7 @@ def main() -> int:
     parser.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     parser.add_argument("--url", default="redis://127.0.0.1:6379/15",
                         help="Redis URL for --store redis (loopback only)")
-    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL")
+    parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="NORMAL")
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--hot-accounts", type=int, default=10)
     parser.add_argument("--workers", type=int, default=8)
