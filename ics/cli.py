@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ics.commands.api",
     "ics.commands.serve",
     "ics.commands.prompts",
+    "ics.commands.accounts",
 )
 
 
