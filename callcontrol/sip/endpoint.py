@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
-from .dialog import Dialog, DialogId, new_branch
+from .dialog import Dialog, DialogId, new_branch, new_tag
 from .errors import LocalProtocolError, ParseError, PeerProtocolError, TransactionStateError
 from .events import (
     AckReceived,
@@ -412,7 +412,8 @@ class Endpoint:
 
         if len(self._servers) >= self.max_transactions:
             stx = self._new_server(key, request, address, transport, connection)
-            self._respond(stx, make_response(request, 503, headers=[("Retry-After", "5")]), now)
+            busy = make_response(request, 503, to_tag=new_tag(), headers=[("Retry-After", "5")])
+            self._respond(stx, busy, now)
             self._emit(MessageRejected(address, transport, 503, "transaction table full"))
             return
 
@@ -422,12 +423,12 @@ class Endpoint:
 
         stx = self._new_server(key, request, address, transport, connection)
         if method not in self._allow_set:
-            self._respond(stx, make_response(request, 405, headers=[("Allow",
-                                                                     ", ".join(self.allow))]), now)
+            self._respond(stx, make_response(request, 405, to_tag=new_tag(),
+                                               headers=[("Allow", ", ".join(self.allow))]), now)
             return
         max_forwards = request.headers.get("max-forwards")
         if max_forwards is not None and int(max_forwards) <= 0 and method != "OPTIONS":
-            self._respond(stx, make_response(request, 483), now)
+            self._respond(stx, make_response(request, 483, to_tag=new_tag()), now)
             return
 
         dialog: Dialog | None = None
@@ -435,12 +436,13 @@ class Endpoint:
         if to_tag is not None and self.match_dialogs:
             dialog = self._dialogs.get((request.call_id, to_tag, request.from_tag or ""))
             if dialog is None:
-                self._respond(stx, make_response(request, 481), now)
+                self._respond(stx, make_response(request, 481, to_tag=new_tag()), now)
                 return
             try:
                 dialog.receive_request(request)
             except PeerProtocolError as exc:
-                self._respond(stx, make_response(request, exc.status, f"{exc.reason} ({exc})"),
+                self._respond(stx, make_response(request, exc.status, f"{exc.reason} ({exc})",
+                                                   to_tag=new_tag()),
                               now)
                 return
         if method == "INVITE" and self.auto_trying:
@@ -471,6 +473,8 @@ class Endpoint:
         tx.advance(event)
         tx.last_response = data
         tx.status = status
+        if tx.local_tag is None and status > 100:
+            tx.local_tag = response.to_tag
         self._out.append(Transmission(data, tx.address, tx.transport, tx.connection))
         if status < 200:
             return
@@ -514,12 +518,14 @@ class Endpoint:
         ctx = self._new_server(key, request, address, transport, connection)
         invite_tx = self._servers.get((key[0], key[1], "INVITE"))
         if invite_tx is None:
-            self._respond(ctx, make_response(request, 481), now)
+            self._respond(ctx, make_response(request, 481, to_tag=new_tag()), now)
             return
-        self._respond(ctx, make_response(request, 200), now)
+        # The To tag of both answers is the one the INVITE's answers carry (RFC 3261 9.2).
+        tag = invite_tx.local_tag or new_tag()
+        self._respond(ctx, make_response(request, 200, to_tag=tag), now)
         if invite_tx.state == "proceeding":
             # RFC 3261 9.2: the INVITE ends with 487 before the TU hears of it.
-            self._respond(invite_tx, make_response(invite_tx.request, 487), now)
+            self._respond(invite_tx, make_response(invite_tx.request, 487, to_tag=tag), now)
             self._emit(CancelReceived(request, invite_tx.request, invite_tx.id, address))
 
     def _server_timer(self, tx: ServerTransaction, name: str, now: float) -> None:

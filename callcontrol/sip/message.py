@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -601,6 +602,9 @@ def bad_request_response(data: bytes, status: int = 400, reason: str | None = No
             if key in SINGLE_VALUE_HEADERS and key in response.headers:
                 continue
             response.headers.add(key, value.strip())
+    to = response.headers.get("to")
+    if to is not None and "tag=" not in to:
+        response.headers.set("to", f"{to};tag={os.urandom(6).hex()}")
     return response
 
 

@@ -107,7 +107,7 @@ class Transaction:
 class ServerTransaction(Transaction):
     """A request we received: absorbs retransmissions and retransmits our last response."""
 
-    __slots__ = ("interval", "last_response", "status")
+    __slots__ = ("interval", "last_response", "local_tag", "status")
 
     def __init__(
         self, kind: str, tx_id: str, request: Request, address: Address, transport: str,
@@ -119,6 +119,7 @@ class ServerTransaction(Transaction):
         )
         self.last_response: bytes | None = None
         self.status: int | None = None
+        self.local_tag: str | None = None
         self.interval = 0.0
 
 
