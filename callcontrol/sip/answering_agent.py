@@ -79,15 +79,16 @@ class AnsweringAgent:
                 if event.dialog is None:
                     c.invites += 1
                     self._answer_invite(request, now)
-                else:  # re-INVITE: same answer again
-                    ep.respond(request, 200, now, headers=[("Contact", f"<{self.contact}>")],
-                               body=self._sdp(request))
+                else:  # re-INVITE: answer the new offer
+                    self._answer_in_dialog(request, now)
             elif method == "BYE":
                 c.byes += 1
                 ep.respond(request, 200, now)
                 if event.dialog is not None:
                     ep.remove_dialog(event.dialog)
-            else:  # OPTIONS, INFO, UPDATE
+            elif method == "UPDATE":
+                self._answer_in_dialog(request, now)
+            else:  # OPTIONS, INFO
                 ep.respond(request, 200, now, headers=[("Allow", ", ".join(ep.allow))])
         elif isinstance(event, AckReceived):
             c.acked += 1
@@ -102,6 +103,18 @@ class AnsweringAgent:
         elif isinstance(event, (TransactionTimedOut, TransportError)):
             self._finish(event.transaction_id, 408 if isinstance(event, TransactionTimedOut)
                          else 503)
+
+    def _answer_in_dialog(self, request: Request, now: float) -> None:
+        """re-INVITE or UPDATE: 200 with an answer to any offer, 488 to a bad one."""
+        try:
+            body = self._sdp(request)
+        except SipError as exc:
+            self.endpoint.respond(request, exc.status, now, f"{exc.reason} ({exc})")
+            return
+        headers = [("Contact", f"<{self.contact}>")]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        self.endpoint.respond(request, 200, now, headers=headers, body=body)
 
     def _sdp(self, request: Request) -> bytes:
         if self.answer_sdp is None or not request.body:

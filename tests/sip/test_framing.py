@@ -78,3 +78,17 @@ def test_endpoint_stream_answers_and_closes_on_framing_error() -> None:
     reply = endpoint.datagrams_to_send()
     assert len(reply) == 1 and reply[0].data.startswith(b"SIP/2.0 400 ")
     assert reply[0].connection == 7
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=200) | st.sampled_from(MESSAGES), max_size=6),
+       st.integers(1, 64))
+def test_stream_fuzz_never_escapes(chunks: list[bytes], step: int) -> None:
+    endpoint = Endpoint()
+    endpoint.set_local_address("tcp", "127.0.0.1", 5060)
+    data = b"".join(chunks)
+    for i in range(0, len(data), step):
+        if not endpoint.receive_stream_data(3, data[i : i + step], UAC_ADDR, 0.0):
+            break  # framing error: the connection would close here
+    for reply in endpoint.datagrams_to_send():
+        assert reply.data.startswith(b"SIP/2.0 ") and reply.connection == 3
