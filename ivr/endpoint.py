@@ -210,10 +210,13 @@ class RtpEndpoint:
         if self.relay is not None:
             return  # bridged: the bridge owns timing
         when = self.session.get_timer()
-        if when != self._timer_at:
+        # Re-arm only to fire earlier: a timer that fires early finds nothing due
+        # and re-arms, which is cheaper than re-arming on every packet (each one
+        # moves the inactivity deadline).
+        if when is not None and (self._timer_at is None or when < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer) if when is not None else None
+            self._timer = self.loop.call_at(when, self._on_timer)
             self._timer_at = when
 
     def _on_timer(self) -> None:

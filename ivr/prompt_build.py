@@ -56,7 +56,8 @@ def synthesize(text: str, lang: str, out: Path) -> None:
         pause = SENTENCE_PAUSE_S if text.rstrip().endswith((".", "?", "!")) else 0.03
         subprocess.run(
             [
-                sox, str(raw),
+                # -R -D: no random dither, so a rebuild gives identical files.
+                sox, "-R", "-D", str(raw),
                 "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(out),
                 "highpass", "250", "lowpass", "3400",
                 # Trim silence at both ends so concatenated words do not drag.
