@@ -58,6 +58,8 @@ class ServiceContext:
         return results
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a thread pool,
+    # which costs more than the quote itself.
     ctx: ServiceContext = request.app.state.context
     return ctx

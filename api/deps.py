@@ -49,7 +49,10 @@ def _query_names(dependant: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-async def strict_query(request: Request) -> None:
+_DECLARED: dict[int, frozenset[str]] = {}
+
+
+def check_query(request: Request) -> None:
     """Refuse unknown or repeated query parameters on the JSON API.
 
     A misspelt filter (``facilty=``) would otherwise be ignored and, say, export
@@ -61,12 +64,18 @@ async def strict_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    declared = _query_names(dependant)
+    declared = _DECLARED.get(id(dependant))
+    if declared is None:
+        declared = _DECLARED[id(dependant)] = _query_names(dependant)
     for name in set(request.query_params.keys()):
         if name not in declared:
             raise InvalidParameter(f"unknown query parameter {name!r}", field=name or "query")
         if len(request.query_params.getlist(name)) > 1:
             raise InvalidParameter(f"query parameter {name!r} given more than once", field=name)
+
+
+async def strict_query(request: Request) -> None:
+    check_query(request)
 
 
 StrictQuery = Depends(strict_query)
