@@ -919,9 +919,14 @@ def _grant(auth: Authorization, lang: str) -> CallGrant:
     )
 
 
+#: Trunk id of the carrier gateway: trusted for in-dialog requests (BYE, INFO), never a caller.
+CARRIER_TRUNK = "carrier"
+
+
 def trunks_from_config(config: Any) -> list[Trunk]:
-    """One trunk per facility, identified by the facility id."""
-    trunks = []
+    """One trunk per facility, identified by the facility id, and the carrier gateway's."""
+    host, _, _ = config.sip.carrier_gateway.rpartition(":")
+    trunks = [Trunk.from_config(CARRIER_TRUNK, [host.strip("[]")])]
     for fid, facility in config.facilities.items():
         users = {}
         digest = facility.trunk.digest
