@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -125,8 +127,14 @@ def serve(port: int, loop_name: str, seconds: float) -> None:
     async def main() -> None:
         agent, transport = await start_agent("127.0.0.1", udp_port=port)
         print("ready", flush=True)
-        await asyncio.sleep(seconds)
-        print(agent.counters, flush=True)
+        cpu_start = time.process_time()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+        cpu = time.process_time() - cpu_start
+        print(f"cpu={cpu:.3f} answered={agent.counters.answered} byes={agent.counters.byes}",
+              flush=True)
         await transport.close()
 
     if loop_name == "uvloop":
@@ -160,9 +168,11 @@ def bench_sipp(rates: list[int], seconds: float, loop_name: str) -> None:
                 capture_output=True, text=True, timeout=seconds + 40,
             )
         finally:
+            wall = time.perf_counter() - started
             server.terminate()
-            server.wait(timeout=10)
-        wall = time.perf_counter() - started
+            tail, _ = server.communicate(timeout=10)
+        match = re.search(r"cpu=([0-9.]+)", tail or "")
+        cpu = float(match.group(1)) if match else float("nan")
         out = result.stdout
         ok = _cumulative(out, "Successful call")
         failed = _cumulative(out, "Failed call")
@@ -170,7 +180,8 @@ def bench_sipp(rates: list[int], seconds: float, loop_name: str) -> None:
         print(f"SIPp {rate:>5} calls/s target, {calls} calls, loop={loop_name}: "
               f"{ok} ok, {failed} failed, {retrans} retransmissions, "
               f"{ok / wall:,.0f} calls/s achieved over {wall:.1f} s "
-              f"(sipp rc={result.returncode}, load average before {load:.2f})")
+              f"(sipp rc={result.returncode}, load average before {load:.2f}); "
+              f"UAS used {cpu:.1f} CPU-s = {1000 * cpu / max(ok, 1):.2f} ms per call")
 
 
 def _cumulative(text: str, label: str) -> int:

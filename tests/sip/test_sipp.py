@@ -150,16 +150,18 @@ async def test_sipp_lossy_path_recovers_by_retransmission(
     assert ua.counters.byes == 40
 
 
-async def test_sipp_over_ipv6() -> None:
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+async def test_sipp_over_ipv6(transport: str) -> None:
     try:
         port = free_port("::1")
     except OSError:
         pytest.skip("no IPv6 loopback")
-    ua, transport = await start_agent("::1", udp_port=port, tcp_port=port)
+    ua, sip = await start_agent("::1", udp_port=port, tcp_port=port)
     try:
-        result = await run_sipp(*uac_args("core_uac_basic.xml", port, 10, "u1", "::1", "::1"))
+        result = await run_sipp(*uac_args("core_uac_basic.xml", port, 10, transport, "::1",
+                                          "::1"))
     finally:
-        await transport.close()
+        await sip.close()
     assert result.returncode == 0, result.output[-2000:]
     assert result.successful == 10 and ua.counters.byes == 10
 
