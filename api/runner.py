@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from accounts import AccountService, AccountStore
 from api.app import create_app
+from api.metrics import Metrics
 from api.server import make_server, parse_listen
 
 
@@ -17,27 +19,28 @@ def demo_seed_path(config: Any) -> Path:
     return Path(config.path).parent / "seed" / "demo.toml"
 
 
-async def open_account_service(config: Any, *, seed: bool = True, store: Any = None) -> Any:
-    """The account service over the configured store (or ``store``), seeded if fresh."""
+async def open_account_service(
+    config: Any, *, seed: bool = True, store: AccountStore | None = None,
+    metrics: Metrics | None = None,
+) -> AccountService:
+    """The account service over the configured store (or ``store``), seeded if fresh.
+
+    With ``metrics``, each time a Redis store cannot be reached it counts in
+    ``ics_store_errors_total{store="redis"}``.
+    """
     from accounts import (
-        AccountService,
         AccountsPolicy,
         FacilityPolicy,
+        RedisAccountStore,
         SqliteAccountStore,
         seed_if_empty,
     )
 
-    if store is not None:
-        pass
-    elif config.store.kind == "sqlite":
+    if store is None and config.store.kind == "sqlite":
         store = SqliteAccountStore(config.store.path)
-    else:
-        import accounts
-
-        redis_store = getattr(accounts, "RedisAccountStore", None)
-        if redis_store is None:
-            raise ValueError("store.kind = 'redis' is not available in this build")
-        store = redis_store(config.store.url)
+    elif store is None:
+        on_unavailable = (lambda op: metrics.store_error("redis", op)) if metrics else None
+        store = RedisAccountStore(config.store.url, on_unavailable=on_unavailable)
     await store.open()
     if seed and demo_seed_path(config).exists():
         await seed_if_empty(store, demo_seed_path(config))
@@ -50,13 +53,14 @@ async def run_standalone(config_path: str | Path, *, listen: str | None = None) 
 
     config = load_config(Path(config_path))
     host, port = parse_listen(listen or config.http.listen)
-    service = await open_account_service(config)
+    metrics = Metrics()
+    service = await open_account_service(config, metrics=metrics)
 
     async def store_ready() -> bool:
         await service.store.is_empty()
         return True
 
-    app = create_app(config, service, readiness={"store": store_ready})
+    app = create_app(config, service, metrics=metrics, readiness={"store": store_ready})
     server = make_server(app, host, port, handle_signals=False)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
