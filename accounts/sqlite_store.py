@@ -103,21 +103,25 @@ CREATE TABLE IF NOT EXISTS ledger_transactions (
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     account_id TEXT,
-    idempotency_key TEXT UNIQUE,
+    idempotency_key TEXT,
     call_id TEXT,
     seconds INTEGER,
     memo TEXT NOT NULL DEFAULT ''
 );
+-- Partial: calls carry no key, so their rows cost no index write.
+CREATE UNIQUE INDEX IF NOT EXISTS ledger_transactions_key
+    ON ledger_transactions (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS ledger_transactions_account ON ledger_transactions (account_id, at);
+-- Clustered by transaction: a transaction's legs are read together, with no extra index.
 CREATE TABLE IF NOT EXISTS ledger_entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
     tx_id INTEGER NOT NULL REFERENCES ledger_transactions (id),
+    leg INTEGER NOT NULL,
     book TEXT NOT NULL,
     ref TEXT NOT NULL,
-    amount INTEGER NOT NULL
-);
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (tx_id, leg)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_entries_book ON ledger_entries (book, ref);
-CREATE INDEX IF NOT EXISTS ledger_entries_tx ON ledger_entries (tx_id);
 CREATE TRIGGER IF NOT EXISTS ledger_entries_no_update BEFORE UPDATE ON ledger_entries
 BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_entries_no_delete BEFORE DELETE ON ledger_entries
@@ -127,7 +131,7 @@ BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_transactions_no_delete BEFORE DELETE ON ledger_transactions
 BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 CREATE TABLE IF NOT EXISTS reservations (
-    id TEXT PRIMARY KEY,
+    id TEXT PRIMARY KEY NOT NULL,
     call_id TEXT NOT NULL UNIQUE,
     product TEXT NOT NULL,
     facility_id TEXT NOT NULL,
@@ -144,7 +148,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     settled_at TEXT,
     talked_seconds INTEGER,
     charged INTEGER
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reservations_open ON reservations (status) WHERE status = 'open';
 CREATE TABLE IF NOT EXISTS refunds (
     id TEXT PRIMARY KEY,
@@ -235,8 +239,8 @@ ALL_FACILITIES = "*"
 
 #: Ledger entry inserts by number of legs (a transaction has a handful).
 _ENTRY_INSERTS = {
-    n: "INSERT INTO ledger_entries (tx_id, book, ref, amount) VALUES "  # noqa: S608 - no data
-    + ",".join(["(?,?,?,?)"] * n)
+    n: "INSERT INTO ledger_entries (tx_id, leg, book, ref, amount) VALUES "  # noqa: S608
+    + ",".join(["(?,?,?,?,?)"] * n)
     for n in range(1, 33)
 }
 
@@ -537,8 +541,8 @@ class SqliteAccountStore(AccountStore):
         assert tx_id is not None
         # One multi-row INSERT is cheaper than executemany for the few legs of a transaction.
         params: list[object] = []
-        for leg in tx.legs:
-            params += (tx_id, leg.book.value, leg.ref, leg.amount_units)
+        for n, leg in enumerate(tx.legs):
+            params += (tx_id, n, leg.book.value, leg.ref, leg.amount_units)
         db.execute(_ENTRY_INSERTS[len(tx.legs)], params)
         return tx_id
 
@@ -622,7 +626,7 @@ class SqliteAccountStore(AccountStore):
             legs = tuple(
                 Leg(Book(e["book"]), e["ref"], e["amount"])
                 for e in self._all(
-                    "SELECT book, ref, amount FROM ledger_entries WHERE tx_id = ? ORDER BY id",
+                    "SELECT book, ref, amount FROM ledger_entries WHERE tx_id = ? ORDER BY leg",
                     (row["id"],),
                 )
             )

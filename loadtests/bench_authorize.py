@@ -122,6 +122,8 @@ class Run:
     settle_ns: list[int] = field(default_factory=list)
     refused: int = 0
     elapsed: float = 0.0
+    #: CPU seconds this process used (less sensitive than wall time to other load).
+    cpu: float = 0.0
 
     def report(self) -> str:
         def pct(values: list[int], q: float) -> float:
@@ -134,7 +136,9 @@ class Run:
         rate = pairs / self.elapsed if self.elapsed else 0.0
         lines = [
             f"{self.name}: {pairs} authorize+settle pairs in {self.elapsed:.2f} s"
-            f" = {rate:,.0f} pairs/s ({self.refused} refused)",
+            f" = {rate:,.0f} pairs/s ({self.refused} refused);"
+            f" {self.cpu / max(pairs, 1) * 1e6:.0f} us CPU per pair"
+            f" = {pairs / self.cpu if self.cpu else 0:,.0f} pairs per CPU-second",
             f"  pair      p50 {pct(self.pair_ns, 0.50):.3f} ms"
             f"  p99 {pct(self.pair_ns, 0.99):.3f} ms"
             f"  mean {statistics.fmean(self.pair_ns) / 1e6 if pairs else float('nan'):.3f} ms",
@@ -181,6 +185,7 @@ async def single(
 ) -> Run:
     rng = random.Random(seed)
     run = Run(f"single process, {len(accounts)} accounts")
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + limit
     for n in range(pairs):
@@ -188,6 +193,7 @@ async def single(
         if time.perf_counter() > deadline:
             break
     run.elapsed = time.perf_counter() - start
+    run.cpu = time.process_time() - cpu
     return run
 
 
@@ -195,6 +201,7 @@ async def hot(
     service: AccountService, accounts: list[str], workers: int, pairs: int, limit: float, seed: int
 ) -> Run:
     run = Run(f"{workers} concurrent workers, {len(accounts)} shared accounts")
+    cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + limit
     per_worker = pairs // workers
@@ -210,6 +217,7 @@ async def hot(
 
     await asyncio.gather(*(worker(w) for w in range(workers)))
     run.elapsed = time.perf_counter() - start
+    run.cpu = time.process_time() - cpu
     return run
 
 
