@@ -400,6 +400,14 @@ class Endpoint:
                 self._emit(MessageRejected(address, transport, None, verdict.detail))
                 return
             if verdict.response is not None:
+                if verdict.trunk_id is None and verdict.response.status >= 300:
+                    # Untrusted: answer statelessly. A transaction would hold memory and
+                    # retransmit the error to a possibly spoofed address (amplification).
+                    self._out.append(Transmission(verdict.response.serialize(), address,
+                                                  transport, connection))
+                    self._emit(MessageRejected(address, transport, verdict.response.status,
+                                               verdict.detail))
+                    return
                 stx = self._new_server(key, request, address, transport, connection)
                 self._respond(stx, verdict.response, now)
                 if verdict.response.status >= 300:

@@ -160,6 +160,9 @@ def test_endpoint_with_policy_never_lets_untrusted_through() -> None:
     assert isinstance(event, MessageRejected) and event.status == 403
     endpoint.receive_datagram(invite_bytes(), ("127.0.0.99", 5060), 0.1)  # retransmission
     assert [r.data[:12] for r in endpoint.datagrams_to_send()] == [b"SIP/2.0 403 "]
+    # Stateless: nothing kept, nothing retransmitted towards a possibly spoofed source.
+    assert endpoint.transaction_count == 0 and endpoint.get_timer() is None
+    assert [type(e) for e in drain(endpoint)] == [MessageRejected]
     endpoint.receive_datagram(invite_bytes(branch="z9hG4bKtrusted"), TRUSTED, 0.0)
     events = drain(endpoint)
     assert isinstance(events[0], RequestReceived) and events[0].trunk_id == "tx-state-prison"

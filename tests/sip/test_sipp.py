@@ -179,8 +179,8 @@ async def test_untrusted_sipp_gets_403_only() -> None:
         await transport.close()
     assert forbidden.returncode == 0, forbidden.output[-2000:]
     assert forbidden.successful == 10
-    # Each INVITE counted once (its ACK is absorbed by the 403's own transaction).
-    assert policy.untrusted["127.0.0.99"] == 10
+    # Each INVITE and its ACK: the 403 is stateless, so the ACK is screened (and dropped) too.
+    assert policy.untrusted["127.0.0.99"] == 20
     assert trusted.returncode == 0, trusted.output[-2000:]
     assert ua.counters.invites == 10  # only the trusted calls reached the agent
 
