@@ -106,9 +106,17 @@ class TrunkPolicy:
             key=lambda item: -item[0].prefixlen,
         )
 
+    #: Per-source counters stop growing past this many sources; the rest count under "*".
+    max_tracked_sources = 10_000
+
     @property
     def untrusted_total(self) -> int:
         return sum(self.untrusted.values())
+
+    def _count(self, counter: Counter[str], host: str) -> None:
+        if host not in counter and len(counter) >= self.max_tracked_sources:
+            host = "*"
+        counter[host] += 1
 
     def trunk_for(self, host: str) -> Trunk | None:
         """The trunk a source address belongs to, or None."""
@@ -135,7 +143,7 @@ class TrunkPolicy:
         trunk = self.trunk_for(host)
         method = request.method
         if trunk is None:
-            self.untrusted[host] += 1
+            self._count(self.untrusted, host)
             if method == "ACK":
                 return Screening(None, drop=True, detail=f"ACK from untrusted {host}")
             return Screening(None, self._reject(request, 403), detail=f"untrusted source {host}")
@@ -147,7 +155,7 @@ class TrunkPolicy:
                 ("Allow", self.allow), ("Accept", "application/sdp")]), detail="ping")
         if method == "INVITE":
             if not self._take_token(host, now):
-                self.rate_limited[host] += 1
+                self._count(self.rate_limited, host)
                 return Screening(
                     trunk.id,
                     self._reject(request, 503, [("Retry-After", str(self.retry_after))]),
@@ -157,7 +165,7 @@ class TrunkPolicy:
                 outcome = self.authenticator.verify(request, trunk.users, now)
                 if not outcome.ok:
                     if request.headers.get("authorization") is not None:
-                        self.auth_failures[host] += 1
+                        self._count(self.auth_failures, host)
                     challenge = self.authenticator.challenge_headers(now, stale=outcome.stale)
                     return Screening(trunk.id, self._reject(request, 401, challenge),
                                      detail=f"digest: {outcome.reason}")

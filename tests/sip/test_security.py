@@ -196,3 +196,11 @@ def test_untrusted_source_never_gets_past_403(method: str, host: str, to_tag: st
         assert not any(isinstance(e, AckReceived) for e in events)
     else:
         assert [r.data[:12] for r in replies] == [b"SIP/2.0 403 "]
+
+
+def test_per_source_counters_are_bounded() -> None:
+    p = policy()
+    p.max_tracked_sources = 3
+    for i in range(10):
+        p.screen(request(), (f"192.0.2.{i}", 5060), 0.0)
+    assert len(p.untrusted) == 4 and p.untrusted["*"] == 7 and p.untrusted_total == 10
