@@ -27,10 +27,12 @@ class Trunk:
     id: str
     networks: tuple[IPNetwork, ...]
     users: Mapping[str, str] = field(default_factory=dict)
+    realm: str | None = None
+    """Digest realm of this trunk (the policy's default realm when None)."""
 
     @classmethod
     def from_config(cls, trunk_id: str, cidrs: Iterable[str],
-                    users: Mapping[str, str] | None = None) -> Trunk:
+                    users: Mapping[str, str] | None = None, realm: str | None = None) -> Trunk:
         """Build from text; a bad CIDR raises `ValueError` naming it."""
         networks: list[IPNetwork] = []
         for cidr in cidrs:
@@ -40,7 +42,7 @@ class Trunk:
                 raise ValueError(f"trunk {trunk_id}: bad source network {cidr!r}: {exc}") from None
         if not networks:
             raise ValueError(f"trunk {trunk_id}: no source network")
-        return cls(trunk_id, tuple(networks), dict(users or {}))
+        return cls(trunk_id, tuple(networks), dict(users or {}), realm)
 
     @property
     def requires_digest(self) -> bool:
@@ -91,6 +93,13 @@ class TrunkPolicy:
         if len(set(ids)) != len(ids):
             raise ValueError("trunk ids must be unique")
         self.authenticator = authenticator or DigestAuthenticator(realm)
+        self._authenticators = {self.authenticator.realm: self.authenticator}
+        for trunk in self.trunks:
+            if trunk.realm and trunk.realm not in self._authenticators:
+                self._authenticators[trunk.realm] = DigestAuthenticator(
+                    trunk.realm, secret=self.authenticator.secret,
+                    nonce_lifetime=self.authenticator.nonce_lifetime,
+                    algorithms=self.authenticator.algorithms)
         self.invite_rate = invite_rate
         self.invite_burst = invite_burst
         self.retry_after = retry_after
@@ -162,11 +171,12 @@ class TrunkPolicy:
                     detail=f"INVITE rate limit exceeded by {host}",
                 )
             if trunk.requires_digest:
-                outcome = self.authenticator.verify(request, trunk.users, now)
+                authenticator = self._authenticators[trunk.realm or self.authenticator.realm]
+                outcome = authenticator.verify(request, trunk.users, now)
                 if not outcome.ok:
                     if request.headers.get("authorization") is not None:
                         self._count(self.auth_failures, host)
-                    challenge = self.authenticator.challenge_headers(now, stale=outcome.stale)
+                    challenge = authenticator.challenge_headers(now, stale=outcome.stale)
                     return Screening(trunk.id, self._reject(request, 401, challenge),
                                      detail=f"digest: {outcome.reason}")
         return Screening(trunk.id)

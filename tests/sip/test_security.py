@@ -204,3 +204,14 @@ def test_per_source_counters_are_bounded() -> None:
     for i in range(10):
         p.screen(request(), (f"192.0.2.{i}", 5060), 0.0)
     assert len(p.untrusted) == 4 and p.untrusted["*"] == 7 and p.untrusted_total == 10
+
+
+def test_trunk_with_its_own_realm() -> None:
+    p = TrunkPolicy([Trunk.from_config("ak", ["127.0.0.13"], {"ak": "pw"}, realm="ak.example")])
+    source = ("127.0.0.13", 5060)
+    challenge = p.screen(request(), source, 0.0).response.headers.get(  # type: ignore
+        "www-authenticate")
+    assert 'realm="ak.example"' in challenge
+    req = request()
+    authorize(req, challenge, "SHA-256", user="ak", password="pw")
+    assert p.screen(req, source, 1.0).response is None
