@@ -343,7 +343,11 @@ class SqliteAccountStore(AccountStore):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write transaction; any exception rolls everything back."""
+        """One atomic write transaction; any exception rolls everything back.
+
+        SQLite failures (disk full, I/O error, lock timeout) become
+        ``StoreUnavailable`` so that callers answer instead of crashing.
+        """
         db = self.db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -351,21 +355,33 @@ class SqliteAccountStore(AccountStore):
             raise StoreUnavailable(f"account store busy or unavailable: {exc}") from exc
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise InvalidRequest(f"rejected by the account store: {exc}") from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StoreUnavailable(f"account store error: {exc}") from exc
             raise
         try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise StoreUnavailable(f"commit failed: {exc}") from exc
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.db.execute(sql, params).fetchone()
+        try:
+            row: sqlite3.Row | None = self.db.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"account store error: {exc}") from exc
         return row
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return self.db.execute(sql, params).fetchall()
+        try:
+            return self.db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"account store error: {exc}") from exc
 
     async def is_empty(self) -> bool:
         row = self._one(

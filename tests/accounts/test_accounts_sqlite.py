@@ -99,3 +99,39 @@ async def test_background_checkpoints_copy_the_log_into_the_database(tmp_path: P
     # A clean close leaves no log behind.
     wal = tmp_path / "a.sqlite3-wal"
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+async def test_a_full_or_read_only_disk_answers_unavailable_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    from account_helpers import make_facilities
+
+    from accounts import AccountService, CallRequest, Person, Refusal, RefusalReason
+
+    store = await seeded(tmp_path / "a.sqlite3")
+    await store.add_person(Person(facility_id="tx", pin="1"))
+    service = AccountService(store, make_facilities())
+    # The file may not grow any more: writes fail as on a full disk once pages run out.
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    deposited = 0
+    failed = False
+    for n in range(200):
+        try:
+            await service.deposit("a1", "1.00", "card", f"k{n}-" + "x" * 1500, T0)
+        except StoreUnavailable:
+            failed = True
+            break
+        deposited += 10_000
+    assert failed
+    account = await store.get_account("a1")
+    assert account.balance_units == 10_000 + deposited
+    assert account.balance_units == await store.book_balance(Book.ACCOUNT, "a1")
+    # A file system remounted read-only: the call is refused with 503, nothing is held.
+    store.db.execute("PRAGMA query_only = ON")
+    refusal = await service.authorize(CallRequest("c1", "tx", "1", TX_AC, T0))
+    assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.STORE_UNAVAILABLE
+    store.db.execute("PRAGMA query_only = OFF")
+    assert await store.open_reservations() == []
+    assert (await store.get_account("a1")).held_units == 0
+    await store.close()
