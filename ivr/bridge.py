@@ -209,9 +209,11 @@ class Bridge:
     # The per-packet path of every bridged call: the two directions are spelled
     # out, with the common case (same codec, plain 12-byte header) inline.
     def _from_a(self, data: bytes, addr: Address) -> None:
-        self.received_a += 1
         if addr != self._a_peer:
-            self._a_peer = self._learn(self.a, addr)
+            if not self._learn(0, self.a, addr):
+                return  # not from the party: never relayed
+            self._a_peer = addr
+        self.received_a += 1
         if len(data) < 12:
             return
         if data[1] & 0x7F == self._a_audio_pt and data[0] == 0x80:
@@ -228,9 +230,11 @@ class Bridge:
             self._b_send(out, self._b_peer)
 
     def _from_b(self, data: bytes, addr: Address) -> None:
-        self.received_b += 1
         if addr != self._b_peer:
-            self._b_peer = self._learn(self.b, addr)
+            if not self._learn(1, self.b, addr):
+                return
+            self._b_peer = addr
+        self.received_b += 1
         if len(data) < 12:
             return
         if data[1] & 0x7F == self._b_audio_pt and data[0] == 0x80:
@@ -246,13 +250,19 @@ class Bridge:
         if out is not None and self._a_peer is not None and not self._hold_to_a:
             self._a_send(out, self._a_peer)
 
-    @staticmethod
-    def _learn(ep: RtpEndpoint, addr: Address) -> Address | None:
-        """Symmetric RTP, with the session's rule against strays."""
-        ep.session._learn(addr, ep.loop.time())
+    def _learn(self, leg: int, ep: RtpEndpoint, addr: Address) -> bool:
+        """Symmetric RTP, with the session's rule against strays (a rare path)."""
+        now = ep.loop.time()
+        # The per-packet path keeps counts, not times: if the party's count moved
+        # since the last tick it was heard within a tick, else when the tick saw it.
+        # A party never heard since bridging is judged by what its session knows.
+        count = self.received[leg]
+        if count:
+            ep.session.note_heard(now if count != self._seen[leg] else self._last_activity[leg])
+        accepted = ep.session.learn_source(addr, now)
         while ep.session.next_event() is not None:
             pass  # the bridge owns the leg: learned addresses are applied here
-        return ep.session.remote
+        return accepted
 
     def _rtcp_from_a(self, data: bytes, addr: Address) -> None:
         if self.b.session.remote_rtcp is not None:

@@ -99,6 +99,7 @@ class MediaSession:
         self.octets_sent = 0
         self.malformed = 0
         self.unknown_payload = 0
+        self.ignored_sources = 0
         #: Packets received per payload type (diagnostics and tests).
         self.received_by_pt: dict[int, int] = {}
         self._next_rtcp = now + rtcp_interval / 2
@@ -117,7 +118,8 @@ class MediaSession:
         except ValueError:
             self.malformed += 1
             return
-        self._learn(addr, now)
+        if not self._learn(addr, now):
+            return
         if self.stats is None or self.stats.ssrc != pkt.ssrc:
             self.stats = ReceptionStats(pkt.ssrc, CLOCK_RATE)
         self.stats.update(pkt.sequence_number, pkt.timestamp, now)
@@ -176,18 +178,35 @@ class MediaSession:
                             )
                         )
 
-    def _learn(self, addr: Address, now: float) -> None:
-        self.last_received = now
-        self._timed_out = False
+    def _learn(self, addr: Address, now: float) -> bool:
+        """Symmetric RTP; False for a packet to ignore (not from the peer)."""
         if addr == self.remote:
             self._last_from_remote = now
-            return
+            self.last_received = now
+            self._timed_out = False
+            return True
         if self._last_from_remote is not None and now - self._last_from_remote < RELATCH_AFTER:
-            return  # a stray or spoofed source while the real peer is talking
+            # A stray or spoofed source while the real peer is talking: its
+            # packets must not press keys for the called party.
+            self.ignored_sources += 1
+            return False
+        self.last_received = now
+        self._timed_out = False
         self.remote = addr
         self.remote_rtcp = (addr[0], addr[1] + 1)
         self._last_from_remote = now
         self._events.append(PeerAddressLearned(addr, now))
+        return True
+
+    def note_heard(self, when: float) -> None:
+        """The current peer was heard at ``when`` (the relay counts packets instead)."""
+        last = self._last_from_remote
+        if self.remote is not None and (last is None or when > last):
+            self._last_from_remote = when
+
+    def learn_source(self, addr: Address, now: float) -> bool:
+        """Apply the symmetric-RTP rule to a packet's source (used by the relay)."""
+        return self._learn(addr, now)
 
     def receive_dtmf_info(self, digit: str, duration_ms: int, now: float) -> None:
         """A key press signalled in SIP INFO, so all DTMF reaches the menu one way."""

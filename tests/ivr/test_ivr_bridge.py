@@ -257,3 +257,27 @@ def test_announcement_to_both_parties_while_bridged() -> None:
         b.close()
 
     asyncio.run(main())
+
+
+def test_bridge_does_not_relay_a_stray_source() -> None:
+    async def main() -> None:
+        lo, hi = free_range(4)
+        ports = PortAllocator(lo, hi)
+        alice, bob, stranger = await phone(), await phone(), await phone()
+        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
+        b = await RtpEndpoint.open(PCMU, allocator=ports, remote=bob.address)
+        bridge = Bridge(a, b)
+        bridge.start()
+        for i in range(5):
+            alice.send(build_packet(0, i, i * 160, 1, b"\x01" * 160), ("127.0.0.1", a.port))
+            stranger.send(build_packet(0, i, i * 160, 66, b"\x02" * 160), ("127.0.0.1", a.port))
+            await asyncio.sleep(0.01)
+        await wait_for(lambda: len(bob.received) >= 5)
+        await asyncio.sleep(0.1)
+        assert {p.ssrc for p in bob.received} == {1}
+        assert a.session.ignored_sources == 5
+        bridge.stop()
+        a.close()
+        b.close()
+
+    asyncio.run(main())

@@ -96,10 +96,18 @@ def test_symmetric_rtp_learns_the_real_source_and_refuses_strays() -> None:
     s.receive_rtp(build_packet(0, 1, 160, 9, b"\xff" * 160), real, 0.1)
     assert events(s) == [PeerAddressLearned(real, 0.1)]
     assert s.remote == real
-    s.receive_rtp(build_packet(0, 2, 320, 9, b"\xff" * 160), ("127.0.0.9", 9), 0.12)
+    # A stray source cannot press keys while the peer is talking...
+    for i, p in enumerate(event_packets("1", 60)):
+        s.receive_rtp(build_packet(101, 2 + i, 320, 9, p.payload), ("127.0.0.9", 9), 0.12)
     assert s.remote == real and events(s) == []
-    s.play(bytes(160), 0.13)
-    assert {o.address for o in s.datagrams_to_send(0.13) if not o.rtcp} == {real}
+    assert s.ignored_sources == len(event_packets("1", 60))
+    # ...but a peer that really moved (silent on the old address) is followed.
+    s.receive_rtp(build_packet(0, 9, 480, 9, b"\xff" * 160), ("127.0.0.9", 9), 1.5)
+    assert s.remote == ("127.0.0.9", 9)
+    s.receive_rtp(build_packet(0, 10, 640, 9, b"\xff" * 160), real, 1.52)
+    assert s.remote == ("127.0.0.9", 9)
+    s.play(bytes(160), 1.6)
+    assert {o.address for o in s.datagrams_to_send(1.6) if not o.rtcp} == {("127.0.0.9", 9)}
 
 
 def test_dtmf_from_rfc4733_and_inband_and_info() -> None:
