@@ -62,10 +62,14 @@ class Transmission(NamedTuple):
 class Screening(Protocol):
     """What a request screen (e.g. `TrunkPolicy`) decides about one request."""
 
-    trunk_id: str | None
-    response: Response | None
-    drop: bool
-    detail: str
+    @property
+    def trunk_id(self) -> str | None: ...
+    @property
+    def response(self) -> Response | None: ...
+    @property
+    def drop(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
 
 
 class RequestScreen(Protocol):
