@@ -221,3 +221,44 @@ async def remove_privileged(number: Number, caller: Caller, ctx: Context) -> Res
     caller.require("admin")
     await ctx.require_accounts().store.set_privileged(e164(number), False)
     return Response(status_code=204)
+
+
+# -- called-party blocks ---------------------------------------------------------------
+
+
+class SelfBlock(BaseModel):
+    facility: str | None = Field(
+        default=None, max_length=100,
+        description="The facility the called party blocked; null blocks every facility.")
+
+
+@router.get("/numbers/{number}/self-blocks", response_model=list[SelfBlock],
+            summary="Facilities a called party asked not to be called from", responses=_ERRORS)
+async def list_self_blocks(number: Number, caller: Caller, ctx: Context) -> list[SelfBlock]:
+    caller.require("admin")
+    blocks = await ctx.require_accounts().store.list_self_blocks(e164(number))
+    return [SelfBlock(facility=f) for f in blocks]
+
+
+@router.put("/numbers/{number}/self-blocks", response_model=SelfBlock,
+            summary="Record a called party's block of a facility (or of all)",
+            responses=_ERRORS)
+async def add_self_block(number: Number, body: SelfBlock, caller: Caller,
+                         ctx: Context) -> SelfBlock:
+    caller.require("admin")
+    if body.facility is not None and body.facility not in ctx.config.facilities:
+        raise InvalidParameter(f"unknown facility {body.facility!r}", field="facility")
+    await ctx.require_accounts().block_facility_for_number(e164(number), body.facility)
+    return body
+
+
+@router.delete("/numbers/{number}/self-blocks", status_code=204,
+               summary="Lift a called party's block (of one facility, or the block of all)",
+               responses=_ERRORS)
+async def remove_self_block(
+    number: Number, caller: Caller, ctx: Context,
+    facility: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> Response:
+    caller.require("admin")
+    await ctx.require_accounts().unblock_facility_for_number(e164(number), facility)
+    return Response(status_code=204)

@@ -101,3 +101,23 @@ async def test_privileged_numbers(client: httpx.AsyncClient, service: Any) -> No
     r = await client.delete("/v1/privileged-numbers/+15125550123", headers=A)
     assert r.status_code == 204
     assert await service.store.list_privileged() == ["+12145550100"]
+
+
+async def test_called_party_blocks(client: httpx.AsyncClient, service: Any) -> None:
+    r = await client.put("/v1/numbers/(512) 555-0100/self-blocks", headers=A,
+                         json={"facility": "al-county-jail"})
+    assert r.status_code == 200
+    r = await client.put("/v1/numbers/5125550100/self-blocks", headers=A, json={})
+    assert r.status_code == 200
+    r = await client.get("/v1/numbers/+15125550100/self-blocks", headers=A)
+    assert sorted(r.json(), key=str) == sorted([{"facility": "al-county-jail"},
+                                                {"facility": None}], key=str)
+    r = await client.put("/v1/numbers/5125550100/self-blocks", headers=A,
+                         json={"facility": "atlantis"})
+    assert r.status_code == 422 and r.json()["field"] == "facility"
+    r = await client.delete("/v1/numbers/5125550100/self-blocks", headers=A)
+    assert r.status_code == 204
+    assert await service.store.list_self_blocks("+15125550100") == ["al-county-jail"]
+    r = await client.delete("/v1/numbers/5125550100/self-blocks", headers=A,
+                            params={"facility": "al-county-jail"})
+    assert await service.store.list_self_blocks("+15125550100") == []

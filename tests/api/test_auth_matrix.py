@@ -58,6 +58,10 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, str] | No
     "list_privileged": ("GET", "/v1/privileged-numbers", None, None),
     "add_privileged": ("PUT", "/v1/privileged-numbers/+12145550100", {"note": "x"}, None),
     "remove_privileged": ("DELETE", "/v1/privileged-numbers/+15125550123", None, None),
+    "list_self_blocks": ("GET", "/v1/numbers/+15125550100/self-blocks", None, None),
+    "add_self_block": ("PUT", "/v1/numbers/+15125550100/self-blocks",
+                       {"facility": "tx-state-prison"}, None),
+    "remove_self_block": ("DELETE", "/v1/numbers/+15125550100/self-blocks", None, None),
     "list_cdrs": ("GET", "/v1/cdrs", None, None),
     "export_cdrs": ("GET", "/v1/cdrs.csv", None, None),
     "get_cdr": ("GET", "/v1/cdrs/c1", None, None),
@@ -76,7 +80,8 @@ TX_SCREENING = ["list_people", "get_person", "list_blocks", *SCREENING_WRITES]
 #: (token, operation) pairs that must be refused with 403.
 FORBIDDEN: list[tuple[str, str]] = [
     *[(TX_FACILITY, op) for op in MONEY],
-    *[(TX_FACILITY, op) for op in ("add_privileged", "remove_privileged", "hang_up")],
+    *[(TX_FACILITY, op) for op in ("add_privileged", "remove_privileged", "hang_up",
+                                   "list_self_blocks", "add_self_block", "remove_self_block")],
     # A facility token acting on another facility's screening data.
     *[(AL_FACILITY, op) for op in TX_SCREENING],
     *[(FINANCE, op) for op in (*TX_SCREENING, "list_privileged", "add_privileged",
@@ -92,6 +97,7 @@ async def snapshot(service: Any, live_calls: Any) -> dict[str, Any]:
         "people": await store.list_people(),
         "blocks": await store.list_facility_blocks("tx-state-prison"),
         "privileged": sorted(await store.list_privileged()),
+        "self_blocks": await store.list_self_blocks("+15125550100"),
         "refunds": await store.list_refunds(),
         "subscriptions": await store.list_subscriptions(),
         "receivables": await store.list_receivables(),
