@@ -1,0 +1,231 @@
+"""Redis stopped and restarted under a running service: refusals, journaling and exactly-once replay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from redis_servers import RedisServer, unique_prefix
+
+from accounts import (
+    AccountService,
+    AccountsPolicy,
+    Authorization,
+    Book,
+    CallDetailRecord,
+    CallOutcome,
+    CallRequest,
+    FacilityPolicy,
+    Person,
+    RedisAccountStore,
+    Refusal,
+    RefusalReason,
+    StoreUnavailable,
+)
+from accounts.settlement_journal import JournaledSettler, SettlementJournal
+from api.metrics import Metrics
+from ics.config import load_config
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+FACILITY = "tx-state-prison"
+NUMBER = "+15125550100"
+AT = datetime(2026, 3, 3, 20, 0, tzinfo=UTC)  # a Tuesday, inside calling hours
+DEPOSIT = 100_000  # $10.00
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    # appendfsync always: a SIGKILL loses nothing, so the restarted server has
+    # every write the test made before the kill.
+    s = RedisServer(tmp_path / "redis", appendfsync="always")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+async def service(server: RedisServer) -> AsyncIterator[AccountService]:
+    metrics = Metrics()
+    store = RedisAccountStore(
+        server.url,
+        prefix=unique_prefix(),
+        on_unavailable=lambda op: metrics.store_error("redis", op),
+        connect_timeout=0.5,
+        command_timeout=1.0,
+    )
+    await store.open()
+    config = load_config(ROOT / "configs" / "demo.toml")
+    facilities = {fid: FacilityPolicy.from_config(f) for fid, f in config.facilities.items()}
+    svc = AccountService(store, facilities, AccountsPolicy())
+    svc.metrics = metrics  # type: ignore[attr-defined]
+    await store.add_person(Person(facility_id=FACILITY, pin="100001"))
+    await svc.open_advance_connect([NUMBER], AT, account_id="ac1")
+    await svc.deposit("ac1", "10.00", method="card", idempotency_key="dep-1", at=AT)
+    try:
+        yield svc
+    finally:
+        await store.close()
+
+
+def request(call_id: str) -> CallRequest:
+    return CallRequest(call_id=call_id, facility_id=FACILITY, pin="100001", dialled=NUMBER, at=AT)
+
+
+def errors_counted(svc: AccountService, operation: str) -> float:
+    metrics: Metrics = svc.metrics  # type: ignore[attr-defined]
+    value = metrics.registry.get_sample_value(
+        "ics_store_errors_total", {"store": "redis", "operation": operation}
+    )
+    return value or 0.0
+
+
+def record(call_id: str, talked: int) -> CallDetailRecord:
+    return CallDetailRecord(
+        call_id=call_id,
+        facility_id=FACILITY,
+        pin="100001",
+        number_e164=NUMBER,
+        jurisdiction="",
+        product="advance_connect",
+        payer_account_id="ac1",
+        setup_at=AT,
+        answer_at=AT + timedelta(seconds=3),
+        accept_at=AT + timedelta(seconds=9),
+        end_at=AT + timedelta(seconds=9 + talked),
+        talked_seconds=talked,
+        billed_seconds=0,
+        charge_units=0,
+        fee_units=0,
+        tax_units=0,
+        total_units=0,
+        outcome=CallOutcome.COMPLETED,
+        disconnect_reason="caller hung up",
+        disconnect_side="caller",
+    )
+
+
+async def test_redis_down_at_call_setup_refuses_with_503_and_counts_it(
+    server: RedisServer, service: AccountService
+) -> None:
+    server.stop()
+    refused = await service.authorize(request("c1"))
+    assert isinstance(refused, Refusal)
+    assert refused.reason is RefusalReason.STORE_UNAVAILABLE
+    assert (refused.sip_status, refused.q850_cause) == (503, 41)
+    assert refused.reason_header() == 'Q.850;cause=41;text="account store unavailable"'
+    assert errors_counted(service, "screening_facts") == 1
+    assert service.store.unavailable_count == 1  # type: ignore[attr-defined]
+    with pytest.raises(StoreUnavailable):
+        await service.store.get_account("ac1")
+
+    server.start()
+    # Nothing was held for the refused call; the next call goes through.
+    account = await service.store.get_account("ac1")
+    assert (account.balance_units, account.held_units) == (DEPOSIT, 0)
+    auth = await service.authorize(request("c2"))
+    assert isinstance(auth, Authorization)
+    assert auth.payer_account_id == "ac1"
+
+
+async def test_redis_lost_during_a_call_settles_once_when_it_returns(
+    server: RedisServer, service: AccountService, tmp_path: Path
+) -> None:
+    journal = SettlementJournal(tmp_path / "journal.sqlite3")
+    journaled: list[str] = []
+    settler = JournaledSettler(service, journal, on_journaled=journaled.append)
+    auth = await service.authorize(request("c1"))
+    assert isinstance(auth, Authorization)
+    held = auth.reservation.amount_units
+    assert held > 0
+
+    server.stop()  # the call is connected; it goes on to its limit without Redis
+    talked = 300
+    at = AT + timedelta(seconds=9 + talked)
+    assert await settler.settle(auth.reservation_id, talked, at, record=record("c1", talked)) is None
+    assert journaled == [auth.reservation_id]
+    assert len(journal) == 1
+    # While Redis is away the replay keeps the entry.
+    report = await settler.replay()
+    assert (report.settled, report.remaining) == ([], 1)
+    assert journal.pending()[0].attempts == 1
+
+    # The journal survives the node: a new process opens the same file.
+    journal.close()
+    journal = SettlementJournal(tmp_path / "journal.sqlite3")
+    settler = JournaledSettler(service, journal)
+
+    server.start()
+    account = await service.store.get_account("ac1")
+    assert (account.balance_units, account.held_units) == (DEPOSIT - held, held)
+    report = await settler.replay()
+    assert report.settled == [auth.reservation_id]
+    charge = 5 * 600  # 5 minutes at $0.06
+    account = await service.store.get_account("ac1")
+    assert (account.balance_units, account.held_units) == (DEPOSIT - charge, 0)
+    cdr = await service.store.get_cdr("c1")
+    assert (cdr.talked_seconds, cdr.total_units, cdr.billed_seconds) == (300, charge, 300)
+    # Replayed exactly once: nothing pending, a second replay moves nothing.
+    assert len(journal) == 0
+    again = await settler.replay()
+    assert (again.settled, again.already_settled) == ([], [])
+    assert await service.store.book_balance(Book.REVENUE, "advance_connect") == charge
+    assert [tx.kind for tx in await service.store.transactions(account_id="ac1")] == [
+        "deposit",
+        "reserve",
+        "call",
+    ]
+
+
+async def test_a_settlement_applied_before_its_answer_was_lost_is_not_applied_again(
+    service: AccountService, tmp_path: Path
+) -> None:
+    journal = SettlementJournal(tmp_path / "journal.sqlite3")
+    settler = JournaledSettler(service, journal)
+    auth = await service.authorize(request("c1"))
+    assert isinstance(auth, Authorization)
+    # The store applied the settlement, but the node never heard back and journaled it.
+    await service.settle(auth.reservation_id, 120, AT + timedelta(seconds=130))
+    assert journal.append(auth.reservation_id, 120, AT + timedelta(seconds=130),
+                          record=record("c1", 120))
+    assert not journal.append(auth.reservation_id, 120, AT)  # one entry per reservation
+    report = await settler.replay()
+    assert (report.settled, report.already_settled) == ([], [auth.reservation_id])
+    account = await service.store.get_account("ac1")
+    assert (account.balance_units, account.held_units) == (DEPOSIT - 1_200, 0)
+    assert (await service.store.get_cdr("c1")).total_units == 1_200
+    assert [e.state for e in journal.entries()] == ["already_settled"]
+
+
+async def test_the_client_resending_a_script_never_moves_money_twice(
+    service: AccountService,
+) -> None:
+    # A lost reply makes the client send the same EVALSHA again; replay it by hand.
+    store = service.store
+    assert isinstance(store, RedisAccountStore)
+    auth = await service.authorize(request("c1"))
+    assert isinstance(auth, Authorization)
+    sent: list[tuple[list[str], list[str]]] = []
+    script = store._scripts["settle"]
+
+    class Twice:
+        async def __call__(self, keys: list[str], args: list[str]) -> object:
+            sent.append((keys, args))
+            await script(keys=keys, args=args)
+            return await script(keys=keys, args=args)
+
+    store._scripts["settle"] = Twice()
+    try:
+        settled = await service.settle(auth.reservation_id, 60, AT + timedelta(seconds=60))
+    finally:
+        store._scripts["settle"] = script
+    assert len(sent) == 1
+    assert settled.reservation.charged_units == 600
+    account = await store.get_account("ac1")
+    assert (account.balance_units, account.held_units) == (DEPOSIT - 600, 0)
+    assert [tx.kind for tx in await store.transactions(account_id="ac1")].count("call") == 1
