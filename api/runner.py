@@ -40,7 +40,7 @@ async def open_account_service(
         store = SqliteAccountStore(config.store.path)
     elif store is None:
         on_unavailable = (lambda op: metrics.store_error("redis", op)) if metrics else None
-        store = RedisAccountStore(config.store.url, on_unavailable=on_unavailable)
+        store = RedisAccountStore.from_config(config.store, on_unavailable=on_unavailable)
     await store.open()
     if seed and demo_seed_path(config).exists():
         await seed_if_empty(store, demo_seed_path(config))

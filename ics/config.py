@@ -158,6 +158,23 @@ class StoreConfig(_Model):
     kind: Literal["sqlite", "redis"] = "sqlite"
     path: RelPath = Field(default=Path("var/ics.sqlite3"), validate_default=True)
     url: str = "redis://127.0.0.1:6379/0"
+    #: Redis Cluster: "host:port" of some masters; when given, ``url`` is not used.
+    cluster_nodes: list[str] = Field(default_factory=list)
+    #: Key prefix, so several deployments (or tests) can share one Redis.
+    prefix: str = Field(default="ics", min_length=1, pattern=r"^[^{}]+$")
+    #: Settlements a node could not hand to Redis wait here until it answers again.
+    journal_path: RelPath = Field(
+        default=Path("var/settlement-journal.sqlite3"), validate_default=True
+    )
+
+    @field_validator("cluster_nodes")
+    @classmethod
+    def _host_port(cls, nodes: list[str]) -> list[str]:
+        for node in nodes:
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"cluster node {node!r} is not host:port")
+        return nodes
 
 
 class MediaConfig(_Model):

@@ -30,6 +30,10 @@ def register(subparsers: Any) -> None:
     )
     invoice = jobs.add_parser("invoice", help="monthly: invoice every Direct Bill account")
     invoice.add_argument("--month", required=True, help="the month to invoice, YYYY-MM")
+    jobs.add_parser(
+        "verify",
+        help="check every cached balance against the ledger entries (exit 1 on a mismatch)",
+    )
     show = jobs.add_parser("show", help="print one account with its balance")
     show.add_argument("account_id")
     parser.set_defaults(func=run)
@@ -62,6 +66,10 @@ async def _run(args: argparse.Namespace, config: Any) -> dict[str, Any]:
                     for i in issued
                 ]
             }
+        if args.job == "verify":
+            from accounts.redis.verify import verify_store
+
+            return (await verify_store(service.store)).as_dict()
         account = await service.store.get_account(args.account_id)
         return {
             "id": account.id,
@@ -89,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"ics accounts {args.job}: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
-    return 0
+    return 1 if result.get("ok") is False else 0
