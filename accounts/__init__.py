@@ -33,6 +33,7 @@ from accounts.model import (
     Subscription,
 )
 from accounts.policy import AccountsPolicy, CallingWindow, FacilityPolicy
+from accounts.redis import RedisAccountStore
 from accounts.seed import seed_if_empty
 from accounts.service import (
     AccountService,
@@ -78,6 +79,7 @@ __all__ = [
     "Person",
     "Receivable",
     "ReceivableStatus",
+    "RedisAccountStore",
     "Refund",
     "RefundMethod",
     "RefundStatus",

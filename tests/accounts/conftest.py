@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -27,6 +28,13 @@ async def sqlite_store(tmp_path: Path) -> AccountStore:
 
 #: Every store implementation the contract suite runs against, by name.
 STORE_FACTORIES: dict[str, StoreFactory] = {"sqlite": sqlite_store}
+
+# The Redis stores run against real redis-server processes (tests/redis).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "redis"))
+from redis_servers import redis_cluster_store, redis_store  # noqa: E402
+
+STORE_FACTORIES.update({"redis": redis_store, "redis-cluster": redis_cluster_store})
+
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
