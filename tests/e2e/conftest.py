@@ -20,8 +20,8 @@ from harness import SIPP, TRUNKS, Service, Sipp, SippResult, replace_array_table
 E2E_ACCOUNTS = {
     # A balance that buys 72 s at the test tariff: over a minute, so the warning plays.
     "+15125550142": ("ac-e2e-warning", "0.07"),
-    # A balance that buys 24 s: the call ends when the money does.
-    "+15125550143": ("ac-e2e-funds", "0.02"),
+    # A balance that buys exactly the 60-second minimum: the call ends when the money does.
+    "+15125550143": ("ac-e2e-funds", "0.06"),
     # Blocked by its called party during a test.
     "+15125550144": ("ac-e2e-block", "5.00"),
     # Pays for the pyVoIP call.
@@ -42,10 +42,11 @@ def _closed_window(zone: str) -> str:
     if start >= time(23, 0):
         start = time(10, 0) if now.hour not in (10, 11) else time(14, 0)
     end = time(start.hour + 1, 0)
-    return f'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\nstart = "{start:%H:%M}"\nend = "{end:%H:%M}"'
+    return f'{EVERY_DAY}\nstart = "{start:%H:%M}"\nend = "{end:%H:%M}"'
 
 
-ALL_DAY = 'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\nstart = "00:00"\nend = "23:59:59"'
+EVERY_DAY = 'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
+ALL_DAY = f'{EVERY_DAY}\nstart = "00:00"\nend = "23:59:59"'
 
 
 def prepare_e2e_service(root: Path, **service_overrides: str) -> Service:

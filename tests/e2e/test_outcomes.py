@@ -27,8 +27,8 @@ pytestmark = pytest.mark.e2e
 AC_TX = "ac-15125550100"
 
 
-def refuse(peers: Peers, number: str, *, pin: str = "100001",
-           facility: str = "tx-state-prison", source: str | None = None) -> tuple[object, list[bytes]]:
+def refuse(peers: Peers, number: str, *, pin: str = "100001", facility: str = "tx-state-prison",
+           source: str | None = None) -> tuple[SippResult, list[bytes]]:
     with carrier_sink(peers.service) as reached:
         result = peers.facility("facility_refused", number, pin=pin, facility=facility,
                                 source=source, timeout_s=20).run()
