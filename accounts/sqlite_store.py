@@ -635,30 +635,38 @@ class SqliteAccountStore(AccountStore):
         sql = "SELECT * FROM ledger_transactions"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id"
-        rows = self._all(sql, params)
+        # One pass over the transactions joined with their legs, in posting order.
+        joined = (
+            "SELECT t.*, e.book, e.ref, e.amount FROM (" + sql + ") t"  # noqa: S608 - bound values
+            " JOIN ledger_entries e ON e.tx_id = t.id ORDER BY t.id, e.leg"
+        )
         out: list[LedgerTransaction] = []
-        for row in rows:
-            legs = tuple(
-                Leg(Book(e["book"]), e["ref"], e["amount"])
-                for e in self._all(
-                    "SELECT book, ref, amount FROM ledger_entries WHERE tx_id = ? ORDER BY leg",
-                    (row["id"],),
+        current: sqlite3.Row | None = None
+        legs: list[Leg] = []
+
+        def flush() -> None:
+            if current is not None:
+                out.append(
+                    LedgerTransaction(
+                        kind=current["kind"],
+                        at=_dt_req(current["at"]),
+                        legs=tuple(legs),
+                        account_id=current["account_id"],
+                        idempotency_key=current["idempotency_key"],
+                        call_id=current["call_id"],
+                        seconds=current["seconds"],
+                        memo=current["memo"],
+                        id=current["id"],
+                    )
                 )
-            )
-            out.append(
-                LedgerTransaction(
-                    kind=row["kind"],
-                    at=_dt_req(row["at"]),
-                    legs=legs,
-                    account_id=row["account_id"],
-                    idempotency_key=row["idempotency_key"],
-                    call_id=row["call_id"],
-                    seconds=row["seconds"],
-                    memo=row["memo"],
-                    id=row["id"],
-                )
-            )
+
+        for row in self._all(joined, params):
+            if current is None or row["id"] != current["id"]:
+                flush()
+                current = row
+                legs = []
+            legs.append(Leg(Book(row["book"]), row["ref"], row["amount"]))
+        flush()
         return out
 
     async def book_balance(self, book: str, ref: str) -> int:
