@@ -17,6 +17,7 @@ reservation is unknown to the store, to ``failed`` for an operator to read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -294,10 +295,8 @@ class JournaledSettler:
                     settlement = Settlement(reservation, self._settled_quote(rid, reservation))
                     outcome = "already_settled"
                 if entry.record is not None:
-                    try:
+                    with contextlib.suppress(DuplicateRequest):
                         await self.service.store.add_cdr(with_settlement(entry.record, settlement))
-                    except DuplicateRequest:
-                        pass
             except StoreUnavailable as exc:
                 self.journal.note_attempt(rid, str(exc))
                 report.remaining = len(pending) - n
@@ -321,7 +320,5 @@ class JournaledSettler:
                         len(report.settled),
                         len(report.already_settled),
                     )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-            except TimeoutError:
-                pass

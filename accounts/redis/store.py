@@ -32,11 +32,12 @@ re-sends after a lost reply never moves money twice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,10 +121,10 @@ T = TypeVar("T")
 
 def _guarded(
     operation: str,
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Turn "Redis cannot be reached or answered with an error" into ``StoreUnavailable``."""
 
-    def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
@@ -162,10 +163,10 @@ def _opt(value: str | None) -> str | None:
 
 
 def _int_opt(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
+    return int(value) if value else None
 
 
-def _pairs(fields: dict[str, object]) -> list[str]:
+def _pairs(fields: Mapping[str, object]) -> list[str]:
     out: list[str] = []
     for name, value in fields.items():
         out.extend((name, _s(value)))
@@ -301,6 +302,7 @@ class RedisAccountStore(AccountStore):
                     raise ValueError(f"cluster node must be host:port, not {node!r}")
                 nodes.append(ClusterNode(host.strip("[]"), int(port)))
             return RedisCluster(startup_nodes=nodes, **common)
+        assert self.url is not None
         return Redis.from_url(self.url, health_check_interval=0, **common)
 
     @_guarded("open")
@@ -327,10 +329,9 @@ class RedisAccountStore(AccountStore):
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
-            try:
+            # Closing a connection to a server that is gone is not an error.
+            with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
-            except (RedisError, OSError):
-                pass  # closing a connection to a server that is gone
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -572,11 +573,14 @@ class RedisAccountStore(AccountStore):
         refs = {leg.ref for leg in tx.legs if leg.book in (Book.ACCOUNT, Book.HOLD)}
         if len(refs) > 1:
             raise InvalidRequest(
-                f"a transaction moves one account at a time in the shared store, not {sorted(refs)}"
+                "a transaction moves one account at a time in the shared store,"
+                f" not {sorted(refs)}"
             )
         ref = next(iter(refs), None)
         if ref is not None and tx.account_id is not None and ref != tx.account_id:
-            raise InvalidRequest(f"legs move account {ref!r} but the transaction names {tx.account_id!r}")
+            raise InvalidRequest(
+                f"legs move account {ref!r} but the transaction names {tx.account_id!r}"
+            )
         return ref
 
     @_guarded("post")
@@ -589,7 +593,9 @@ class RedisAccountStore(AccountStore):
         floor: int | None = None
         for floor_account, value in (floors or {}).items():
             if floor_account != account_id:
-                raise InvalidRequest(f"a floor applies to the account the legs move, not {floor_account!r}")
+                raise InvalidRequest(
+                    f"a floor applies to the account the legs move, not {floor_account!r}"
+                )
             floor = value
         posted = replace(tx, id=self._next_id())
         token = self._token()
@@ -1253,7 +1259,8 @@ class RedisAccountStore(AccountStore):
 
     async def _receivable(self, receivable_id: str) -> Receivable:
         number = await self._locate("rcv", receivable_id)
-        h = await self.client.hgetall(self._t(f"n:{number}", "rcv", receivable_id)) if number else {}
+        key = self._t(f"n:{number}", "rcv", receivable_id)
+        h = await self.client.hgetall(key) if number else {}
         if not h:
             raise NotFound(f"no receivable {receivable_id!r}")
         return self._receivable_from(h)
@@ -1650,7 +1657,8 @@ class RedisAccountStore(AccountStore):
         for n, account_id in enumerate(ids):
             if raw[2 * n]:
                 accounts[account_id] = self._account_from(raw[2 * n], raw[2 * n + 1])
-        subs = [self._subscription_from(h) for h in raw[2 * len(ids) : 2 * len(ids) + len(sub_ids)] if h]
+        sub_rows = raw[2 * len(ids) : 2 * len(ids) + len(sub_ids)]
+        subs = [self._subscription_from(h) for h in sub_rows if h]
         active = [
             s
             for s in subs

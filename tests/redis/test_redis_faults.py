@@ -1,4 +1,4 @@
-"""Redis stopped and restarted under a running service: refusals, journaling and exactly-once replay."""
+"""Redis killed and restarted under a running service: refusals, journaling, exactly-once replay."""
 
 from __future__ import annotations
 
@@ -147,7 +147,8 @@ async def test_redis_lost_during_a_call_settles_once_when_it_returns(
     server.stop()  # the call is connected; it goes on to its limit without Redis
     talked = 300
     at = AT + timedelta(seconds=9 + talked)
-    assert await settler.settle(auth.reservation_id, talked, at, record=record("c1", talked)) is None
+    settled = await settler.settle(auth.reservation_id, talked, at, record=record("c1", talked))
+    assert settled is None
     assert journaled == [auth.reservation_id]
     assert len(journal) == 1
     # While Redis is away the replay keeps the entry.
