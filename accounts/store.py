@@ -141,7 +141,12 @@ class AccountStore(abc.ABC):
         until: datetime | None = None,
         kind: str | None = None,
     ) -> list[LedgerTransaction]:
-        """Posted transactions, oldest first; ``account_id`` matches any leg's account."""
+        """Posted transactions with their legs, oldest first.
+
+        ``account_id`` selects the transactions posted for that account (its
+        deposits, payments, holds, calls and refunds); ``since`` is inclusive,
+        ``until`` exclusive.
+        """
 
     @abc.abstractmethod
     async def book_balance(self, book: str, ref: str) -> int:
