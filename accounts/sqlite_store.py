@@ -796,18 +796,17 @@ class SqliteAccountStore(AccountStore):
             raise InvalidRequest("heartbeat seconds must not be negative")
         with self._tx() as db:
             row = db.execute(
-                "SELECT status, max_seconds FROM reservations WHERE id = ?", (reservation_id,)
+                "UPDATE reservations SET"
+                " heartbeat_seconds = MAX(heartbeat_seconds, MIN(?, max_seconds)),"
+                " heartbeat_at = ? WHERE id = ? AND status = 'open' RETURNING *",
+                (seconds, ts(at), reservation_id),
             ).fetchone()
             if row is None:
+                known = db.execute("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,))
+                if known.fetchone():
+                    raise InvalidState(f"reservation {reservation_id!r} is already settled")
                 raise NotFound(f"no reservation {reservation_id!r}")
-            if row["status"] != ReservationStatus.OPEN:
-                raise InvalidState(f"reservation {reservation_id!r} is already settled")
-            db.execute(
-                "UPDATE reservations SET heartbeat_seconds = MAX(heartbeat_seconds, ?),"
-                " heartbeat_at = ? WHERE id = ?",
-                (min(seconds, row["max_seconds"]), ts(at), reservation_id),
-            )
-        return self._reservation(reservation_id)
+        return self._reservation_from(row)
 
     async def settle(
         self,
