@@ -1,0 +1,298 @@
+"""Full-flow call benchmark: SIPp facility trunk and SIPp called party against a real `ics serve`.
+
+Every call is the whole product path: INVITE from the tx-state-prison trunk
+(127.0.0.11), screening, authorization with a reservation, the carrier leg,
+the acceptance prompt played over RTP (the called party echoes it back), key 1
+by SIP INFO about 1 s after answering, bridge and recording, 5 s of talk, BYE,
+settlement and a CDR. The called numbers are AdvanceConnect accounts seeded
+into a private copy of the demo configs (one per number, so every carrier-leg
+INVITE is matched exactly to the facility INVITE that caused it).
+
+The call rate is stepped up; each step runs ``--step-seconds`` of calls and is
+judged by what both SIPp peers saw. Printed per step: calls, failed calls,
+retransmissions (% of SIP messages SIPp sent), post-dial delay (facility
+INVITE sent -> carrier INVITE received, p50/p99, wall clock of both SIPp
+processes), peak calls in progress. Then the highest step with 0 failed calls
+and < 1 % retransmissions, and a hold phase (longer talk) for the most
+concurrent connected calls. Everything runs on loopback and is bounded in
+calls and time.
+
+    python loadtests/bench_calls.py [--rates 20,50,100,150,200] [--step-seconds 10]
+                                    [--talk 5] [--hold-rate 100] [--hold-talk 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+
+from harness import (
+    TRUNKS,
+    Service,
+    ServicePorts,
+    Sipp,
+    stat_totals,
+)
+
+FIRST_NUMBER = 4155550200  # +1 415 555 0200 onwards (California: interstate from Texas)
+#: SIP messages each side sends per completed call (facility: INVITE, ACK, BYE;
+#: carrier: 100, 180, 200, INFO, 200 to BYE).
+SENT_PER_CALL = {"facility": 3, "carrier": 5}
+_TS = re.compile(r"t=\S+\s+\S+\s+(\d+\.\d+)")
+
+
+def numbers(count: int) -> list[str]:
+    return [f"+1{FIRST_NUMBER + i}" for i in range(count)]
+
+
+def prepare(root: Path, count: int, rtp_ports: int) -> Service:
+    ports = ServicePorts.pick(rtp_size=rtp_ports)
+    svc = Service.prepare(root, ports=ports, service={
+        ("sip", "shutdown_grace_seconds"): "5",
+    })
+    accounts = "".join(
+        f'\n[[accounts]]\nid = "ac-bench-{n[1:]}"\nproduct = "advance_connect"\n'
+        f'numbers = ["{n}"]\nholder = "Benchmark"\ndeposit = "300.00"\n'
+        f'deposit_method = "card"\n'
+        for n in numbers(count)
+    )
+    svc.edit("seed/demo.toml", lambda text: text + accounts)
+    return svc
+
+
+@dataclass
+class Step:
+    rate: float
+    calls: int
+    talk: float
+    ok: int = 0
+    failed: int = 0
+    retrans: int = 0
+    sent: int = 0
+    achieved_rate: float = 0.0
+    pdd_ms: list[float] | None = None
+    unmatched: int = 0
+    peak_sipp: int = 0
+    peak_controller: int = 0
+    seconds: float = 0.0
+
+    @property
+    def retrans_pct(self) -> float:
+        return 100.0 * self.retrans / self.sent if self.sent else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.failed == 0 and self.ok == self.calls and self.retrans_pct < 1.0
+
+    def pdd(self, q: float) -> float:
+        data = sorted(self.pdd_ms or [])
+        if not data:
+            return float("nan")
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+
+def active_calls(svc: Service) -> int:
+    """Calls in progress, from the controller's Prometheus gauge."""
+    try:
+        with urllib.request.urlopen(svc.http_base + "/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return -1
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("ics_active_calls"):
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def post_dial_delays(facility_log: str, carrier_log: str) -> tuple[list[float], int]:
+    """Match each carrier INVITE to its facility INVITE by number and order; delays in ms."""
+    sent: dict[str, list[float]] = defaultdict(list)
+    for line in facility_log.splitlines():
+        if line.startswith("sent "):
+            m = _TS.search(line)
+            number = line.rsplit("number=", 1)[-1].strip()
+            if m:
+                sent[number].append(float(m.group(1)))
+    received: dict[str, list[float]] = defaultdict(list)
+    for line in carrier_log.splitlines():
+        if line.startswith("invite "):
+            m = _TS.search(line)
+            ruri = re.search(r"ruri=sip:([^@]+)@", line)
+            if m and ruri:
+                received[ruri.group(1)].append(float(m.group(1)))
+    delays: list[float] = []
+    unmatched = 0
+    for number, times in received.items():
+        out = sorted(sent.get(number, []))
+        for t in sorted(times):
+            # The latest facility INVITE for this number sent before the carrier saw one.
+            i = bisect.bisect_right(out, t) - 1
+            if i < 0:
+                unmatched += 1
+                continue
+            delays.append((t - out[i]) * 1000.0)
+            out.pop(i)
+    return delays, unmatched
+
+
+def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, seconds: float,
+             talk: float, name: str) -> Step:
+    calls = max(1, int(rate * seconds))
+    step = Step(rate=rate, calls=calls, talk=talk)
+    bound = seconds + talk + 45
+    carrier = Sipp(workdir, f"{name}-carrier", "carrier_info", local_ip="127.0.0.1",
+                   calls=calls, timeout_s=bound, keys={"digit": "1"},
+                   sets={"ring_ms": 0, "dtmf_ms": 1000},
+                   extra=["-rtp_echo", "-max_socket", "50000"], trace_msg=False)
+    i = carrier.cmd.index("-p")
+    carrier.cmd[i + 1] = str(svc.ports.carrier)
+    carrier.sip_port = svc.ports.carrier
+    facility = Sipp(workdir, f"{name}-facility", "facility_bench",
+                    local_ip=TRUNKS["tx-state-prison"], remote=f"127.0.0.1:{svc.ports.sip}",
+                    calls=calls, timeout_s=bound, keys={"pin": "100001"},
+                    sets={"talk_ms": int(talk * 1000)},
+                    extra=["-inf", str(numbers_csv), "-r", f"{rate:g}", "-l", "20000",
+                           "-max_socket", "50000"],
+                    trace_msg=False)
+    peaks = {"controller": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peaks["controller"] = max(peaks["controller"], active_calls(svc))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    started = time.monotonic()
+    carrier.start().wait_listening()
+    try:
+        sampler.start()
+        fac = facility.run()
+        car = carrier.wait(extra=10)
+    finally:
+        stop.set()
+        sampler.join(2)
+        facility.kill()
+        carrier.kill()
+    step.seconds = time.monotonic() - started
+    ft, ct = stat_totals(fac.stat_csv), stat_totals(car.stat_csv)
+    step.ok = ft.get("SuccessfulCall(C)", 0)
+    step.failed = ft.get("FailedCall(C)", 0) + ct.get("FailedCall(C)", 0)
+    if fac.returncode not in (0, 1) and step.failed == 0:
+        step.failed = calls - step.ok  # SIPp itself gave up (timeout, fatal error)
+    step.retrans = ft.get("Retransmissions(C)", 0) + ct.get("Retransmissions(C)", 0)
+    step.sent = calls * (SENT_PER_CALL["facility"] + SENT_PER_CALL["carrier"])
+    rows = [r.split(";") for r in fac.stat_csv.splitlines()[1:] if r.strip()]
+    header = fac.stat_csv.splitlines()[0].split(";") if fac.stat_csv else []
+    if "CurrentCall" in header:
+        col = header.index("CurrentCall")
+        step.peak_sipp = max((int(r[col]) for r in rows if len(r) > col and r[col].isdigit()),
+                             default=0)
+    step.peak_controller = peaks["controller"]
+    step.pdd_ms, step.unmatched = post_dial_delays(fac.logs, car.logs)
+    send_times = [float(m.group(1)) for m in _TS.finditer(fac.logs)]
+    if len(send_times) > 1:
+        step.achieved_rate = (len(send_times) - 1) / (max(send_times) - min(send_times))
+    return step
+
+
+def report(step: Step) -> None:
+    verdict = "ok" if step.passed else "FAIL"
+    print(f"{step.rate:7.0f} {step.achieved_rate:8.1f} {step.calls:6d} {step.ok:6d} "
+          f"{step.failed:6d} {step.retrans_pct:7.2f}% {step.pdd(0.5):8.2f} {step.pdd(0.99):8.2f} "
+          f"{len(step.pdd_ms or []):6d} {step.peak_sipp:6d} {step.peak_controller:6d}  {verdict}",
+          flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="20,50,100,150,200",
+                        help="call rates to step through, calls/s (default 20,50,100,150,200)")
+    parser.add_argument("--step-seconds", type=float, default=10.0,
+                        help="seconds of new calls per step (default 10)")
+    parser.add_argument("--talk", type=float, default=5.0, help="talk seconds per call")
+    parser.add_argument("--hold-rate", type=float, default=100.0,
+                        help="call rate of the hold phase, 0 to skip (default 100)")
+    parser.add_argument("--hold-talk", type=float, default=15.0,
+                        help="talk seconds per call in the hold phase (default 15)")
+    parser.add_argument("--numbers", type=int, default=300,
+                        help="distinct called numbers (AdvanceConnect accounts) to seed")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if shutil.which("sipp") is None:
+        print("sipp is not installed", file=sys.stderr)
+        return 2
+    rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    if any(r <= 0 or r > 2000 for r in rates):
+        print("rates must be within (0, 2000] calls/s", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="bench-calls-"))
+    numbers_csv = work / "numbers.csv"
+    numbers_csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers(args.numbers)))
+    svc = prepare(work / "service", args.numbers, rtp_ports=16000)
+    t0 = time.monotonic()
+    svc.start(timeout=120)
+    print(f"ics serve ready in {time.monotonic() - t0:.1f} s (seeded {args.numbers} accounts); "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    print("   rate  achieved  calls     ok failed  retrans  pdd p50  pdd p99 pdd n  "
+          "peak(sipp) peak(ctl)")
+    print("  (1/s)     (1/s)                                   (ms)     (ms)")
+    steps: list[Step] = []
+    status = 0
+    try:
+        for rate in rates:
+            step = run_step(svc, work, numbers_csv, rate, args.step_seconds, args.talk,
+                            f"step-{rate:g}")
+            steps.append(step)
+            report(step)
+            if not step.passed:
+                break
+            time.sleep(2)  # let settlements and CDR writes of the step finish
+        best = max((s for s in steps if s.passed), key=lambda s: s.rate, default=None)
+        hold = None
+        if args.hold_rate > 0 and (best is None or best.rate >= args.hold_rate):
+            hold = run_step(svc, work, numbers_csv, args.hold_rate, args.step_seconds,
+                            args.hold_talk, "hold")
+            print(f"hold phase ({args.hold_talk:g} s talk):")
+            report(hold)
+    finally:
+        exit_status = svc.stop(timeout=60)
+        print(f"ics serve exited with {exit_status}")
+        if exit_status != 0:
+            status = 1
+    summary = {
+        "best_rate_ok": best.rate if best else None,
+        "best_achieved_rate": round(best.achieved_rate, 1) if best else None,
+        "pdd_p50_ms": round(best.pdd(0.5), 2) if best else None,
+        "pdd_p99_ms": round(best.pdd(0.99), 2) if best else None,
+        "peak_concurrent_controller": max([s.peak_controller for s in steps]
+                                          + ([hold.peak_controller] if hold else [])),
+        "hold_failed_calls": hold.failed if hold else None,
+        "load_average_end": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(summary))
+    if args.keep:
+        print(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
