@@ -163,6 +163,13 @@ async def test_reserve_settle_moves_money_exactly(store: AccountStore) -> None:
         await store.settle("r1", talked_seconds=0, charge_legs=[], at=T0)
     with pytest.raises(InvalidState):
         await store.heartbeat("r1", 200, T0)
+    with pytest.raises(NotFound):
+        await store.heartbeat("nope", 1, T0)
+    with pytest.raises(NotFound):
+        await store.settle("nope", talked_seconds=1, charge_legs=[], at=T0)
+    # A heartbeat never records more than the call may last.
+    await store.reserve(reservation("r2", "a1", 100), floor_units=0)
+    assert (await store.heartbeat("r2", 10_000, T0)).heartbeat_seconds == 600
 
 
 async def test_reserve_refuses_beyond_floor(store: AccountStore) -> None:
