@@ -155,7 +155,9 @@ class TrunkPolicy:
             self._count(self.untrusted, host)
             if method == "ACK":
                 return Screening(None, drop=True, detail=f"ACK from untrusted {host}")
-            return Screening(None, self._reject(request, 403), detail=f"untrusted source {host}")
+            return Screening(None, self._reject(request, 403, [
+                ("Reason", 'Q.850;cause=21;text="call rejected: untrusted source"')]),
+                detail=f"untrusted source {host}")
         in_dialog = request.to_tag is not None
         if in_dialog or method in ("ACK", "CANCEL"):
             return Screening(trunk.id)
@@ -167,7 +169,9 @@ class TrunkPolicy:
                 self._count(self.rate_limited, host)
                 return Screening(
                     trunk.id,
-                    self._reject(request, 503, [("Retry-After", str(self.retry_after))]),
+                    self._reject(request, 503, [
+                        ("Retry-After", str(self.retry_after)),
+                        ("Reason", 'Q.850;cause=42;text="switching equipment congestion"')]),
                     detail=f"INVITE rate limit exceeded by {host}",
                 )
             if trunk.requires_digest:

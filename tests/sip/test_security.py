@@ -57,6 +57,8 @@ def test_untrusted_gets_403_and_is_counted() -> None:
     p = policy()
     verdict = p.screen(request(), ("127.0.0.99", 5060), 0.0)
     assert verdict.response is not None and verdict.response.status == 403
+    assert verdict.response.headers.get("reason") == (
+        'Q.850;cause=21;text="call rejected: untrusted source"')
     assert verdict.trunk_id is None
     assert p.screen(request("ACK"), ("127.0.0.99", 5060), 0.0).drop
     assert p.untrusted["127.0.0.99"] == 2 and p.untrusted_total == 2
@@ -79,6 +81,7 @@ def test_rate_limit_answers_503_with_retry_after() -> None:
     assert codes[:3] == [None, None, None]
     assert codes[3] is not None and codes[3].status == 503
     assert codes[3].headers.get("retry-after") == "7"
+    assert "cause=42" in (codes[3].headers.get("reason") or "")
     assert p.rate_limited["127.0.0.11"] == 1
     assert p.screen(request(), TRUSTED, 0.5).response is None  # refilled one token
     # In-dialog requests are never rate limited.
