@@ -635,6 +635,10 @@ class CallController:
         except AccountsError as exc:
             log.warning("call %s: authorization failed: %s", call.id, exc)
             result = None
+        except Exception:
+            # Whatever broke, the caller gets a 503 rather than silence.
+            log.exception("call %s: authorization failed", call.id)
+            result = None
         if self.metrics is not None:
             self.metrics.observe_authorization(loop.time() - started)
         flow = call.flow
@@ -810,7 +814,7 @@ class CallController:
     async def _heartbeat(self, reservation_id: str, seconds: int) -> None:
         try:
             await self.service.heartbeat(reservation_id, seconds, self.wall_now())
-        except AccountsError as exc:
+        except Exception as exc:
             log.warning("heartbeat of %s failed: %s", reservation_id, exc)
 
     # -- the end ----------------------------------------------------------------------------------
@@ -856,7 +860,7 @@ class CallController:
             talked = ended.talked_seconds if ended.accept_at is not None else 0
             try:
                 settlement = await self.service.settle(auth.reservation_id, talked, at)
-            except AccountsError as exc:
+            except Exception as exc:
                 # Left open: the next start-up's recovery settles it from its heartbeat.
                 log.error("call %s: settlement failed: %s", call.id, exc)
             if settlement is not None and self.metrics is not None:
@@ -870,7 +874,7 @@ class CallController:
         )
         try:
             await self.service.store.add_cdr(record)
-        except AccountsError as exc:
+        except Exception as exc:
             log.error("call %s: CDR not written: %s", call.id, exc)
         self.stats["ended"] += 1
         if self.metrics is not None:

@@ -103,7 +103,8 @@ class RtpEndpoint:
             except OSError as exc:
                 if allocator is not None:
                     allocator.release(p)
-                if exc.errno != errno.EADDRINUSE:
+                # uvloop reports a taken port as an OSError without an errno.
+                if exc.errno not in (errno.EADDRINUSE, None):
                     raise MediaError(f"cannot bind RTP port {p} on {host}: {exc}") from exc
                 last_error = exc
                 continue
@@ -122,6 +123,21 @@ class RtpEndpoint:
         raise PortsExhausted(f"no free RTP port pair could be bound on {host}: {last_error}")
 
     # -- control -----------------------------------------------------------
+
+    def configure(
+        self,
+        *,
+        codec: Codec,
+        remote: Address,
+        telephone_event_pt: int | None,
+        remote_rtcp: Address | None = None,
+    ) -> None:
+        """Apply the SDP answer: codec, the peer's media address, telephone-event type."""
+        self.session.configure(
+            codec=codec, remote=remote, telephone_event_pt=telephone_event_pt,
+            remote_rtcp=remote_rtcp,
+        )
+        self._service()
 
     def play(self, payload: bytes) -> None:
         """Play encoded audio (use ``PromptCatalogue.encoded(seq, codec)``)."""
