@@ -115,9 +115,18 @@ def bench_in_memory(calls: int) -> None:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free for both UDP and TCP."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
 
 
 def serve(port: int, loop_name: str, seconds: float) -> None:
@@ -125,7 +134,7 @@ def serve(port: int, loop_name: str, seconds: float) -> None:
     from callcontrol.sip import start_agent
 
     async def main() -> None:
-        agent, transport = await start_agent("127.0.0.1", udp_port=port)
+        agent, transport = await start_agent("127.0.0.1", udp_port=port, tcp_port=port)
         print("ready", flush=True)
         cpu_start = time.process_time()
         stop = asyncio.Event()
@@ -145,7 +154,7 @@ def serve(port: int, loop_name: str, seconds: float) -> None:
         asyncio.run(main())
 
 
-def bench_sipp(rates: list[int], seconds: float, loop_name: str) -> None:
+def bench_sipp(rates: list[int], seconds: float, loop_name: str, transport: str) -> None:
     scenario = ROOT / "loadtests" / "sipp" / "core_uac_basic.xml"
     for rate in rates:
         port = free_port()
@@ -162,6 +171,7 @@ def bench_sipp(rates: list[int], seconds: float, loop_name: str) -> None:
         try:
             result = subprocess.run(
                 ["sipp", "-sf", str(scenario), "-s", "15125550100", f"127.0.0.1:{port}",
+                 "-t", "u1" if transport == "udp" else "t1",
                  "-i", "127.0.0.1", "-p", str(free_port()), "-m", str(calls), "-r", str(rate),
                  "-timeout", f"{int(seconds) + 25}s", "-timeout_error", "-nostdin",
                  "-buff_size", "4194304", "-max_recv_loops", "10000"],
@@ -174,10 +184,12 @@ def bench_sipp(rates: list[int], seconds: float, loop_name: str) -> None:
         match = re.search(r"cpu=([0-9.]+)", tail or "")
         cpu = float(match.group(1)) if match else float("nan")
         out = result.stdout
+        if result.returncode not in (0, 1):
+            print("SIPp failed:", (out + result.stderr).strip()[:600])
         ok = _cumulative(out, "Successful call")
         failed = _cumulative(out, "Failed call")
         retrans = _retransmissions(out)
-        print(f"SIPp {rate:>5} calls/s target, {calls} calls, loop={loop_name}: "
+        print(f"SIPp {rate:>5} calls/s target, {calls} calls, {transport}, loop={loop_name}: "
               f"{ok} ok, {failed} failed, {retrans} retransmissions, "
               f"{ok / wall:,.0f} calls/s achieved over {wall:.1f} s "
               f"(sipp rc={result.returncode}, load average before {load:.2f}); "
@@ -209,6 +221,7 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[500, 1000, 1200])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each SIPp run")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument("--transport", choices=["udp", "tcp"], default="udp")
     parser.add_argument("--codec-count", type=int, default=20_000)
     parser.add_argument("--memory-calls", type=int, default=10_000)
     parser.add_argument("--skip-sipp", action="store_true")
@@ -220,7 +233,7 @@ def main() -> None:
     bench_codec(args.codec_count)
     bench_in_memory(args.memory_calls)
     if not args.skip_sipp:
-        bench_sipp(args.rates, args.seconds, args.loop)
+        bench_sipp(args.rates, args.seconds, args.loop, args.transport)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import itertools
 import logging
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from .endpoint import Endpoint, Transmission
 from .events import Address, Event
@@ -263,13 +264,13 @@ class _StreamConnection(asyncio.Protocol):
         self.registered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCP transport is not an asyncio.Transport subclass; both work the same.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if peer is not None:
             self.peer = (peer[0], peer[1])
         if not self.owner._register(self):
-            transport.abort()
+            self.transport.abort()
             return
         self.registered = True
 

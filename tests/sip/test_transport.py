@@ -173,3 +173,34 @@ async def test_tcp_request_to_closed_port_raises_transport_error() -> None:
         assert any(isinstance(e, TransportError) for e in recorder.events)
     finally:
         await transport.close()
+
+
+def test_tcp_and_udp_under_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[bytes, bytes]:
+        recorder = Recorder()
+        transport = SipTransport(Endpoint(), recorder)
+        recorder.transport = transport
+        _, udp_port = await transport.listen_udp("127.0.0.1", 0)
+        _, tcp_port = await transport.listen_tcp("127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
+            writer.write(options("z9hG4bKuv1"))
+            tcp_reply = await read_message(reader)
+            writer.close()
+            udp_reply = await asyncio.to_thread(blocking_udp_exchange, udp_port,
+                                                options("z9hG4bKuv2", "UDP"))
+        finally:
+            await transport.close()
+        return tcp_reply, udp_reply
+
+    tcp_reply, udp_reply = uvloop.run(scenario())
+    assert tcp_reply.startswith(b"SIP/2.0 200 ") and udp_reply.startswith(b"SIP/2.0 200 ")
+
+
+def blocking_udp_exchange(port: int, data: bytes) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(data, ("127.0.0.1", port))
+        return sock.recv(65535)
