@@ -6,7 +6,9 @@ How the controller uses it, per call leg:
   host=..., allocator=ports, remote=(ip, port), telephone_event_pt=101,
   on_event=callback)`` per leg (``PortsExhausted`` -> answer 503).
   ``codec`` is ``PCMU`` or ``PCMA`` (``Codec(name, payload_type)`` for a
-  dynamic type) from the SDP answer.
+  dynamic type). For the carrier leg the port goes into our offer before the
+  answer is known: open without ``remote``, then ``endpoint.configure(codec=...,
+  remote=(ip, port), telephone_event_pt=...)`` from the answer.
 * ``catalogue = PromptCatalogue(lang)``; ``endpoint.play(catalogue.encoded(seq,
   codec))`` plays a prompt sequence; ``PlaybackFinished`` is reported.
 * ``menu = AcceptanceMenu(lang, facility_id=..., privileged=...,

@@ -105,6 +105,24 @@ class MediaSession:
         self._next_rtcp = now + rtcp_interval / 2
         self._last_rtp_ts = self._ts_base
 
+    def configure(
+        self,
+        *,
+        codec: Codec,
+        remote: Address,
+        telephone_event_pt: int | None,
+        remote_rtcp: Address | None = None,
+    ) -> None:
+        """Apply what the SDP answer settled (our port was offered before it was known)."""
+        if codec != self.codec:
+            self.codec = codec
+            self._player = None
+            self._inband_pending.clear()
+        self.remote = remote
+        self.remote_rtcp = remote_rtcp or (remote[0], remote[1] + 1)
+        self._last_from_remote = None
+        self.telephone_event_pt = telephone_event_pt
+
     # -- clock -------------------------------------------------------------
 
     def rtp_timestamp(self, t: float) -> int:

@@ -233,3 +233,17 @@ def test_redundant_rfc2198_events_count_once() -> None:
     s.receive_rtp(build_packet(101, 4, 2600, 5, end_4), PEER, 0.3)
     got = [e.digit for e in events(s) if isinstance(e, DtmfReceived)]
     assert got == ["3", "4"]
+
+
+def test_configure_applies_the_sdp_answer() -> None:
+    s = MediaSession(PCMU, ssrc=1, now=0.0)  # port offered before the answer came
+    s.play(bytes(160), 0.0)
+    assert s.datagrams_to_send(0.0) == []  # nowhere to send yet
+    s.configure(codec=PCMA, remote=("127.0.0.1", 50000), telephone_event_pt=96)
+    s.play(g711.alaw_encode(np.zeros(160, dtype=np.int16)), 0.1)
+    [out] = [o for o in s.datagrams_to_send(0.1) if not o.rtcp]
+    pkt = RtpPacket.parse(out.data)
+    assert (out.address, pkt.payload_type) == (("127.0.0.1", 50000), 8)
+    s.send_digit("5", 0.2, duration_ms=40)
+    pts = {RtpPacket.parse(o.data).payload_type for o in s.datagrams_to_send(0.3) if not o.rtcp}
+    assert pts == {96}

@@ -133,8 +133,7 @@ async def _call(sip_port: int, media_port: int, rtp_first: int) -> None:
         m_port = int(re.search(r"^m=audio (\d+)", body, re.MULTILINE).group(1))  # type: ignore[union-attr]
         c_addr = re.search(r"^c=IN IP4 (\S+)", body, re.MULTILINE).group(1)  # type: ignore[union-attr]
         assert (c_addr, m_port) == ("127.0.0.1", media_port)
-        ep.session.remote = (c_addr, m_port)
-        ep.session.remote_rtcp = (c_addr, m_port + 1)
+        ep.configure(codec=PCMU, remote=(c_addr, m_port), telephone_event_pt=101)
         to_tagged = header(answer, "To")
         transport.sendto(request("ACK", target, local, call_id, 1, to_tagged), peer)
 
