@@ -70,6 +70,7 @@ def create_app(
         readiness=dict(readiness or {}),
         clock=clock,
     )
+    app.state.quote_cache = quote.QuoteCache(app.state.context)
     _install_error_handlers(app)
     for module in (ops, quote, page, accounts_routes, screening, cdrs_routes, calls_routes):
         app.include_router(module.router)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import ServiceContext
@@ -54,9 +57,10 @@ def facility_config(ctx: ServiceContext, facility_id: str) -> Any:
 
 
 def quote_document(
-    ctx: ServiceContext, facility_id: str, number: str, minutes: int
+    ctx: ServiceContext, facility_id: str, number: str, minutes: int,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The quote for one call, or an ``ApiError`` naming the bad field."""
+    """The quote for one call made at ``at`` (now), or an ``ApiError`` naming the bad field."""
     facility = facility_config(ctx, facility_id)
     maximum = int(facility.max_call_minutes)
     if not 1 <= minutes <= maximum:
@@ -64,10 +68,37 @@ def quote_document(
             f"minutes must be between 1 and {maximum} at this facility", field="minutes"
         )
     try:
-        doc: dict[str, Any] = rate(facility.rated, number, minutes, ctx.clock())
+        doc: dict[str, Any] = rate(facility.rated, number, minutes, at or ctx.clock())
     except RatingError as exc:
         raise InvalidParameter(str(exc), field=getattr(exc, "field", None) or "number") from exc
     return doc
+
+
+class QuoteCache:
+    """Serialized quote documents, reused within the minute they were computed for.
+
+    A quote is a pure function of the immutable config, the facility, the number
+    as typed, the minutes and the instant; pricing it at the start of the current
+    minute makes that instant part of the key, so a cached answer is exactly what
+    recomputing would give, and no entry outlives its minute in use. Errors are
+    not cached. Bounded: least recently used entries go first.
+    """
+
+    def __init__(self, ctx: ServiceContext, size: int = 4096) -> None:
+        self._ctx = ctx
+        self._render = functools.lru_cache(maxsize=size)(self._render_uncached)
+
+    def document_json(self, facility_id: str, number: str, minutes: int) -> bytes:
+        minute = self._ctx.clock().replace(second=0, microsecond=0)
+        return self._render(facility_id, number, minutes, minute)
+
+    def _render_uncached(self, facility_id: str, number: str, minutes: int,
+                         at: datetime) -> bytes:
+        doc = quote_document(self._ctx, facility_id, number, minutes, at)
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def info(self) -> Any:
+        return self._render.cache_info()
 
 
 @router.get(
@@ -87,8 +118,9 @@ async def get_quote(
     number: Annotated[str, Query(description="Called number: 10 digits, 1+10 digits, "
                                  "+E.164 or 011+international", min_length=1, max_length=40)],
     minutes: Annotated[int, Query(description="Call length, 1 to the facility maximum", ge=1)],
-) -> JSONResponse:
+) -> Response:
     # The hottest public endpoint: no dependencies to solve, the same checks inline.
     check_query(request)
-    ctx: ServiceContext = request.app.state.context
-    return JSONResponse(quote_document(ctx, facility, number, minutes))
+    cache: QuoteCache = request.app.state.quote_cache
+    return Response(cache.document_json(facility, number, minutes),
+                    media_type="application/json")

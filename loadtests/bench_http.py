@@ -1,9 +1,13 @@
 """HTTP throughput of the rate calculator: `wrk` against `ics api` on loopback.
 
 Starts `ics api` on a free 127.0.0.1 port with a copy of the demo config, warms
-it up, then runs `wrk` for a fixed time against ``GET /v1/quote`` (and
-``GET /healthz`` for the framework's floor) and prints requests/s and latency
-percentiles. Bounded: each run lasts ``--duration`` seconds; traffic stays on
+it up, then runs `wrk` for a fixed time against ``GET /v1/quote`` for one
+call repeated (answered from the per-minute quote cache), for a distinct
+random call per request (``quote_distinct.lua``: priced every time), and
+``GET /healthz`` (the server's floor), and prints requests/s and latency
+percentiles, and the server's own CPU time, from which requests per
+CPU-second: a figure that other load on the machine disturbs far less than
+requests per wall-clock second. Bounded: each run lasts ``--duration`` seconds; traffic stays on
 loopback. Needs Debian's ``wrk``.
 
     python loadtests/bench_http.py [--duration 20] [--connections 32] [--threads 1]
@@ -43,10 +47,18 @@ def to_ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(url: str, duration: int, connections: int, threads: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, duration: int, connections: int, threads: int,
+            script: Path | None = None) -> dict[str, float]:
+    extra = ["-s", str(script)] if script else []
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-         "--timeout", "5s", url],
+         "--timeout", "5s", *extra, url],
         capture_output=True, text=True, check=True, timeout=duration + 30,
     ).stdout
     result: dict[str, float] = {}
@@ -102,12 +114,19 @@ def main() -> int:
                   f"-c{args.connections} -d{args.duration}s; cores {os.cpu_count()}, "
                   f"load average before {os.getloadavg()[0]:.2f}")
             run_wrk(base + QUOTE, 3, args.connections, args.threads)  # warm-up
-            for name, path in (("GET /v1/quote", QUOTE), ("GET /healthz", "/healthz")):
-                r = run_wrk(base + path, args.duration, args.connections, args.threads)
-                print(f"{name:14} {r['rps']:9.0f} req/s   p50 {r.get('p50', 0):6.2f} ms   "
+            runs = (("quote, same call", QUOTE, None),
+                    ("quote, distinct", "/", REPO / "loadtests" / "quote_distinct.lua"),
+                    ("healthz", "/healthz", None))
+            for name, path, script in runs:
+                cpu_before = cpu_seconds(server.pid)
+                r = run_wrk(base + path, args.duration, args.connections, args.threads, script)
+                cpu = cpu_seconds(server.pid) - cpu_before
+                per_cpu_second = r["requests"] / cpu if cpu else 0.0
+                print(f"{name:17} {r['rps']:7.0f} req/s   p50 {r.get('p50', 0):6.2f} ms   "
                       f"p90 {r.get('p90', 0):6.2f} ms   p99 {r.get('p99', 0):6.2f} ms   "
                       f"requests {r['requests']:.0f}   non-2xx {r['non_2xx']:.0f}   "
-                      f"socket errors {r['socket_errors']:.0f}")
+                      f"socket errors {r['socket_errors']:.0f}   "
+                      f"server CPU {cpu:.1f} s = {per_cpu_second:.0f} req per CPU-second")
             print(f"load average after {os.getloadavg()[0]:.2f}")
         finally:
             server.send_signal(signal.SIGINT)

@@ -83,3 +83,34 @@ async def test_quote_is_documented_in_openapi(client: httpx.AsyncClient) -> None
     assert {p["name"] for p in op["parameters"]} == {"facility", "number", "minutes"}
     assert set(op["responses"]) >= {"200", "404", "422"}
     assert "security" not in op
+
+
+async def test_quotes_are_reused_only_within_their_minute(config: Any) -> None:
+    from datetime import timedelta
+
+    from api import create_app
+
+    now = [NOW.replace(second=5)]
+    app = create_app(config, clock=lambda: now[0])
+    cache = app.state.quote_cache
+    params = {"facility": "tx-state-prison", "number": "5125550100", "minutes": "15"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as c:
+        first = await c.get("/v1/quote", params=params)
+        now[0] = NOW.replace(second=55)
+        second = await c.get("/v1/quote", params=params)
+        assert (cache.info().hits, cache.info().misses) == (1, 1)
+        assert first.content == second.content
+        assert first.headers["content-type"] == "application/json"
+        # The next minute is priced afresh; the answer is what rating gives for it.
+        now[0] = NOW + timedelta(days=300)
+        third = await c.get("/v1/quote", params=params)
+        assert cache.info().misses == 2
+        minute = now[0].replace(second=0, microsecond=0)
+        assert third.json() == quote_document(config.facilities["tx-state-prison"].rated,
+                                              "+15125550100", 15, minute)
+        # Errors are answered every time, never cached.
+        for _ in range(2):
+            bad = await c.get("/v1/quote", params={**params, "number": "12"})
+            assert bad.status_code == 422
+        assert cache.info().currsize == 2
