@@ -23,19 +23,31 @@ elsewhere (a task) calls the endpoint with ``transport.now()`` and then
 
 UAS side: `RequestReceived` (new request; ``trunk_id`` set by the screen,
 ``dialog`` for in-dialog requests), `CancelReceived` (the INVITE was already
-answered 487), `AckReceived` (ACK for our 2xx; our 2xx retransmissions stop),
-`AckTimedOut` (no ACK within 64*T1: send BYE). The endpoint itself answers
-retransmissions, CANCEL, 481 for requests outside any known dialog, 500 for
-out-of-order CSeq, 405 for methods not in ``allow``, 400 for malformed
-requests (513 when too large), and whatever the screen decides (403/401/503,
-200 to trunk OPTIONS). Malformed responses are dropped. Both raise
-`MessageRejected` for logging and metrics.
+answered 487, so a later `send_response` on it raises `TransactionStateError`),
+`AckReceived` (ACK for our 2xx; our 2xx retransmissions stop), `AckTimedOut`
+(no ACK within 64*T1: send BYE). The endpoint itself answers retransmissions,
+100 Trying when the TU has not answered an INVITE within 200 ms, CANCEL, 481
+for requests outside any registered dialog (`add_dialog`), 500 for
+out-of-order CSeq, 405 for methods not in ``allow``, 483 for Max-Forwards 0,
+400 for malformed requests (513 when too large), and whatever the screen
+decides (403 statelessly to untrusted sources, 401 challenges, 503 with
+Retry-After over the INVITE rate, 200 to trunk OPTIONS pings). Malformed
+responses are dropped. Each of these raises `MessageRejected` (logs, metrics).
 
-UAC side: `Endpoint.send_request` (adds Via/branch/rport) returns a transaction
-id; `ResponseReceived` carries each response (each forked 2xx once),
-`TransactionTimedOut` (timer B/F), `TransportError`. ACK a 2xx with
-``endpoint.send_ack(dialog.create_ack(cseq), address, now)``; cancel with
-``endpoint.cancel(transaction_id, now)``.
+UAC side: build the first request with `initial_request` (fresh Call-ID and
+From tag), then `Endpoint.send_request` (adds Via/branch/rport, Max-Forwards)
+returns a transaction id; `ResponseReceived` carries each response (each
+forked 2xx once), `TransactionTimedOut` (timer B/F), `TransportError`. ACK a
+2xx with ``endpoint.send_ack(dialog.create_ack(cseq), address, now)`` (the
+endpoint re-sends it on 2xx retransmissions); cancel with
+``endpoint.cancel(transaction_id, now)`` (sent once a provisional arrived).
+In-dialog requests: ``dialog.create_request("BYE" | "INFO" | "INVITE" ...)``
+and ``endpoint.send_request(request, dialog.next_hop()[:2], now)``.
+
+SDP: `SessionDescription.parse`/`serialize`, `answer_offer` (UAS, raises
+`SdpError` carrying 488), `create_offer` and `accept_answer` (UAC).
+Security: `TrunkPolicy([Trunk.from_config(id, cidrs, users, realm)])` passed
+as ``Endpoint(screen=...)``.
 
 Errors: every error is a `SipError` carrying ``status``/``reason``;
 `PeerProtocolError` (and `ParseError`, `SdpError`) when the peer is at fault,
