@@ -202,12 +202,13 @@ class CallController:
         *,
         metrics: Any = None,
         catalogue_root: Path | None = None,
+        realm: str = "ics",
     ) -> None:
         self.settings = settings
         self.service = service
         self.metrics = metrics
-        self.policy = TrunkPolicy(trunks, invite_rate=1000.0, invite_burst=2000.0)
-        self.endpoint = Endpoint(screen=self.policy)  # type: ignore[arg-type]
+        self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0)
+        self.endpoint = Endpoint(screen=self.policy)
         self.transport: SipTransport | None = None
         self.ports = PortAllocator(*settings.rtp_ports)
         kwargs = {"root": catalogue_root} if catalogue_root is not None else {}

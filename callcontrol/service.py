@@ -48,7 +48,9 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
     http_address = parse_listen(config.http.listen) if http else None
     metrics = Metrics()
     service = await open_account_service(config)
-    controller = CallController(settings, service, trunks_from_config(config), metrics=metrics)
+    realms = [f.trunk.digest.realm for f in config.facilities.values() if f.trunk.digest]
+    controller = CallController(settings, service, trunks_from_config(config), metrics=metrics,
+                                realm=realms[0] if realms else "ics")
     server: Any = None
     http_task: asyncio.Task[None] | None = None
     try:
