@@ -899,15 +899,11 @@ class CallController:
 
 def _configure_leg(media: RtpEndpoint, negotiated: NegotiatedAudio) -> None:
     """Point a leg opened before its SDP was settled at what the peer agreed to."""
-    session = media.session
     codec = {"PCMU": PCMU, "PCMA": PCMA}.get(negotiated.codec)
     if codec is None or codec.payload_type != negotiated.payload_type:
         codec = Codec(negotiated.codec, negotiated.payload_type)
-    session.codec = codec
-    session.telephone_event_pt = negotiated.telephone_event
-    session.remote = (negotiated.remote_address, negotiated.remote_port)
-    session.remote_rtcp = (negotiated.remote_address, negotiated.remote_port + 1)
-    media.resume()
+    media.configure(codec=codec, remote=(negotiated.remote_address, negotiated.remote_port),
+                    telephone_event_pt=negotiated.telephone_event)
 
 
 def _grant(auth: Authorization, lang: str) -> CallGrant:
