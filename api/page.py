@@ -100,7 +100,12 @@ def _page_state(
     "quote is rendered on the server; `fragment=result` returns only the result section.",
     response_class=HTMLResponse,
     responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
-                     "description": "The page (or its result section)"}},
+                     "description": "The page (or its result section)"},
+               # Given as content, not a model: FastAPI would label a model's
+               # schema with the route's text/html media type.
+               422: {"description": "A parameter is longer than allowed",
+                     "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}},
 )
 async def rate_calculator_page(
     ctx: Annotated[ServiceContext, Depends(get_context)],
