@@ -68,7 +68,9 @@ def quote_document(
             f"minutes must be between 1 and {maximum} at this facility", field="minutes"
         )
     try:
-        doc: dict[str, Any] = rate(facility.rated, number, minutes, at or ctx.clock())
+        # Rules and fee date ranges are judged on the facility's own calendar day.
+        local = (at or ctx.clock()).astimezone(facility.zone)
+        doc: dict[str, Any] = rate(facility.rated, number, minutes, local)
     except RatingError as exc:
         raise InvalidParameter(str(exc), field=getattr(exc, "field", None) or "number") from exc
     return doc

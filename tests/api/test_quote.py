@@ -114,3 +114,37 @@ async def test_quotes_are_reused_only_within_their_minute(config: Any) -> None:
             bad = await c.get("/v1/quote", params={**params, "number": "12"})
             assert bad.status_code == 422
         assert cache.info().currsize == 2
+
+
+async def test_same_document_as_ics_rate_json(config: Any) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from api import create_app
+    from tests.api.conftest import DEMO_CONFIG
+
+    app = create_app(config)  # the real clock, like the command line
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as c:
+        r = await c.get("/v1/quote", params={"facility": "ak-regional-jail",
+                                             "number": "907-269-0100", "minutes": "12"})
+    cli = subprocess.run(
+        [sys.executable, "-m", "ics.cli", "rate", "--config", str(DEMO_CONFIG),
+         "--facility", "ak-regional-jail", "--number", "907-269-0100", "--minutes", "12",
+         "--json"], capture_output=True, text=True, timeout=60, check=True)
+    assert r.json() == json.loads(cli.stdout)
+
+
+async def test_the_day_is_the_facility_s_own(config: Any) -> None:
+    from datetime import UTC, datetime
+
+    from api import create_app
+
+    # 03:00 UTC on 1 March is still 28 February in Texas.
+    app = create_app(config, clock=lambda: datetime(2026, 3, 1, 3, 0, tzinfo=UTC))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as c:
+        r = await c.get("/v1/quote", params={"facility": "tx-state-prison",
+                                             "number": "5125550100", "minutes": "1"})
+    assert r.json()["date"] == "2026-02-28"
