@@ -72,11 +72,16 @@ def free_port(host: str = "127.0.0.1", *, tcp_too: bool = False, span: int = 1) 
 
 
 def free_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
-    """A run of ``size`` UDP ports that are free now, for the controller's RTP range."""
+    """A run of ``size`` UDP ports that are free now, for an RTP port range.
+
+    Taken below the kernel's ephemeral range (32768 up), so ports the system
+    hands out to SIPp and other clients never land inside it, and above the
+    demo config's 20000-20999.
+    """
     import random
 
     for _ in range(200):
-        first = random.randrange(30000, 60000 - size, 2)
+        first = random.randrange(21000, 32700 - size, 2)
         if all(_bindable(host, p, socket.SOCK_DGRAM) for p in range(first, first + size)):
             return first, first + size - 1
     raise RuntimeError("no free RTP port range found")
@@ -220,7 +225,7 @@ class Service:
         cmd = [ics, "serve"] if ics else [sys.executable, "-m", "ics.cli", "serve"]
         cmd += ["--config", str(self.config_path)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self._log = self.log_path.open("wb")
+        self._log = self.log_path.open("ab")  # kept across restarts
         self.process = subprocess.Popen(cmd, cwd=self.root, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env)

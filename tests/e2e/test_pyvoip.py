@@ -54,11 +54,13 @@ class CalledParty:
         self.call: VoIPCall | None = None
         self.answered = threading.Event()
         self.error: BaseException | None = None
+        self.rtp: list[tuple[int, str, int]] = []
 
     def __call__(self, call: VoIPCall) -> None:
         try:
             self.call = call
             call.answer()
+            self.rtp = [(c.inPort, c.outIP, c.outPort) for c in call.RTPClients]
             self.answered.set()
             time.sleep(self.listen_seconds)
             # Everything received so far, in timestamp order.
@@ -104,7 +106,8 @@ def test_pyvoip_hears_the_prompt_and_accepts_with_inband_tones(
 
     # It heard the prompt: the start of the greeting is in what pyVoIP received.
     heard = u8_to_float(party.heard)
-    assert len(heard) >= 8000 * 3, f"only {len(heard)} samples heard"
+    assert len(heard) >= 8000 * 3, (
+        f"only {len(heard)} samples heard on {party.rtp}:\n{service.log()[-2000:]}")
     score = best_match(heard, prompt_samples("intro_prepaid"))
     print(f"pyVoIP heard {len(heard) / 8000:.1f} s; intro_prepaid correlation {score:.3f}")
     if score < 0.8:
