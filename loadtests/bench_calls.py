@@ -151,14 +151,15 @@ def post_dial_delays(facility_log: str, carrier_log: str) -> tuple[list[float], 
 
 
 def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, seconds: float,
-             talk: float, name: str) -> Step:
+             talk: float, name: str, echo: bool = True) -> Step:
     calls = max(1, int(rate * seconds))
     step = Step(rate=rate, calls=calls, talk=talk)
     bound = seconds + talk + 45
     carrier = Sipp(workdir, f"{name}-carrier", "carrier_info", local_ip="127.0.0.1",
                    calls=calls, timeout_s=bound, keys={"digit": "1"},
                    sets={"ring_ms": 0, "dtmf_ms": 1000},
-                   extra=["-rtp_echo", "-max_socket", "50000"], trace_msg=False)
+                   extra=(["-rtp_echo"] if echo else []) + ["-max_socket", "50000"],
+                   trace_msg=False)
     i = carrier.cmd.index("-p")
     carrier.cmd[i + 1] = str(svc.ports.carrier)
     carrier.sip_port = svc.ports.carrier
@@ -232,6 +233,11 @@ def main() -> int:
                         help="talk seconds per call in the hold phase (default 15)")
     parser.add_argument("--numbers", type=int, default=300,
                         help="distinct called numbers (AdvanceConnect accounts) to seed")
+    parser.add_argument("--no-echo", action="store_true",
+                        help="the called party sends no audio back (by default it echoes the "
+                        "prompt, so the controller also receives and scans a media stream)")
+    parser.add_argument("--rtp-ports", type=int, default=8000,
+                        help="size of the controller's RTP port range (4 ports per call)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
@@ -245,7 +251,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-calls-"))
     numbers_csv = work / "numbers.csv"
     numbers_csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers(args.numbers)))
-    svc = prepare(work / "service", args.numbers, rtp_ports=16000)
+    # Two RTP+RTCP pairs per call: 8,000 ports leave room for 2,000 calls at once.
+    svc = prepare(work / "service", args.numbers, rtp_ports=args.rtp_ports)
     t0 = time.monotonic()
     svc.start(timeout=120)
     print(f"ics serve ready in {time.monotonic() - t0:.1f} s (seeded {args.numbers} accounts); "
@@ -258,7 +265,7 @@ def main() -> int:
     try:
         for rate in rates:
             step = run_step(svc, work, numbers_csv, rate, args.step_seconds, args.talk,
-                            f"step-{rate:g}")
+                            f"step-{rate:g}", echo=not args.no_echo)
             steps.append(step)
             report(step)
             if not step.passed:
@@ -268,7 +275,7 @@ def main() -> int:
         hold = None
         if args.hold_rate > 0 and (best is None or best.rate >= args.hold_rate):
             hold = run_step(svc, work, numbers_csv, args.hold_rate, args.step_seconds,
-                            args.hold_talk, "hold")
+                            args.hold_talk, "hold", echo=not args.no_echo)
             print(f"hold phase ({args.hold_talk:g} s talk):")
             report(hold)
     finally:

@@ -71,17 +71,18 @@ def free_port(host: str = "127.0.0.1", *, tcp_too: bool = False, span: int = 1) 
     raise RuntimeError("no free port found")
 
 
-def free_range(size: int, host: str = "127.0.0.1") -> tuple[int, int]:
+def free_range(size: int, host: str = "127.0.0.1", *, within: tuple[int, int] = (21000, 32700)
+               ) -> tuple[int, int]:
     """A run of ``size`` UDP ports that are free now, for an RTP port range.
 
-    Taken below the kernel's ephemeral range (32768 up), so ports the system
-    hands out to SIPp and other clients never land inside it, and above the
-    demo config's 20000-20999.
+    By default taken below the kernel's ephemeral range (32768 up), so ports
+    the system hands out to SIPp and other clients never land inside it, and
+    above the demo config's 20000-20999.
     """
     import random
 
     for _ in range(200):
-        first = random.randrange(21000, 32700 - size, 2)
+        first = random.randrange(within[0], within[1] - size, 2)
         if all(_bindable(host, p, socket.SOCK_DGRAM) for p in range(first, first + size)):
             return first, first + size - 1
     raise RuntimeError("no free RTP port range found")
@@ -148,13 +149,15 @@ class ServicePorts:
     rtp: tuple[int, int]
 
     @classmethod
-    def pick(cls, rtp_size: int = 400) -> ServicePorts:
+    def pick(cls, rtp_size: int = 400, rtp_within: tuple[int, int] = (21000, 32700)
+             ) -> ServicePorts:
         sip = free_port(tcp_too=True)
         http = free_port(tcp_too=True)
         while http == sip:
             http = free_port(tcp_too=True)
         carrier = free_port(span=1)
-        return cls(sip=sip, http=http, carrier=carrier, rtp=free_range(rtp_size))
+        return cls(sip=sip, http=http, carrier=carrier,
+                   rtp=free_range(rtp_size, within=rtp_within))
 
 
 @dataclass
