@@ -1,55 +1,44 @@
-"""A node-local durable journal of settlements the shared store could not take, replayed once.
+"""A node-local durable journal of settlements and call records the shared store could not take.
 
 When the shared store (Redis) is unreachable as a call ends, the call has
 already been talked and its funds are held: the settlement must not be lost,
-and must not be applied twice. The node writes it to a local SQLite file
-(``synchronous=FULL``: on disk before the call is reported ended) and replays
-it when the store answers again. Replay is exactly-once because settling is
-idempotent per reservation in every store: a reservation settled already
-(by an earlier replay whose answer was lost, or by a recovery) answers
-``InvalidState`` and the entry is closed without moving money again.
+and must not be applied twice. The node writes it, with the call's record, to
+a local SQLite file (``synchronous=FULL``: on disk before the call is reported
+ended) and replays it when the store answers again. Replay is exactly-once
+because settling is idempotent per reservation: a reservation settled already
+(by an earlier replay whose answer was lost, or by another node's recovery)
+answers ``InvalidState`` and the entry is closed without moving money again;
+a record that exists already answers ``DuplicateRequest``.
 
-The journal is append-only like the ledger: an entry is never deleted, its
-state moves ``pending`` -> ``settled`` (or ``already_settled``) and, if the
-reservation is unknown to the store, to ``failed`` for an operator to read.
+Entries are kept, never deleted: an entry's state moves ``pending`` ->
+``applied`` (or ``already_applied``), or ``failed`` with the store's answer
+for an operator to read when the store no longer knows the reservation.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from accounts.cdr import CallDetailRecord, CallOutcome
-from accounts.errors import (
-    DuplicateRequest,
-    InvalidState,
-    NotFound,
-    StoreUnavailable,
-)
-from accounts.service import AccountService, Settlement
-from rating import Quote, quote
-
-log = logging.getLogger("accounts.journal")
+from accounts.model import Book, Leg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
-    reservation_id TEXT PRIMARY KEY,
-    talked_seconds INTEGER NOT NULL,
-    at TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('settle', 'record')),
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
     journaled_at TEXT NOT NULL,
-    record TEXT,
     state TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
-    closed_at TEXT
+    closed_at TEXT,
+    UNIQUE (kind, key)
 );
 CREATE INDEX IF NOT EXISTS journal_pending ON journal (state) WHERE state = 'pending';
 CREATE TRIGGER IF NOT EXISTS journal_no_delete BEFORE DELETE ON journal
@@ -63,36 +52,82 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _cdr_json(cdr: CallDetailRecord) -> str:
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def record_json(cdr: CallDetailRecord) -> str:
     data: dict[str, Any] = {}
     for name, value in vars(cdr).items():
         data[name] = _ts(value) if isinstance(value, datetime) else value
     return json.dumps(data)
 
 
-def _cdr_from(text: str) -> CallDetailRecord:
+def record_from(text: str) -> CallDetailRecord:
     data = json.loads(text)
     for name in ("setup_at", "answer_at", "accept_at", "end_at"):
-        data[name] = datetime.fromisoformat(data[name]) if data[name] else None
+        data[name] = _dt(data[name])
     data["outcome"] = CallOutcome(data["outcome"])
     return CallDetailRecord(**data)
 
 
 @dataclass(frozen=True)
-class JournalEntry:
+class JournaledSettlement:
+    """The arguments of one ``AccountStore.settle`` call, as the service made it."""
+
     reservation_id: str
     talked_seconds: int
+    charge_legs: tuple[Leg, ...]
     at: datetime
-    journaled_at: datetime
-    #: The call's record, written with the settled money once the settlement applies.
+    receivable_id: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "reservation_id": self.reservation_id,
+                "talked_seconds": self.talked_seconds,
+                "charge_legs": [[str(g.book), g.ref, g.amount_units] for g in self.charge_legs],
+                "at": _ts(self.at),
+                "receivable_id": self.receivable_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JournaledSettlement:
+        d = json.loads(text)
+        return cls(
+            reservation_id=d["reservation_id"],
+            talked_seconds=int(d["talked_seconds"]),
+            charge_legs=tuple(Leg(Book(b), ref, int(units)) for b, ref, units in d["charge_legs"]),
+            at=datetime.fromisoformat(d["at"]),
+            receivable_id=d["receivable_id"],
+        )
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    seq: int
+    kind: str
+    key: str
+    settlement: JournaledSettlement | None
     record: CallDetailRecord | None
+    journaled_at: datetime
     state: str
     attempts: int
     last_error: str
 
 
+@dataclass
+class ReplayReport:
+    applied: list[str] = field(default_factory=list)
+    already_applied: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    #: Entries still pending because the store is still unreachable.
+    remaining: int = 0
+
+
 class SettlementJournal:
-    """The SQLite file holding settlements waiting for the shared store."""
+    """The SQLite file holding settlements and records waiting for the shared store."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -123,39 +158,32 @@ class SettlementJournal:
         assert self._db is not None
         return self._db
 
-    def append(
-        self,
-        reservation_id: str,
-        talked_seconds: int,
-        at: datetime,
-        *,
-        record: CallDetailRecord | None = None,
-        now: datetime | None = None,
-    ) -> bool:
-        """Journal one settlement; False if this reservation is journaled already."""
-        if talked_seconds < 0:
-            raise ValueError("talked seconds must not be negative")
+    def _append(self, kind: str, key: str, payload: str) -> bool:
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO journal (reservation_id, talked_seconds, at, journaled_at,"
-            " record) VALUES (?,?,?,?,?)",
-            (
-                reservation_id,
-                talked_seconds,
-                _ts(at),
-                _ts(now or datetime.now(UTC)),
-                _cdr_json(record) if record is not None else None,
-            ),
+            "INSERT OR IGNORE INTO journal (kind, key, payload, journaled_at) VALUES (?,?,?,?)",
+            (kind, key, payload, _ts(datetime.now(UTC))),
         )
         return cur.rowcount == 1
 
-    @staticmethod
-    def _entry(row: sqlite3.Row) -> JournalEntry:
+    def append_settlement(self, settlement: JournaledSettlement) -> bool:
+        """Journal one settlement; False if this reservation's settlement is journaled already."""
+        if settlement.talked_seconds < 0:
+            raise ValueError("talked seconds must not be negative")
+        return self._append("settle", settlement.reservation_id, settlement.to_json())
+
+    def append_record(self, record: CallDetailRecord) -> bool:
+        """Journal one call record; False if the call's record is journaled already."""
+        return self._append("record", record.call_id, record_json(record))
+
+    def _entry(self, row: sqlite3.Row) -> JournalEntry:
+        settle = row["kind"] == "settle"
         return JournalEntry(
-            reservation_id=row["reservation_id"],
-            talked_seconds=row["talked_seconds"],
-            at=datetime.fromisoformat(row["at"]),
+            seq=row["seq"],
+            kind=row["kind"],
+            key=row["key"],
+            settlement=JournaledSettlement.from_json(row["payload"]) if settle else None,
+            record=None if settle else record_from(row["payload"]),
             journaled_at=datetime.fromisoformat(row["journaled_at"]),
-            record=_cdr_from(row["record"]) if row["record"] else None,
             state=row["state"],
             attempts=row["attempts"],
             last_error=row["last_error"],
@@ -163,162 +191,26 @@ class SettlementJournal:
 
     def pending(self) -> list[JournalEntry]:
         rows = self.db.execute(
-            "SELECT * FROM journal WHERE state = 'pending' ORDER BY journaled_at, reservation_id"
+            "SELECT * FROM journal WHERE state = 'pending' ORDER BY seq"
         ).fetchall()
         return [self._entry(r) for r in rows]
 
     def entries(self) -> list[JournalEntry]:
-        rows = self.db.execute("SELECT * FROM journal ORDER BY journaled_at").fetchall()
-        return [self._entry(r) for r in rows]
+        return [self._entry(r) for r in self.db.execute("SELECT * FROM journal ORDER BY seq")]
 
-    def close_entry(self, reservation_id: str, state: str, note: str = "") -> None:
+    def close_entry(self, seq: int, state: str, note: str = "") -> None:
         self.db.execute(
             "UPDATE journal SET state = ?, last_error = ?, closed_at = ?"
-            " WHERE reservation_id = ? AND state = 'pending'",
-            (state, note, _ts(datetime.now(UTC)), reservation_id),
+            " WHERE seq = ? AND state = 'pending'",
+            (state, note, _ts(datetime.now(UTC)), seq),
         )
 
-    def note_attempt(self, reservation_id: str, error: str) -> None:
+    def note_attempt(self, seq: int, error: str) -> None:
         self.db.execute(
-            "UPDATE journal SET attempts = attempts + 1, last_error = ? WHERE reservation_id = ?",
-            (error, reservation_id),
+            "UPDATE journal SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+            (error, seq),
         )
 
     def __len__(self) -> int:
         row = self.db.execute("SELECT COUNT(*) FROM journal WHERE state = 'pending'").fetchone()
         return int(row[0])
-
-
-@dataclass
-class ReplayReport:
-    settled: list[str] = field(default_factory=list)
-    already_settled: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    #: Entries still pending because the store is still unreachable.
-    remaining: int = 0
-
-
-def with_settlement(record: CallDetailRecord, settlement: Settlement) -> CallDetailRecord:
-    """The record of a call, carrying the money and seconds its settlement charged."""
-    q = settlement.quote
-    r = settlement.reservation
-    return replace(
-        record,
-        talked_seconds=r.talked_seconds if r.talked_seconds is not None else record.talked_seconds,
-        jurisdiction=str(q.jurisdiction) if q is not None else record.jurisdiction,
-        billed_seconds=q.billed_seconds if q is not None else 0,
-        charge_units=q.charge_units if q is not None else 0,
-        fee_units=q.fees_units if q is not None else 0,
-        tax_units=q.taxes_units if q is not None else 0,
-        total_units=q.total_units if q is not None else 0,
-    )
-
-
-class JournaledSettler:
-    """Settle through the service; journal locally when the store is unreachable; replay once.
-
-    ``on_journaled(reservation_id)`` is called for each settlement journaled
-    (wire it to a metric).
-    """
-
-    def __init__(
-        self,
-        service: AccountService,
-        journal: SettlementJournal,
-        *,
-        on_journaled: Callable[[str], None] | None = None,
-    ) -> None:
-        self.service = service
-        self.journal = journal
-        self.on_journaled = on_journaled
-
-    async def settle(
-        self,
-        reservation_id: str,
-        talked_seconds: int,
-        at: datetime,
-        *,
-        record: CallDetailRecord | None = None,
-    ) -> Settlement | None:
-        """The settlement, or None when it was journaled for replay.
-
-        With ``record``, the call's record is written (with the settled money)
-        as part of the same step, now or at replay.
-        """
-        try:
-            settlement = await self.service.settle(reservation_id, talked_seconds, at)
-        except StoreUnavailable as exc:
-            self.journal.append(reservation_id, talked_seconds, at, record=record)
-            log.warning("settlement of %s journaled locally: %s", reservation_id, exc)
-            if self.on_journaled is not None:
-                self.on_journaled(reservation_id)
-            return None
-        if record is not None:
-            try:
-                await self.service.store.add_cdr(with_settlement(record, settlement))
-            except DuplicateRequest:
-                pass
-            except StoreUnavailable as exc:
-                # The money is settled; the replay finds it settled and writes the record.
-                self.journal.append(reservation_id, talked_seconds, at, record=record)
-                log.warning("record of %s kept locally: %s", reservation_id, exc)
-        return settlement
-
-    def _settled_quote(self, reservation_id: str, settled: Any) -> Quote | None:
-        """The quote a settled reservation was charged, priced as settlement priced it."""
-        if settled.subscription_id is not None or settled.talked_seconds is None:
-            return None
-        facility = self.service.facilities.get(settled.facility_id)
-        if facility is None:
-            return None
-        return quote(
-            facility.rated,
-            settled.number_e164,
-            settled.product,
-            settled.talked_seconds,
-            settled.created_at,
-        )
-
-    async def replay(self) -> ReplayReport:
-        """Apply every pending entry once; stop at the first sign the store is still away."""
-        report = ReplayReport()
-        pending = self.journal.pending()
-        for n, entry in enumerate(pending):
-            rid = entry.reservation_id
-            try:
-                try:
-                    settlement = await self.service.settle(rid, entry.talked_seconds, entry.at)
-                    outcome = "settled"
-                except InvalidState:
-                    # Applied before (a lost answer, or another node's recovery): not again.
-                    reservation = await self.service.store.get_reservation(rid)
-                    settlement = Settlement(reservation, self._settled_quote(rid, reservation))
-                    outcome = "already_settled"
-                if entry.record is not None:
-                    with contextlib.suppress(DuplicateRequest):
-                        await self.service.store.add_cdr(with_settlement(entry.record, settlement))
-            except StoreUnavailable as exc:
-                self.journal.note_attempt(rid, str(exc))
-                report.remaining = len(pending) - n
-                return report
-            except NotFound as exc:
-                self.journal.close_entry(rid, "failed", str(exc))
-                report.failed[rid] = str(exc)
-                continue
-            self.journal.close_entry(rid, outcome)
-            (report.settled if outcome == "settled" else report.already_settled).append(rid)
-        return report
-
-    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        """Replay in the background until ``stop`` is set."""
-        while not stop.is_set():
-            if len(self.journal):
-                report = await self.replay()
-                if report.settled or report.already_settled:
-                    log.warning(
-                        "replayed %d journaled settlement(s), %d already settled",
-                        len(report.settled),
-                        len(report.already_settled),
-                    )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)

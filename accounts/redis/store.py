@@ -32,10 +32,12 @@ re-sends after a lost reply never moves money twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
 import json
+import logging
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -47,7 +49,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter
 from accounts.errors import (
@@ -78,6 +80,7 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
 from accounts.sqlite_store import ts
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
@@ -86,6 +89,8 @@ from accounts.store import (
     ScreeningFacts,
 )
 from rating import Product
+
+log = logging.getLogger("accounts.redis")
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 SCRIPT_NAMES = (
@@ -234,6 +239,9 @@ class RedisAccountStore(AccountStore):
         on_unavailable: Callable[[str], None] | None = None,
         connect_timeout: float = 1.0,
         command_timeout: float = 2.0,
+        journal_path: str | Path | None = None,
+        on_journaled: Callable[[str], None] | None = None,
+        replay_interval: float = 1.0,
     ) -> None:
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be non-empty and free of braces, not {prefix!r}")
@@ -254,6 +262,10 @@ class RedisAccountStore(AccountStore):
         self._reservations: dict[str, Reservation] = {}
         self._tags: dict[str, str] = {}
         self._sub_numbers: dict[str, str] = {}
+        self.journal = SettlementJournal(journal_path) if journal_path is not None else None
+        self.on_journaled = on_journaled
+        self.replay_interval = replay_interval
+        self._replayer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
@@ -266,6 +278,7 @@ class RedisAccountStore(AccountStore):
             cluster_nodes=nodes,
             prefix=getattr(config, "prefix", "ics") or "ics",
             on_unavailable=on_unavailable,
+            journal_path=getattr(config, "journal_path", None),
         )
 
     # -- plumbing ------------------------------------------------------------------
@@ -325,8 +338,18 @@ class RedisAccountStore(AccountStore):
             raise
         self._ids = itertools.count(1)
         self._client = client
+        if self.journal is not None:
+            self.journal.open()
+            self._replayer = asyncio.get_running_loop().create_task(self._replay_loop())
 
     async def close(self) -> None:
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+            self._replayer = None
+        if self.journal is not None:
+            self.journal.close()
         if self._client is not None:
             client, self._client = self._client, None
             # Closing a connection to a server that is gone is not an error.
@@ -718,19 +741,38 @@ class RedisAccountStore(AccountStore):
         return self._t(tag, "res", reservation_id)
 
     @staticmethod
+    def _reservation_data(r: Reservation) -> str:
+        """The fields a reservation never changes, as one value (fewer to send and parse)."""
+        return json.dumps(
+            [
+                r.id,
+                r.call_id,
+                str(r.product),
+                r.facility_id,
+                r.number_e164,
+                r.pin,
+                ts(r.created_at),
+                r.account_id,
+                r.subscription_id,
+            ],
+            separators=(",", ":"),
+        )
+
+    @staticmethod
     def _reservation_from(h: dict[str, str]) -> Reservation:
+        rid, call_id, product, facility, number, pin, created, account, sub = json.loads(h["d"])
         return Reservation(
-            id=h["id"],
-            call_id=h["call_id"],
-            product=Product(h["product"]),
-            facility_id=h["facility_id"],
-            number_e164=h["number"],
-            pin=h.get("pin", ""),
-            created_at=_dt_req(h["created_at"]),
+            id=rid,
+            call_id=call_id,
+            product=Product(product),
+            facility_id=facility,
+            number_e164=number,
+            pin=pin,
+            created_at=_dt_req(created),
             max_seconds=int(h["max_seconds"]),
             amount_units=int(h["amount"]),
-            account_id=_opt(h.get("account_id")),
-            subscription_id=_opt(h.get("subscription_id")),
+            account_id=account,
+            subscription_id=sub,
             status=ReservationStatus(h["status"]),
             heartbeat_seconds=int(h.get("heartbeat_seconds") or 0),
             heartbeat_at=_dt(h.get("heartbeat_at")),
@@ -794,69 +836,79 @@ class RedisAccountStore(AccountStore):
                     id=self._next_id(),
                 )
             )
-        # Claim the ids and list the tag in one round trip.
+        fields = {
+            "d": self._reservation_data(r),
+            "amount": r.amount_units,
+            "max_seconds": r.max_seconds,
+            "status": str(ReservationStatus.OPEN),
+            "heartbeat_seconds": 0,
+            "heartbeat_at": None,
+        }
+        keys = [
+            self._res(tag, r.id),
+            self._t(tag, "open"),
+            self._ledger(tag),
+            payer,
+            self._t(tag, "calls"),
+        ]
+        args = [
+            mode,
+            r.amount_units,
+            floor_units,
+            r.max_seconds,
+            self._token(),
+            ledger_entry,
+            r.id,
+            r.call_id,
+            *_pairs(fields),
+        ]
+        # The ids are claimed globally beside the script, in the same round trip: a
+        # reservation or call id is unique per payer inside the script, and the
+        # global claim catches the (never expected) reuse across payers.
         pipe = self._pipe()
+        if not self.is_cluster:
+            # One write for everything (a cluster pipeline does not carry scripts).
+            pipe.evalsha(self._scripts["reserve"].sha, len(keys), *keys, *map(_s, args))
         pipe.set(self._k("loc", "res", r.id), tag, nx=True, get=True)
         pipe.set(self._k("loc", "call", r.call_id), r.id, nx=True, get=True)
         if tag not in self._known_tags:
             pipe.sadd(self._k("tags"), tag)
-        old_res, old_call, *_ = await pipe.execute()
-        self._known_tags.add(tag)
-        mine_res = old_res is None
-        mine_call = old_call is None
-        try:
-            if not (mine_res or old_res == tag) or not (mine_call or old_call == r.id):
-                raise DuplicateRequest(
-                    f"reservation {r.id!r} or call {r.call_id!r} already exists"
-                )
-            fields = {
-                "id": r.id,
-                "call_id": r.call_id,
-                "product": str(r.product),
-                "facility_id": r.facility_id,
-                "number": r.number_e164,
-                "pin": r.pin,
-                "created_at": r.created_at,
-                "max_seconds": r.max_seconds,
-                "amount": r.amount_units,
-                "account_id": r.account_id,
-                "subscription_id": r.subscription_id,
-                "status": str(ReservationStatus.OPEN),
-                "heartbeat_seconds": 0,
-                "heartbeat_at": None,
-                "settled_at": None,
-                "talked_seconds": None,
-                "charged": None,
-            }
-            _check(
-                await self._run(
-                    "reserve",
-                    [self._res(tag, r.id), self._t(tag, "open"), self._ledger(tag), payer],
-                    [
-                        mode,
-                        r.amount_units,
-                        floor_units,
-                        r.max_seconds,
-                        self._token(),
-                        ledger_entry,
-                        r.id,
-                        *_pairs(fields),
-                    ],
-                ),
-                f"reservation {r.id!r}",
+        if self.is_cluster:
+            result, (old_res, old_call, *_) = await asyncio.gather(
+                self._run("reserve", keys, args), pipe.execute()
             )
-        except AccountsError as exc:
+        else:
+            answer, old_res, old_call, *rest = await pipe.execute(raise_on_error=False)
+            for value in (old_res, old_call, *rest):
+                if isinstance(value, Exception):
+                    raise value
+            if isinstance(answer, NoScriptError):
+                # The server restarted and forgot its scripts: the script object loads it.
+                answer = await self._run("reserve", keys, args)
+            elif isinstance(answer, Exception):
+                raise answer
+            result = list(answer)
+        self._known_tags.add(tag)
+        clash = (old_res is not None and old_res != tag) or (
+            old_call is not None and old_call != r.id
+        )
+        if result[0] != "ok" or clash:
             pipe = self._pipe()
-            if mine_res:
+            if old_res is None:
                 pipe.delete(self._k("loc", "res", r.id))
-            if mine_call:
+            if old_call is None:
                 pipe.delete(self._k("loc", "call", r.call_id))
             await pipe.execute()
-            if isinstance(exc, UnknownAccount):
-                raise UnknownAccount(f"no account {r.account_id!r}") from None
-            if isinstance(exc, InvalidState):
-                raise InvalidState(f"account {r.account_id!r}: {exc}") from None
-            raise
+        if result[0] == "ok" and clash:
+            # Held under an id another payer holds already: give it straight back.
+            self._remember(r, tag)
+            await self.settle(r.id, talked_seconds=0, charge_legs=(), at=r.created_at)
+            raise DuplicateRequest(f"reservation {r.id!r} or call {r.call_id!r} already exists")
+        if result[0] == "unknown_account":
+            raise UnknownAccount(f"no account {r.account_id!r}")
+        if result[0] == "state":
+            raise InvalidState(f"account {r.account_id!r}: {result[1]}")
+        _check(result, f"reservation {r.id!r} of call {r.call_id!r}")
         self._remember(r, tag)
         return r
 
@@ -896,8 +948,50 @@ class RedisAccountStore(AccountStore):
         self._reservations[reservation_id] = updated
         return updated
 
-    @_guarded("settle")
     async def settle(
+        self,
+        reservation_id: str,
+        *,
+        talked_seconds: int,
+        charge_legs: Sequence[Leg],
+        at: datetime,
+        receivable_id: str | None = None,
+    ) -> Reservation:
+        """Settle in Redis; while Redis is unreachable, journal it on this node.
+
+        A settlement is journaled only for a reservation this node made (it
+        knows what is held). The journaled reservation is answered as settled:
+        the journal is on disk and is replayed exactly once when Redis returns.
+        """
+        try:
+            return await self._settle_remote(
+                reservation_id,
+                talked_seconds=talked_seconds,
+                charge_legs=charge_legs,
+                at=at,
+                receivable_id=receivable_id,
+            )
+        except StoreUnavailable:
+            cached = self._reservations.get(reservation_id)
+            if self.journal is None or cached is None:
+                raise
+            self.journal.append_settlement(
+                JournaledSettlement(
+                    reservation_id, talked_seconds, tuple(charge_legs), at, receivable_id
+                )
+            )
+            if self.on_journaled is not None:
+                self.on_journaled(reservation_id)
+            return replace(
+                cached,
+                status=ReservationStatus.SETTLED,
+                settled_at=_dt_req(ts(at)),
+                talked_seconds=talked_seconds,
+                charged_units=sum(leg.amount_units for leg in charge_legs),
+            )
+
+    @_guarded("settle")
+    async def _settle_remote(
         self,
         reservation_id: str,
         *,
@@ -1035,8 +1129,19 @@ class RedisAccountStore(AccountStore):
             heartbeat_at=_dt(result[3]),
         )
 
-    @_guarded("get_reservation")
     async def get_reservation(self, reservation_id: str) -> Reservation:
+        """The reservation; while Redis is unreachable, this node's own copy of it
+        (as it was last seen here) when settlements are journaled."""
+        try:
+            return await self._get_reservation(reservation_id)
+        except StoreUnavailable:
+            cached = self._reservations.get(reservation_id)
+            if self.journal is None or cached is None:
+                raise
+            return cached
+
+    @_guarded("get_reservation")
+    async def _get_reservation(self, reservation_id: str) -> Reservation:
         return (await self._read_reservation(reservation_id))[0]
 
     @_guarded("open_reservations")
@@ -1704,8 +1809,18 @@ class RedisAccountStore(AccountStore):
         data["outcome"] = CallOutcome(data["outcome"])
         return CallDetailRecord(**data)
 
-    @_guarded("add_cdr")
     async def add_cdr(self, cdr: CallDetailRecord) -> CallDetailRecord:
+        """Write a call record; while Redis is unreachable, journal it on this node."""
+        try:
+            return await self._add_cdr_remote(cdr)
+        except StoreUnavailable:
+            if self.journal is None:
+                raise
+            self.journal.append_record(cdr)
+            return cdr
+
+    @_guarded("add_cdr")
+    async def _add_cdr_remote(self, cdr: CallDetailRecord) -> CallDetailRecord:
         ts(cdr.setup_at)  # refuses a naive time before anything is written
         text = self._cdr_json(cdr)
         if not await self.client.set(self._k("cdr", cdr.call_id), text, nx=True):
@@ -1747,3 +1862,66 @@ class RedisAccountStore(AccountStore):
         if f.limit is not None:
             out = out[: int(f.limit)]
         return out
+
+    # -- the local journal -------------------------------------------------------------------
+    async def replay_journal(self) -> ReplayReport:
+        """Apply every pending journal entry once, in order; stop while Redis is away."""
+        report = ReplayReport()
+        if self.journal is None:
+            return report
+        pending = self.journal.pending()
+        for n, entry in enumerate(pending):
+            try:
+                if entry.settlement is not None:
+                    j = entry.settlement
+                    try:
+                        await self._settle_remote(
+                            j.reservation_id,
+                            talked_seconds=j.talked_seconds,
+                            charge_legs=j.charge_legs,
+                            at=j.at,
+                            receivable_id=j.receivable_id,
+                        )
+                        state = "applied"
+                    except InvalidState:
+                        # Applied before (an answer lost, or another node's recovery).
+                        state = "already_applied"
+                else:
+                    assert entry.record is not None
+                    try:
+                        await self._add_cdr_remote(entry.record)
+                        state = "applied"
+                    except DuplicateRequest:
+                        state = "already_applied"
+            except StoreUnavailable as exc:
+                self.journal.note_attempt(entry.seq, str(exc))
+                report.remaining = len(pending) - n
+                return report
+            except AccountsError as exc:
+                self.journal.close_entry(entry.seq, "failed", f"{type(exc).__name__}: {exc}")
+                report.failed[f"{entry.kind}:{entry.key}"] = str(exc)
+                log.error("journaled %s %s cannot be applied: %s", entry.kind, entry.key, exc)
+                continue
+            self.journal.close_entry(entry.seq, state)
+            label = f"{entry.kind}:{entry.key}"
+            (report.applied if state == "applied" else report.already_applied).append(label)
+        return report
+
+    async def _replay_loop(self) -> None:
+        assert self.journal is not None
+        while True:
+            await asyncio.sleep(self.replay_interval)
+            if not len(self.journal):
+                continue
+            try:
+                report = await self.replay_journal()
+            except Exception:  # the loop must outlive any single bad entry
+                log.exception("replaying the settlement journal failed")
+                continue
+            if report.applied or report.already_applied:
+                log.warning(
+                    "settlement journal: %d entries applied, %d applied before, %d left",
+                    len(report.applied),
+                    len(report.already_applied),
+                    report.remaining,
+                )

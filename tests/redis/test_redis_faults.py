@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from accounts import (
     RefusalReason,
     StoreUnavailable,
 )
-from accounts.settlement_journal import JournaledSettler, SettlementJournal
+from accounts.settlement_journal import JournaledSettlement
 from api.metrics import Metrics
 from ics.config import load_config
 
@@ -58,6 +60,8 @@ async def service(server: RedisServer) -> AsyncIterator[AccountService]:
         on_unavailable=lambda op: metrics.store_error("redis", op),
         connect_timeout=0.5,
         command_timeout=1.0,
+        journal_path=server.directory.parent / "journal.sqlite3",
+        replay_interval=0.1,
     )
     await store.open()
     config = load_config(ROOT / "configs" / "demo.toml")
@@ -134,11 +138,12 @@ async def test_redis_down_at_call_setup_refuses_with_503_and_counts_it(
 
 
 async def test_redis_lost_during_a_call_settles_once_when_it_returns(
-    server: RedisServer, service: AccountService, tmp_path: Path
+    server: RedisServer, service: AccountService
 ) -> None:
-    journal = SettlementJournal(tmp_path / "journal.sqlite3")
+    store = service.store
+    assert isinstance(store, RedisAccountStore) and store.journal is not None
     journaled: list[str] = []
-    settler = JournaledSettler(service, journal, on_journaled=journaled.append)
+    store.on_journaled = journaled.append
     auth = await service.authorize(request("c1"))
     assert isinstance(auth, Authorization)
     held = auth.reservation.amount_units
@@ -147,60 +152,79 @@ async def test_redis_lost_during_a_call_settles_once_when_it_returns(
     server.stop()  # the call is connected; it goes on to its limit without Redis
     talked = 300
     at = AT + timedelta(seconds=9 + talked)
-    settled = await settler.settle(auth.reservation_id, talked, at, record=record("c1", talked))
-    assert settled is None
+    # The controller's end of call: settle, then write the record. Both land in the
+    # node's journal, and the call is reported settled with the right charge.
+    settlement = await service.settle(auth.reservation_id, talked, at)
+    charge = 5 * 600  # 5 minutes at $0.06
+    assert settlement.reservation.charged_units == charge
+    assert settlement.quote is not None and settlement.quote.total_units == charge
+    await store.add_cdr(replace(record("c1", talked), total_units=charge))
     assert journaled == [auth.reservation_id]
-    assert len(journal) == 1
-    # While Redis is away the replay keeps the entry.
-    report = await settler.replay()
-    assert (report.settled, report.remaining) == ([], 1)
-    assert journal.pending()[0].attempts == 1
-
-    # The journal survives the node: a new process opens the same file.
-    journal.close()
-    journal = SettlementJournal(tmp_path / "journal.sqlite3")
-    settler = JournaledSettler(service, journal)
+    assert [(e.kind, e.key) for e in store.journal.pending()] == [
+        ("settle", auth.reservation_id),
+        ("record", "c1"),
+    ]
+    # While Redis is away a replay keeps every entry.
+    report = await store.replay_journal()
+    assert (report.applied, report.remaining) == ([], 2)
+    assert store.journal.pending()[0].attempts >= 1
 
     server.start()
-    account = await service.store.get_account("ac1")
-    assert (account.balance_units, account.held_units) == (DEPOSIT - held, held)
-    report = await settler.replay()
-    assert report.settled == [auth.reservation_id]
-    charge = 5 * 600  # 5 minutes at $0.06
-    account = await service.store.get_account("ac1")
+    # The background replay applies the journal once Redis answers again.
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(store.journal) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert len(store.journal) == 0
+    account = await store.get_account("ac1")
     assert (account.balance_units, account.held_units) == (DEPOSIT - charge, 0)
-    cdr = await service.store.get_cdr("c1")
-    assert (cdr.talked_seconds, cdr.total_units, cdr.billed_seconds) == (300, charge, 300)
-    # Replayed exactly once: nothing pending, a second replay moves nothing.
-    assert len(journal) == 0
-    again = await settler.replay()
-    assert (again.settled, again.already_settled) == ([], [])
-    assert await service.store.book_balance(Book.REVENUE, "advance_connect") == charge
-    assert [tx.kind for tx in await service.store.transactions(account_id="ac1")] == [
+    assert (await store.get_cdr("c1")).total_units == charge
+    assert await store.open_reservations() == []
+    # Applied exactly once: a second replay moves nothing.
+    again = await store.replay_journal()
+    assert (again.applied, again.already_applied) == ([], [])
+    assert await store.book_balance(Book.REVENUE, "advance_connect") == charge
+    assert [tx.kind for tx in await store.transactions(account_id="ac1")] == [
         "deposit",
         "reserve",
         "call",
     ]
+    assert [e.state for e in store.journal.entries()] == ["applied", "applied"]
 
 
-async def test_a_settlement_applied_before_its_answer_was_lost_is_not_applied_again(
-    service: AccountService, tmp_path: Path
+async def test_the_journal_survives_the_node_and_never_applies_twice(
+    server: RedisServer, service: AccountService
 ) -> None:
-    journal = SettlementJournal(tmp_path / "journal.sqlite3")
-    settler = JournaledSettler(service, journal)
-    auth = await service.authorize(request("c1"))
-    assert isinstance(auth, Authorization)
-    # The store applied the settlement, but the node never heard back and journaled it.
-    await service.settle(auth.reservation_id, 120, AT + timedelta(seconds=130))
-    assert journal.append(auth.reservation_id, 120, AT + timedelta(seconds=130),
-                          record=record("c1", 120))
-    assert not journal.append(auth.reservation_id, 120, AT)  # one entry per reservation
-    report = await settler.replay()
-    assert (report.settled, report.already_settled) == ([], [auth.reservation_id])
-    account = await service.store.get_account("ac1")
-    assert (account.balance_units, account.held_units) == (DEPOSIT - 1_200, 0)
-    assert (await service.store.get_cdr("c1")).total_units == 1_200
-    assert [e.state for e in journal.entries()] == ["already_settled"]
+    store = service.store
+    assert isinstance(store, RedisAccountStore) and store.journal is not None
+    store.replay_interval = 3600  # replayed by hand below
+    first = await service.authorize(request("c1"))
+    second = await service.authorize(request("c2"))
+    assert isinstance(first, Authorization) and isinstance(second, Authorization)
+    # The first settlement reached Redis, but its answer was lost: the node journaled it.
+    await service.settle(first.reservation_id, 120, AT + timedelta(seconds=130))
+    assert store.journal.append_settlement(
+        JournaledSettlement(first.reservation_id, 120, (), AT + timedelta(seconds=130))
+    )
+    server.stop()
+    await service.settle(second.reservation_id, 60, AT + timedelta(seconds=70))
+    path = store.journal.path
+    await store.close()  # the node stops with its journal on disk
+
+    server.start()
+    node = RedisAccountStore(server.url, prefix=store.prefix, journal_path=path,
+                             replay_interval=3600)  # fmt: skip
+    await node.open()
+    try:
+        assert node.journal is not None and len(node.journal) == 2
+        report = await node.replay_journal()
+        assert report.applied == [f"settle:{second.reservation_id}"]
+        assert report.already_applied == [f"settle:{first.reservation_id}"]
+        account = await node.get_account("ac1")
+        assert (account.balance_units, account.held_units) == (DEPOSIT - 1_200 - 600, 0)
+        calls = [tx for tx in await node.transactions(account_id="ac1") if tx.kind == "call"]
+        assert len(calls) == 2
+    finally:
+        await node.close()
 
 
 async def test_the_client_resending_a_script_never_moves_money_twice(

@@ -1,12 +1,17 @@
 -- Hold money (or subscription seconds) for one call and record the reservation, atomically.
 -- KEYS: 1 reservation hash, 2 open set of the tag, 3 ledger stream, 4 payer hash
---       (account or subscription; the reservation hash itself when nobody is held)
+--       (account or subscription; the reservation hash itself when nobody is held),
+--       5 calls of the tag (call id -> reservation id)
 -- ARGV: 1 mode (account|subscription|none), 2 amount, 3 floor, 4 max seconds, 5 token,
---       6 ledger entry ('' when none), 7 reservation id, 8.. reservation field/value pairs
+--       6 ledger entry ('' when none), 7 reservation id, 8 call id,
+--       9.. reservation field/value pairs
 local existing = redis.call('HGET', KEYS[1], 'token')
 if existing then
   if existing == ARGV[5] then return {'ok', 'replayed'} end
   return {'dup', 'reservation ' .. ARGV[7] .. ' already exists'}
+end
+if redis.call('HEXISTS', KEYS[5], ARGV[8]) == 1 then
+  return {'dup', 'call ' .. ARGV[8] .. ' already has a reservation'}
 end
 local mode = ARGV[1]
 local amount = tonumber(ARGV[2])
@@ -30,7 +35,8 @@ elseif mode == 'subscription' then
 end
 if ARGV[6] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[6]) end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'token', ARGV[5], unpack(fields))
+redis.call('HSET', KEYS[5], ARGV[8], ARGV[7])
 redis.call('SADD', KEYS[2], ARGV[7])
 return {'ok', ''}
