@@ -827,9 +827,8 @@ class CallController:
         if call.warning_guard is not None:
             call.warning_guard.cancel()
         if call.bridge is not None:
+            call.bridge.recorder = None  # closed below, off the event loop
             call.bridge.stop()
-        if call.recorder is not None and not call.recorder.closed:
-            call.recorder.close(self.now())
         for media in (call.carrier_media, call.facility_media):
             if media is not None:
                 media.close()
@@ -850,7 +849,14 @@ class CallController:
             log.error("settling a call failed", exc_info=task.exception())
 
     async def _finish(self, call: Call, ended: CallEnded) -> None:
-        """Settle (or release) the reservation, write the CDR, log the outcome."""
+        """Close the recording, settle (or release) the reservation, write the CDR, log."""
+        recorder = call.recorder
+        if recorder is not None and not recorder.closed:
+            # Closing fsyncs the file: a disk wait that must not stall every other call.
+            try:
+                await asyncio.to_thread(recorder.close, ended.end_at)
+            except OSError as exc:
+                log.error("call %s: recording not closed cleanly: %s", call.id, exc)
         if call.auth_task is not None and not call.auth_task.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(call.auth_task)
