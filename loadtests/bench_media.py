@@ -7,7 +7,8 @@ packets/s each way per call, and measures, per packet, the time from sending
 to receiving the relayed copy. Printed per run: packets sent and lost, loss
 %, p50 latency and p99 *added* jitter (latency minus the stream's smallest
 latency, so the generator's fixed costs cancel), and the relay process's CPU
-use (user+system seconds per wall second; 1.0 is one core).
+use (user+system seconds per wall second; 1.0 is one core) and how late a 5 ms
+timer fired in it (p99 and max loop lag, ms).
 
 DTMF: seconds of 8 kHz audio (speech prompts and key presses) the in-band
 detector analyses per CPU second, fed in 20 ms packets, in 60 ms batches (as
@@ -59,6 +60,8 @@ class RunResult:
     p99_added_jitter_ms: float
     relay_cpu: float
     generator_cpu: float
+    loop_lag_p99_ms: float
+    loop_lag_max_ms: float
 
 
 # -- relay process -----------------------------------------------------------------
@@ -102,16 +105,30 @@ async def _relay(
         a_ports.append(a.port)
         b_ports.append(b.port)
     conn.send((a_ports, b_ports))
-    # Measure CPU between the generator's "start" and "stop" marks.
+    # Measure CPU between the generator's "start" and "stop" marks, and how late a
+    # 5 ms timer fires meanwhile (the loop's own stalls, plus the OS's).
     await loop.run_in_executor(None, conn.recv)
     t0, c0 = time.monotonic(), _cpu()
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            due = loop.time() + 0.005
+            await asyncio.sleep(0.005)
+            lags.append(loop.time() - due)
+
+    watcher = asyncio.ensure_future(watch())
     await loop.run_in_executor(None, conn.recv)
     t1, c1 = time.monotonic(), _cpu()
+    stop.set()
+    await watcher
     for bridge, a, b in bridges:
         bridge.stop()
         a.close()
         b.close()
-    conn.send((c1 - c0) / (t1 - t0))
+    lag = np.array(lags) * 1000
+    conn.send(((c1 - c0) / (t1 - t0), float(np.percentile(lag, 99)), float(lag.max())))
 
 
 def _cpu() -> float:
@@ -249,13 +266,13 @@ def run_relay(
             )
             if not parent.poll(60):
                 raise RuntimeError("relay did not report")
-            relay_cpu = parent.recv()
+            relay_cpu, lag_p99, lag_max = parent.recv()
         finally:
             proc.join(30)
             if proc.is_alive():
                 proc.kill()
     return RunResult(calls, loop_kind, record, transcode, sent, received, p50, p99,
-                     relay_cpu, gen_cpu)
+                     relay_cpu, gen_cpu, lag_p99, lag_max)
 
 
 # -- DTMF throughput ---------------------------------------------------------------
@@ -313,7 +330,8 @@ def main() -> int:
         loops = ["uvloop", "asyncio"] if args.loop == "both" else [args.loop]
         records = [False, True] if args.record == "both" else [args.record == "on"]
         print(f"{'calls':>5} {'loop':>7} {'rec':>3} {'codec':>9} {'sent':>8} {'lost':>6} "
-              f"{'loss%':>6} {'p50 ms':>7} {'p99 jit':>7} {'relay cpu':>9} {'gen cpu':>7}")
+              f"{'loss%':>6} {'p50 ms':>7} {'p99 jit':>7} {'relay cpu':>9} {'gen cpu':>7} "
+              f"{'lag p99':>7} {'lag max':>7}")
         for loop_kind in loops:
             for record in records:
                 r = run_relay(args.calls, args.seconds, loop_kind, record, args.transcode,
@@ -323,7 +341,8 @@ def main() -> int:
                 print(f"{r.calls:>5} {r.loop:>7} {'on' if r.record else 'off':>3} {codec:>9} "
                       f"{r.sent:>8} {lost:>6} {100 * lost / max(r.sent, 1):>6.3f} "
                       f"{r.p50_latency_ms:>7.2f} {r.p99_added_jitter_ms:>7.2f} "
-                      f"{r.relay_cpu:>9.2f} {r.generator_cpu:>7.2f}", flush=True)
+                      f"{r.relay_cpu:>9.2f} {r.generator_cpu:>7.2f} "
+                      f"{r.loop_lag_p99_ms:>7.2f} {r.loop_lag_max_ms:>7.1f}", flush=True)
     if args.dtmf_seconds:
         per_packet, per_batch, per_block, found = dtmf_throughput(args.dtmf_seconds)
         print(f"in-band DTMF detector, seconds of audio analysed per CPU second: "
