@@ -47,7 +47,8 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
     settings = ControllerSettings.from_config(config)
     http_address = parse_listen(config.http.listen) if http else None
     metrics = Metrics()
-    service = await open_account_service(config)
+    # A Redis store counts its outages in ics_store_errors_total.
+    service = await open_account_service(config, metrics=metrics)
     realms = [f.trunk.digest.realm for f in config.facilities.values() if f.trunk.digest]
     controller = CallController(settings, service, trunks_from_config(config), metrics=metrics,
                                 realm=realms[0] if realms else "ics")

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from redis_serve import SIPP, TRUNKS, Service, Sipp, carrier, facility, prepare_node
 from redis_servers import SERVERS, unique_prefix
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from harness import (
-    SIPP,
-    TRUNKS,
-    Service,
-    ServicePorts,
-    Sipp,
-    replace_array_tables,
-    set_toml,
-)
 
 from accounts import AccountStore, CallDetailRecord, CdrFilter, RedisAccountStore
 from accounts.redis.verify import verify_store
@@ -36,9 +24,6 @@ pytestmark = [
 NUMBER = "+15125550160"
 ACCOUNT = "ac-two-nodes"
 CALLS_PER_NODE = 3
-ALL_DAY = (
-    'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\nstart = "00:00"\nend = "23:59:59"'
-)
 
 
 def longest_hold_units() -> int:
@@ -46,59 +31,6 @@ def longest_hold_units() -> int:
     config = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.toml")
     rated = config.facilities["tx-state-prison"].rated
     return quote(rated, NUMBER, Product.ADVANCE_CONNECT, 1200, datetime.now(UTC)).total_units
-
-
-def prepare_node(root: Path, url: str, prefix: str, deposit: Decimal) -> Service:
-    svc = Service.prepare(
-        root,
-        ports=ServicePorts.pick(rtp_size=60),
-        service={
-            ("store", "kind"): '"redis"',
-            ("store", "url"): f'"{url}"',
-            ("store", "prefix"): f'"{prefix}"',
-            ("sip", "shutdown_grace_seconds"): "2",
-            ("sip", "carrier_response_timeout_seconds"): "3",
-            ("media", "menu_choice_timeout_seconds"): "2",
-            ("media", "menu_attempts"): "2",
-        },
-    )
-
-    def tx(text: str) -> str:
-        text = set_toml(text, None, "ring_timeout_seconds", "5")
-        # Nobody else pays: a call the account cannot hold for is refused (402).
-        text = set_toml(text, None, "single_call_allowed", "false")
-        return replace_array_tables(text, "calling_hours", [ALL_DAY])
-
-    svc.edit("facilities/tx-state-prison.toml", tx)
-
-    def seed(text: str) -> str:
-        return text + (
-            f'\n[[accounts]]\nid = "{ACCOUNT}"\nproduct = "advance_connect"\n'
-            f'numbers = ["{NUMBER}"]\nholder = "Two nodes"\n'
-            f'deposit = "{deposit}"\ndeposit_method = "card"\n'
-        )
-
-    svc.edit("seed/demo.toml", seed)
-    return svc
-
-
-def carrier(svc: Service, workdir: Path, name: str) -> Sipp:
-    sipp = Sipp(workdir, name, "carrier_info", local_ip="127.0.0.1", calls=CALLS_PER_NODE,
-                timeout_s=40, keys={"digit": "1"}, sets={"ring_ms": 200, "dtmf_ms": 800},
-                extra=["-rtp_echo"])  # fmt: skip
-    i = sipp.cmd.index("-p")
-    sipp.cmd[i + 1] = str(svc.ports.carrier)
-    sipp.sip_port = svc.ports.carrier
-    return sipp.start().wait_listening()
-
-
-def facility(svc: Service, workdir: Path, name: str) -> Sipp:
-    # A refused call leaves SIPp waiting on its scenario; the connected calls are
-    # over in about five seconds, so the run is cut at 15.
-    return Sipp(workdir, name, "facility_call", local_ip=TRUNKS["tx-state-prison"],
-                remote=f"127.0.0.1:{svc.ports.sip}", calls=CALLS_PER_NODE, timeout_s=15,
-                keys={"pin": "100001"}, sets={"talk_ms": 3000}, service=NUMBER,
-                extra=["-l", str(CALLS_PER_NODE)])  # fmt: skip
 
 
 async def settled_state(
@@ -123,15 +55,23 @@ def test_two_serve_nodes_never_overspend_one_account(tmp_path: Path) -> None:
     deposit = from_units(deposit_units)
     server = SERVERS.single()
     prefix = unique_prefix()
-    nodes = [prepare_node(tmp_path / f"node{n}", server.url, prefix, deposit) for n in (1, 2)]
+    nodes = [
+        prepare_node(tmp_path / f"node{n}", server.url, prefix, {NUMBER: (ACCOUNT, deposit)})
+        for n in (1, 2)
+    ]
     started: list[Service] = []
     carriers: list[Sipp] = []
     try:
         for svc in nodes:  # the first one seeds the shared store, the second finds it seeded
             svc.start()
             started.append(svc)
-        carriers = [carrier(svc, tmp_path, f"carrier{n}") for n, svc in enumerate(nodes, 1)]
-        facilities = [facility(svc, tmp_path, f"facility{n}") for n, svc in enumerate(nodes, 1)]
+        carriers = [
+            carrier(svc, tmp_path, f"carrier{n}", CALLS_PER_NODE) for n, svc in enumerate(nodes, 1)
+        ]
+        facilities = [
+            facility(svc, tmp_path, f"facility{n}", NUMBER, CALLS_PER_NODE)
+            for n, svc in enumerate(nodes, 1)
+        ]
         for sipp in facilities:
             sipp.start()
         results = [sipp.wait() for sipp in facilities]
