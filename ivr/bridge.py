@@ -128,6 +128,8 @@ class Bridge:
             ep.session.stop_playback(now)
         self._a_send = self.a.sendto
         self._b_send = self.b.sendto
+        self._a_peer = self.a.session.remote
+        self._b_peer = self.b.session.remote
         self._last_activity = [now, now]
         self.a.divert(self._from_a, self._rtcp_from_a)
         self.b.divert(self._from_b, self._rtcp_from_b)
