@@ -900,6 +900,9 @@ class CallController:
             "talked_seconds": record.talked_seconds,
             "total": cents_str(record.total_units),
             "recording": record.recording_path,
+            # Facility INVITE in -> carrier INVITE out, as this process saw it.
+            "post_dial_delay_ms": (round((call.flow.dial_at - ended.setup_at) * 1000, 2)
+                                   if call.flow.dial_at is not None else None),
         }, separators=(",", ":")))
 
 
