@@ -186,8 +186,25 @@ async def verify(url: str, prefix: str) -> str:
     return f"verified: {report.accounts} accounts, {report.entries} ledger entries, balanced"
 
 
+def redis_cpu(url: str) -> float:
+    """CPU seconds the Redis server has used (user + system)."""
+
+    async def read() -> float:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(url)
+        try:
+            info = await client.info("cpu")
+        finally:
+            await client.aclose()
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    return asyncio.run(read())
+
+
 def run_nodes(args: argparse.Namespace, url: str, prefix: str, nodes: int, workload: str) -> str:
     per_node = args.pairs // nodes
+    server_cpu = redis_cpu(url)
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--role", "node", "--url", url, "--prefix", prefix,
@@ -209,6 +226,7 @@ def run_nodes(args: argparse.Namespace, url: str, prefix: str, nodes: int, workl
         assert proc.stdout is not None
         results.append(json.loads(proc.stdout.read()))
         proc.wait(timeout=args.seconds + 60)
+    server_cpu = redis_cpu(url) - server_cpu
     latencies = sorted(ns for r in results for ns in r["pair_ns"])
     pairs = len(latencies)
     elapsed = max(r["elapsed"] for r in results)
@@ -220,7 +238,8 @@ def run_nodes(args: argparse.Namespace, url: str, prefix: str, nodes: int, workl
     return (
         f"{nodes} node(s) x {args.workers} workers, {workload:6}: {pairs} pairs in {elapsed:.2f} s"
         f" = {pairs / elapsed:,.0f} pairs/s; p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms;"
-        f" {cpu / max(pairs, 1) * 1e6:.0f} us node CPU per pair"
+        f" {cpu / max(pairs, 1) * 1e6:.0f} us node CPU and"
+        f" {server_cpu / max(pairs, 1) * 1e6:.0f} us Redis CPU per pair"
         f" ({sum(r['refused'] for r in results)} refused)"
     )
 
