@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from conftest import REPO, flat_rates, make_facility
+from rating_builders import REPO, flat_rates, make_facility
 
 from ics.config import load_regulation
 from rating import (

@@ -6,9 +6,9 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from conftest import TODAY, flat_rates, make_facility
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rating_builders import TODAY, flat_rates, make_facility
 
 from rating import (
     MAX_QUOTED_SECONDS,

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
-from conftest import make_facility
+from rating_builders import make_facility
 
 from rating import (
     JURISDICTIONS,
