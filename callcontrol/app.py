@@ -218,6 +218,7 @@ class CallController:
         self.by_carrier_call_id: dict[str, Call] = {}
         self.draining = False
         self.contact = "sip:ics@127.0.0.1"
+        self._contacts: dict[str, str] = {}
         self.bound: list[tuple[str, str, int]] = []
         self._finishing: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -239,9 +240,11 @@ class CallController:
             else:
                 bound = await self.transport.listen_tcp(host, port)
             self.bound.append((transport, bound[0], bound[1]))
+            h = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
             if transport == "udp" and self.contact == "sip:ics@127.0.0.1":
-                h = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
                 self.contact = f"sip:ics@{h}:{bound[1]}"
+            if transport == "tcp" and "tcp" not in self._contacts:
+                self._contacts["tcp"] = f"sip:ics@{h}:{bound[1]};transport=tcp"
 
     async def recover(self) -> int:
         """Settle reservations of calls a previous run left behind (crash); returns how many."""
@@ -286,6 +289,10 @@ class CallController:
 
     def wall_now(self) -> datetime:
         return datetime.now(UTC)
+
+    def _contact_for(self, call: Call) -> str:
+        """Our Contact towards the facility: on the transport its INVITE came over."""
+        return self._contacts.get(call.transport, self.contact)
 
     def _flush(self) -> None:
         if self.transport is not None:
@@ -383,7 +390,7 @@ class CallController:
         ep = self.endpoint
         if isinstance(out, RingCaller):
             ep.respond(call.invite, 180, now, to_tag=call.to_tag,
-                       headers=[("Contact", f"<{self.contact}>")])
+                       headers=[("Contact", f"<{self._contact_for(call)}>")])
         elif isinstance(out, RejectCaller):
             ep.respond(call.invite, out.status, now, to_tag=call.to_tag,
                        headers=[("Reason", out.reason)])
@@ -743,9 +750,10 @@ class CallController:
             answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
             _configure_leg(media, negotiated)
             ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
-                ("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")],
+                ("Contact", f"<{self._contact_for(call)}>"),
+                ("Content-Type", "application/sdp")],
                 body=answer.serialize())
-            dialog = Dialog.from_uas(call.invite, ok, local_contact=self.contact)
+            dialog = Dialog.from_uas(call.invite, ok, local_contact=self._contact_for(call))
             self.endpoint.add_dialog(dialog)
             self.endpoint.send_response(ok, now)
             call.facility_dialog = dialog

@@ -122,3 +122,59 @@ def test_call_accepted_then_graceful_shutdown(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(check_store())
+
+
+def test_tcp_facility_call_hung_up_by_an_operator(tmp_path: Path) -> None:
+    sip_port, carrier_port = free_port(), free_port()
+    http_port = free_port(socket.SOCK_STREAM)
+    config = demo_copy(tmp_path, sip_port=sip_port, carrier_port=carrier_port,
+                       http_port=http_port, rtp=(43000, 43999))
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "ics.cli", "serve", "--config", str(config), "--grace", "0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    carrier = facility = None
+    try:
+        assert serve.stderr is not None
+        assert "SIP on" in serve.stderr.readline()
+        carrier = _sipp("-sf", str(SCENARIOS / "carrier_info_dtmf.xml"), "-i", "127.0.0.1",
+                        "-p", str(carrier_port), "-mp", str(free_port()), "-m", "1",
+                        "-set", "digitwait", "500", "-key", "digit", "3", "-timeout", "60",
+                        cwd=tmp_path)
+        time.sleep(0.3)
+        facility = _sipp(f"127.0.0.1:{sip_port}", "-t", "t1",
+                         "-sf", str(SCENARIOS / "facility_held.xml"),
+                         "-i", "127.0.0.11", "-p", str(free_port()), "-mp", str(free_port()),
+                         "-s", "+15125550123", "-key", "pin", "100001", "-m", "1",
+                         "-timeout", "60", cwd=tmp_path)
+        calls = _wait_for(
+            lambda: [c for c in _live_calls(http_port) if c["state"] == "connected"], 20,
+            "the call to be accepted")
+        assert isinstance(calls, list)
+        assert calls[0]["recorded"] is False  # +15125550123 is a privileged number
+        # Nobody holds an account for it: the called party accepted a Single Call with 3.
+        assert calls[0]["product"] == "single_call"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/v1/calls/{calls[0]['call_id']}/hang-up",
+            data=json.dumps({"reason": "ended by staff"}).encode(), method="POST",
+            headers={"Authorization": "Bearer demo-admin-token",
+                     "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert json.loads(answer.read())["hung_up"] is True
+        assert facility.wait(timeout=20) == 0  # the BYE came over its TCP connection
+        assert carrier.wait(timeout=20) == 0
+        _wait_for(lambda: _live_calls(http_port) == [], 10, "the call to be gone")
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=30) == 0
+    finally:
+        for proc in (facility, carrier, serve):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log = serve.stderr.read() if serve.stderr else ""
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+    assert len(lines) == 1, log
+    assert lines[0]["reason"] == "ended by staff" and lines[0]["side"] == "controller"
+    assert lines[0]["recording"] is None  # privileged: never recorded
+    assert not list((tmp_path / "configs" / "var" / "recordings").glob("*.wav"))
