@@ -340,6 +340,9 @@ class RedisAccountStore(AccountStore):
         self._client = client
         if self.journal is not None:
             self.journal.open()
+            # Settlements journaled before a restart are applied before the store is
+            # used: a start-up recovery must not settle them again from a heartbeat.
+            await self.replay_journal()
             self._replayer = asyncio.get_running_loop().create_task(self._replay_loop())
 
     async def close(self) -> None:
