@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import uuid
+import itertools
+import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,22 +40,19 @@ from accounts.model import (
     Subscription,
 )
 from accounts.policy import AccountsPolicy, FacilityPolicy
+from accounts.pricing import CallPricer
 from accounts.store import AccountStore, PayerCandidates
 from rating import (
     CalledNumber,
     InvalidNumber,
-    Jurisdiction,
     MoneyError,
     Product,
     ProductNotOffered,
     Quote,
     RatingError,
-    classify,
     classify_number,
     deposit_fees,
-    max_affordable_seconds,
     quote,
-    rate_call,
     to_units,
 )
 
@@ -96,6 +94,18 @@ def parse_amount(value: object, field: str = "amount") -> int:
     if units <= 0:
         raise InvalidRequest(f"{field}: must be greater than zero")
     return units
+
+
+def ascending_ids() -> Callable[[], str]:
+    """A source of 32-hex-digit ids: a random 64-bit prefix, then a counter.
+
+    Unique across processes and nodes (the prefix) like a random UUID, but
+    ascending within one process, so a store's index appends new ids at one
+    end instead of splitting pages all over the tree.
+    """
+    prefix = secrets.token_hex(8)
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):016x}"
 
 
 @dataclass(frozen=True)
@@ -196,28 +206,20 @@ class AccountService:
         facilities: Mapping[str, FacilityPolicy],
         policy: AccountsPolicy | None = None,
         *,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.facilities = dict(facilities)
         self.policy = policy or AccountsPolicy()
-        self.new_id = new_id
-        # Classification depends only on the facility and the number: cache it, so a
-        # call is classified once, not at every quote.
-        self._called: dict[tuple[str, str], CalledNumber] = {}
+        self.new_id = new_id or ascending_ids()
+        # Rating is pure: classifications, quotes and affordable lengths are cached.
+        self.pricer = CallPricer(self.facilities)
         # Reservations this instance made, so settling needs no extra read; the
         # store stays the authority (another node's or a restarted one's calls).
         self._reservations: dict[str, Reservation] = {}
 
     def _classify(self, facility: FacilityPolicy, number: str) -> CalledNumber:
-        key = (facility.id, number)
-        called = self._called.get(key)
-        if called is None:
-            called = classify(facility.rated, number)
-            if len(self._called) >= CACHE_LIMIT:
-                self._called.clear()
-            self._called[key] = called
-        return called
+        return self.pricer.classify(facility, number)
 
     def _price(
         self,
@@ -227,14 +229,8 @@ class AccountService:
         seconds: int,
         at: datetime,
     ) -> Quote:
-        """``rating.quote`` of the call, with the classification cached."""
-        called = self._classify(facility, number)
-        termination = (
-            facility.rated.tariff.termination(called.region)
-            if called.jurisdiction is Jurisdiction.INTERNATIONAL
-            else 0
-        )
-        return rate_call(facility.rated, product, called.jurisdiction, seconds, at, termination)
+        """``rating.quote`` of the call, from the pricer's caches."""
+        return self.pricer.quote(facility, self._classify(facility, number), product, seconds, at)
 
     async def _reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
         held = await self.store.reserve(reservation, floor_units=floor_units)
@@ -546,15 +542,12 @@ class AccountService:
             if budget <= 0:
                 return None
             try:
-                seconds = max_affordable_seconds(
-                    facility.rated, called.e164, product, budget, request.at
-                )
+                seconds = self.pricer.longest_call(facility, called, product, budget, request.at)
             except ProductNotOffered:
                 return None
-            seconds = min(seconds, facility.max_call_seconds)
             if seconds < self.policy.min_call_seconds:
                 return None
-            max_quote = self._price(facility, called.e164, product, seconds, request.at)
+            max_quote = self.pricer.quote(facility, called, product, seconds, request.at)
             try:
                 reservation = await self._reserve(
                     self._reservation(

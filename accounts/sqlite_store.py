@@ -98,8 +98,10 @@ CREATE TABLE IF NOT EXISTS account_numbers (
     PRIMARY KEY (number, product)
 );
 CREATE INDEX IF NOT EXISTS account_numbers_account ON account_numbers (account_id);
+-- No AUTOINCREMENT: rows are never deleted (trigger below), so the next id is always
+-- above every id ever used, without a write to sqlite_sequence on every post.
 CREATE TABLE IF NOT EXISTS ledger_transactions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     account_id TEXT,
@@ -121,7 +123,10 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     amount INTEGER NOT NULL,
     PRIMARY KEY (tx_id, leg)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ledger_entries_book ON ledger_entries (book, ref);
+-- By ref first: a hold's account and hold legs, and a call's revenue, fee and tax
+-- legs, land side by side, so a post rewrites fewer index pages.
+CREATE INDEX IF NOT EXISTS ledger_entries_ref ON ledger_entries (ref, book);
+DROP INDEX IF EXISTS ledger_entries_book;
 CREATE TRIGGER IF NOT EXISTS ledger_entries_no_update BEFORE UPDATE ON ledger_entries
 BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_entries_no_delete BEFORE DELETE ON ledger_entries
@@ -236,6 +241,10 @@ CREATE INDEX IF NOT EXISTS cdrs_setup ON cdrs (setup_at);
 """
 
 ALL_FACILITIES = "*"
+#: Page cache per connection, in KiB.
+CACHE_KIB = 65_536
+#: How much of the database file is read through a memory map, in bytes.
+MMAP_BYTES = 256 * 1024 * 1024
 
 #: Ledger entry inserts by number of legs (a transaction has a handful).
 _ENTRY_INSERTS = {
@@ -299,6 +308,12 @@ class SqliteAccountStore(AccountStore):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # The hot pages (accounts, the ends of the ledger, the index pages of busy
+            # accounts) stay in memory, and reads of the database file go through a
+            # memory map instead of one system call per page.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            db.execute("PRAGMA temp_store=MEMORY")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             db.execute("PRAGMA foreign_keys=ON")
@@ -533,15 +548,18 @@ class SqliteAccountStore(AccountStore):
         return self._account(account_id)
 
     # -- ledger ----------------------------------------------------------------
-    def _append(self, db: sqlite3.Connection, tx: LedgerTransaction) -> int:
-        """Insert a transaction and its entries (cached balances are the caller's job)."""
+    def _append(self, db: sqlite3.Connection, tx: LedgerTransaction, at: str | None = None) -> int:
+        """Insert a transaction and its entries (cached balances are the caller's job).
+
+        ``at`` is ``ts(tx.at)`` when the caller has it already.
+        """
         try:
             cur = db.execute(
                 "INSERT INTO ledger_transactions (kind, at, account_id, idempotency_key, call_id,"
                 " seconds, memo) VALUES (?,?,?,?,?,?,?)",
                 (
                     tx.kind,
-                    ts(tx.at),
+                    ts(tx.at) if at is None else at,
                     tx.account_id,
                     tx.idempotency_key,
                     tx.call_id,
@@ -570,8 +588,8 @@ class SqliteAccountStore(AccountStore):
         *,
         activity: bool = False,
     ) -> LedgerTransaction:
-        tx_id = self._append(db, tx)
         at = ts(tx.at)
+        tx_id = self._append(db, tx, at)
         for leg in tx.legs:
             if leg.book is Book.ACCOUNT:
                 if activity:
@@ -722,6 +740,7 @@ class SqliteAccountStore(AccountStore):
             raise InvalidRequest("a reservation holding money needs an account")
         if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
             raise InvalidRequest("a new reservation is open and has no heartbeat yet")
+        created = ts(r.created_at)
         with self._tx() as db:
             if r.account_id is not None:
                 # Check and hold in one statement: the floor test and the move are atomic.
@@ -763,7 +782,7 @@ class SqliteAccountStore(AccountStore):
                         r.facility_id,
                         r.number_e164,
                         r.pin,
-                        ts(r.created_at),
+                        created,
                         r.max_seconds,
                         r.amount_units,
                         r.account_id,
@@ -788,6 +807,7 @@ class SqliteAccountStore(AccountStore):
                             Leg(Book.HOLD, r.account_id, r.amount_units),
                         ),
                     ),
+                    created,
                 )
         return r
 
@@ -885,6 +905,7 @@ class SqliteAccountStore(AccountStore):
                             legs=tuple(tx_legs),
                             memo=r.number_e164,
                         ),
+                        when,
                     )
             elif charge:
                 if receivable_id is None:
@@ -915,6 +936,7 @@ class SqliteAccountStore(AccountStore):
                         legs=(Leg(Book.RECEIVABLE, receivable_id, -charge), *legs),
                         memo=r.number_e164,
                     ),
+                    when,
                 )
         return r
 
@@ -1277,6 +1299,8 @@ class SqliteAccountStore(AccountStore):
 
     @staticmethod
     def _restrictions_from(text: str) -> tuple[Restriction, ...]:
+        if text == "[]":
+            return ()  # almost everyone: skip the JSON parser on the call path
         return tuple(
             Restriction(kind=r["kind"], until=_dt(r.get("until")), note=r.get("note", ""))
             for r in json.loads(text)
