@@ -49,7 +49,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter
 from accounts.errors import (
@@ -142,6 +142,16 @@ def _guarded(
         return guarded
 
     return decorate
+
+
+def _script_failed(exc: BaseException) -> bool:
+    """Redis ran the script and the script itself failed (as opposed to Redis being away)."""
+    cause = exc.__cause__
+    return (
+        isinstance(cause, ResponseError)
+        and not isinstance(cause, NoScriptError)
+        and "@user_script" in str(cause)
+    )
 
 
 def _s(value: object) -> str:
@@ -1897,6 +1907,13 @@ class RedisAccountStore(AccountStore):
                     except DuplicateRequest:
                         state = "already_applied"
             except StoreUnavailable as exc:
+                if _script_failed(exc):
+                    # Redis answered, and the entry itself cannot apply: set it aside
+                    # rather than hold up every entry behind it.
+                    self.journal.close_entry(entry.seq, "failed", str(exc))
+                    report.failed[f"{entry.kind}:{entry.key}"] = str(exc)
+                    log.error("journaled %s %s cannot be applied: %s", entry.kind, entry.key, exc)
+                    continue
                 self.journal.note_attempt(entry.seq, str(exc))
                 report.remaining = len(pending) - n
                 return report
