@@ -259,3 +259,23 @@ async def test_the_client_resending_a_script_never_moves_money_twice(
     account = await store.get_account("ac1")
     assert (account.balance_units, account.held_units) == (DEPOSIT - 600, 0)
     assert [tx.kind for tx in await store.transactions(account_id="ac1")].count("call") == 1
+
+
+async def test_an_entry_the_store_refuses_is_set_aside_and_the_rest_applied(
+    service: AccountService,
+) -> None:
+    store = service.store
+    assert isinstance(store, RedisAccountStore) and store.journal is not None
+    store.replay_interval = 3600  # replayed by hand below
+    auth = await service.authorize(request("c1"))
+    assert isinstance(auth, Authorization)
+    # A reservation the store never heard of, journaled before a real one.
+    store.journal.append_settlement(JournaledSettlement("no-such-reservation", 10, (), AT))
+    store.journal.append_settlement(JournaledSettlement(auth.reservation_id, 0, (), AT))
+    report = await store.replay_journal()
+    assert list(report.failed) == ["settle:no-such-reservation"]
+    assert report.applied == [f"settle:{auth.reservation_id}"]
+    assert [e.state for e in store.journal.entries()] == ["failed", "applied"]
+    assert "NotFound" in store.journal.entries()[0].last_error
+    account = await store.get_account("ac1")
+    assert (account.balance_units, account.held_units) == (DEPOSIT, 0)
