@@ -87,6 +87,8 @@ async def verify_store(store: AccountStore) -> VerifyReport:
                 report.problems.append(
                     f"account {a}: the balance reached {lowest}, below its floor"
                 )
+    if stream_of is None:
+        report.entries = len(await store.transactions())
     totals = await store.book_totals()
     if sum(totals.values()) != 0:
         report.problems.append(f"the ledger does not balance: books sum to {sum(totals.values())}")
