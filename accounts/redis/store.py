@@ -28,6 +28,13 @@ appended by the same script that moves the cached balance, never edited.
 Retries. Each script call carries a fresh token; a script that finds its own
 token already applied answers as if it just ran, so a command the client
 re-sends after a lost reply never moves money twice.
+
+Outages. Redis unreachable raises ``StoreUnavailable`` (the service refuses
+new calls with 503) and calls ``on_unavailable``. With a ``journal_path``, a
+settlement of a reservation this node made, and a call record, are written
+to a local journal instead (``accounts.settlement_journal``) and replayed
+exactly once when Redis answers again, before anything else when the store
+is opened.
 """
 
 from __future__ import annotations
