@@ -3,8 +3,6 @@ called party pressing keys by SIP INFO or RFC 4733, then the CDR and the money i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,10 +17,8 @@ from checks import (
     connected_call_id,
 )
 from conftest import Peers
-from harness import Service, Sipp, SippResult
-
-from ics.config import load_config
-from rating import Product, max_affordable_seconds
+from harness import Service
+from limits import BackgroundLimits, LimitedCall
 
 pytestmark = pytest.mark.e2e
 
@@ -218,67 +214,21 @@ def test_prompt_timeout_after_the_repetitions_is_480(service: Service, peers: Pe
 
 
 # -- limits ---------------------------------------------------------------------------------
-
-
-def _affordable(service: Service, account_id: str, number: str) -> int:
-    facility = load_config(service.config_path).facility("tx-state-prison").rated
-    return max_affordable_seconds(facility, number, Product.ADVANCE_CONNECT,
-                                  service.balance(account_id), datetime.now(UTC))
-
-
-@dataclass
-class LimitedCall:
-    number: str
-    account: str
-    limit: int
-    balance_before: int
-    result: SippResult
-    sink: RtpSink
+# These two calls last a minute or more, so they run on a service of their own,
+# started in the background when the session begins (see conftest.py); the
+# tests below wait for them and check what they left behind.
 
 
 @pytest.fixture(scope="module")
-def limited_calls(service: Service, tmp_path_factory: pytest.TempPathFactory
-                  ) -> dict[str, LimitedCall]:
-    """Two accepted calls that run until their money runs out, placed side by side.
-
-    ``+15125550142`` has $0.07: 72 s at the test tariff, so the one-minute
-    warning plays at 12 s and BYE comes at 72 s. ``+15125550143`` has $0.06:
-    exactly the 60-second minimum, so no warning and BYE at 60 s.
-    """
-    workdir = tmp_path_factory.mktemp("limits")
-    calls = {"warning": ("+15125550142", "ac-e2e-warning"),
-             "funds": ("+15125550143", "ac-e2e-funds")}
-    peers = Peers(service, workdir)
-    carrier = peers.carrier("carrier_info", keys={"digit": "1"},
-                            sets={**RING, "dtmf_ms": 1000}, calls=len(calls), timeout_s=120)
-    out: dict[str, LimitedCall] = {}
-    running: list[tuple[str, Sipp, RtpSink, int, int]] = []
-    try:
-        for name, (number, account) in calls.items():
-            limit = _affordable(service, account, number)
-            sink = RtpSink("127.0.0.11").__enter__()
-            fac = peers.facility("facility_call_held", number,
-                                 keys={"rtp_port": str(sink.port)}, timeout_s=120).start()
-            running.append((name, fac, sink, limit, service.balance(account)))
-        for name, fac, sink, limit, before in running:
-            result = fac.wait()
-            sink.__exit__()
-            number, account = calls[name]
-            out[name] = LimitedCall(number, account, limit, before, result, sink)
-        carrier_result = carrier.wait()
-    finally:
-        carrier.kill()
-        for _, fac, sink, _, _ in running:
-            fac.kill()
-            sink.__exit__()
-    assert carrier_result.returncode == 0, carrier_result.describe()  # both legs got BYE
-    return out
+def limited_calls(background_limits: BackgroundLimits) -> dict[str, LimitedCall]:
+    return background_limits.result()
 
 
 def test_limit_reached_after_the_one_minute_warning(
-    service: Service, limited_calls: dict[str, LimitedCall], tmp_path: Path
+    limited_calls: dict[str, LimitedCall], tmp_path: Path
 ) -> None:
     c = limited_calls["warning"]
+    service = c.service
     assert 60 < c.limit <= 90
     call_id = connected_call_id(c.result)
     byes = c.result.log_lines("bye ")
@@ -297,9 +247,10 @@ def test_limit_reached_after_the_one_minute_warning(
 
 
 def test_funds_limit_ends_the_call_when_the_money_does(
-    service: Service, limited_calls: dict[str, LimitedCall]
+    limited_calls: dict[str, LimitedCall]
 ) -> None:
     c = limited_calls["funds"]
+    service = c.service
     assert c.limit == 60  # the least a payer must afford
     call_id = connected_call_id(c.result)
     byes = c.result.log_lines("bye ")
