@@ -187,8 +187,6 @@ class Call:
         self.catalogue: PromptCatalogue | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
-        self.warning_legs: set[int] = set()
-        self.warning_guard: asyncio.TimerHandle | None = None
 
 
 class CallController:
@@ -717,16 +715,13 @@ class CallController:
                 d, src = event.digit, event.source
                 self._feed(call, lambda now: call.flow.digit(d, now, src))
                 self._flush()
-        elif isinstance(event, PlaybackFinished):
-            if call.warning_legs:
-                self._warning_done(call, call.carrier_media)
-            elif call.flow.state in (CallState.PROMPTING, CallState.FAREWELL):
-                self._feed(call, call.flow.prompt_finished)
-                self._flush()
+        elif isinstance(event, PlaybackFinished) and call.flow.state in (
+                CallState.PROMPTING, CallState.FAREWELL):
+            self._feed(call, call.flow.prompt_finished)
+            self._flush()
 
     def _on_facility_media(self, call: Call, event: MediaEvent) -> None:
-        if isinstance(event, PlaybackFinished) and call.warning_legs:
-            self._warning_done(call, call.facility_media)
+        """The facility leg plays nothing of its own and its keys mean nothing."""
 
     async def _connect(self, call: Call, record: bool) -> None:
         """Answer the facility and bridge the legs (the called party accepted)."""
@@ -791,34 +786,14 @@ class CallController:
             self._flush()
 
     def _warn(self, call: Call) -> None:
-        """One minute left: unhook the bridge, tell both parties, bridge again."""
-        bridge = call.bridge
-        catalogue = call.catalogue
-        if bridge is None or not bridge.running or catalogue is None:
+        """One minute left: both parties hear the warning; the bridge and recording go on."""
+        bridge, catalogue = call.bridge, call.catalogue
+        a, b = call.facility_media, call.carrier_media
+        if bridge is None or not bridge.running or catalogue is None or a is None or b is None:
             return
-        bridge.recorder = None  # keep the recording open across the warning
-        bridge.stop()
-        legs = [leg for leg in (call.facility_media, call.carrier_media) if leg is not None]
-        call.warning_legs = {id(leg) for leg in legs}
-        for leg in legs:
-            leg.play(catalogue.encoded(("one_minute_warning",), leg.session.codec))
-        assert self._loop is not None
-        guard = catalogue.duration(("one_minute_warning",)) + 1.0
-        call.warning_guard = self._loop.call_later(guard, self._rebridge, call)
-
-    def _warning_done(self, call: Call, leg: RtpEndpoint | None) -> None:
-        call.warning_legs.discard(id(leg))
-        if not call.warning_legs:
-            self._rebridge(call)
-
-    def _rebridge(self, call: Call) -> None:
-        call.warning_legs.clear()
-        if call.warning_guard is not None:
-            call.warning_guard.cancel()
-            call.warning_guard = None
-        if call.flow.state is CallState.CONNECTED and call.bridge is not None \
-                and not call.bridge.running:
-            self._start_bridge(call)
+        warning = ("one_minute_warning",)
+        bridge.announce(catalogue.encoded(warning, a.session.codec),
+                        catalogue.encoded(warning, b.session.codec))
 
     async def _heartbeat(self, reservation_id: str, seconds: int) -> None:
         try:
@@ -832,8 +807,6 @@ class CallController:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
-        if call.warning_guard is not None:
-            call.warning_guard.cancel()
         if call.bridge is not None:
             call.bridge.recorder = None  # closed below, off the event loop
             call.bridge.stop()
