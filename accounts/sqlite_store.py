@@ -1,7 +1,7 @@
 """The embedded account store: one SQLite file, every money-moving step one transaction.
 
-Durability: the database runs in WAL mode. ``synchronous=FULL`` (the default)
-fsyncs the write-ahead log on every commit, so a committed deposit or charge
+Durability: the database runs in WAL mode. ``synchronous=FULL`` fsyncs the
+write-ahead log on every commit, so a committed deposit or charge
 survives a power loss. ``synchronous=NORMAL`` fsyncs only at checkpoints: a
 process crash still loses nothing, the file is never corrupted, but a power
 loss or kernel crash may roll back the last commits before the checkpoint.
@@ -12,7 +12,18 @@ power loss is acceptable.
 Checkpoints (copying the log back into the database file, with an fsync) run
 on a background thread with its own connection every ``checkpoint_interval``
 seconds, in PASSIVE mode, which never blocks the writer; the writer's own
-automatic checkpoint is off, so no authorize or settle pays for one.
+automatic checkpoint is off, so an authorize or settle does not pay for one.
+The exception is steady heavy load: the log only starts over when a writer
+finds it fully copied, which a background checkpoint racing the writer never
+achieves, so once the log is ``restart_frames`` pages long the writer copies
+the last frames itself between two transactions (a pause of a few
+milliseconds per ``restart_frames`` pages written) and the log file stays
+bounded instead of growing until the load stops.
+
+Per post, as few pages as possible are rewritten (each is one log frame):
+ledger entries are indexed by ref first, so the legs of one account (and the
+revenue, fee and tax legs of one product) share an index page, transaction
+ids need no ``sqlite_sequence`` row, and ids that ascend append to their index.
 
 Calls run directly on the event loop: every statement here is an indexed
 lookup or an append on a local file and completes in well under a millisecond,
@@ -245,6 +256,8 @@ ALL_FACILITIES = "*"
 CACHE_KIB = 65_536
 #: How much of the database file is read through a memory map, in bytes.
 MMAP_BYTES = 256 * 1024 * 1024
+#: Log frames (pages) after which the writer makes the log start over (128 MiB).
+RESTART_FRAMES = 32_768
 
 #: Ledger entry inserts by number of legs (a transaction has a handful).
 _ENTRY_INSERTS = {
@@ -282,17 +295,23 @@ class SqliteAccountStore(AccountStore):
         *,
         synchronous: Literal["FULL", "NORMAL"] = "NORMAL",
         checkpoint_interval: float = 0.25,
+        restart_frames: int = RESTART_FRAMES,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         if checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be positive")
+        if restart_frames <= 0:
+            raise ValueError("restart_frames must be positive")
         self.path = str(path)
         self.synchronous = synchronous
         self.checkpoint_interval = checkpoint_interval
+        self.restart_frames = restart_frames
         self._db: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        #: Set by the checkpointer when the log is long and should start over.
+        self._catch_up = threading.Event()
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -314,6 +333,9 @@ class SqliteAccountStore(AccountStore):
             db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             db.execute("PRAGMA temp_store=MEMORY")
+            # Once the log starts over, a log file grown past twice the restart
+            # length is cut back (the next pages reuse its blocks up to there).
+            db.execute(f"PRAGMA journal_size_limit={self.restart_frames * 2 * 4096}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             db.execute("PRAGMA foreign_keys=ON")
@@ -337,8 +359,14 @@ class SqliteAccountStore(AccountStore):
         try:
             conn.execute("PRAGMA busy_timeout=1000")
             while not self._stop.wait(self.checkpoint_interval):
+                if self._catch_up.is_set():
+                    continue  # the writer has not caught up yet: leave it the lock
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _busy, log, _copied = conn.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
+                    if log > self.restart_frames:
+                        self._catch_up.set()
                 except sqlite3.Error:
                     continue  # busy or transient: the next round catches up
         finally:
@@ -384,6 +412,23 @@ class SqliteAccountStore(AccountStore):
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise StoreUnavailable(f"commit failed: {exc}") from exc
+        if self._catch_up.is_set():
+            self._restart_log(db)
+
+    def _restart_log(self, db: sqlite3.Connection) -> None:
+        """Copy what the checkpointer has not, so that the next commit starts the log over.
+
+        The log starts over only when a writer finds it fully copied. Under
+        steady load the background checkpoint never catches up with the
+        writer, so the log would grow without bound and every commit would
+        extend the file. When it has grown past ``restart_frames`` the writer
+        itself copies the last frames, between two transactions: a short
+        pause (the frames since the last background pass, and two syncs)
+        about once per ``restart_frames`` pages written.
+        """
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._catch_up.clear()
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         try:

@@ -135,3 +135,42 @@ async def test_a_full_or_read_only_disk_answers_unavailable_and_changes_nothing(
     assert await store.open_reservations() == []
     assert (await store.get_account("a1")).held_units == 0
     await store.close()
+
+
+async def test_the_log_starts_over_under_steady_writes_and_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    # A short restart length, and a checkpointer that runs often: the writer never
+    # pauses on its own, so without the restart the log would only ever grow.
+    store = SqliteAccountStore(
+        tmp_path / "a.sqlite3", checkpoint_interval=0.005, restart_frames=64
+    )
+    await store.open()
+    await store.create_account(
+        Account(id="a1", product=Product.ADVANCE_CONNECT, created_at=T0, numbers=(TX_AC,))
+    )
+    wal = tmp_path / "a.sqlite3-wal"
+    # Bounded: stop once the log has started over (and been cut back) a few times.
+    restarts = 0
+    size = posts = 0
+    while restarts < 3 and posts < 20_000:
+        await store.post(
+            LedgerTransaction(
+                kind="deposit",
+                at=T0,
+                account_id="a1",
+                idempotency_key=f"k{posts}-" + "x" * 600,
+                legs=(Leg(Book.ACCOUNT, "a1", 100), Leg(Book.FUNDS_IN, "card", -100)),
+            )
+        )
+        posts += 1
+        previous, size = size, wal.stat().st_size
+        restarts += size < previous
+    # An ever-growing log is never cut back while writes go on.
+    assert restarts == 3, (posts, size)
+    account = await store.get_account("a1")
+    assert account.balance_units == posts * 100
+    assert await store.book_balance(Book.ACCOUNT, "a1") == posts * 100
+    await store.close()
+    with pytest.raises(ValueError, match="restart_frames"):
+        SqliteAccountStore(tmp_path / "b.sqlite3", restart_frames=0)
