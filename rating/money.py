@@ -92,12 +92,16 @@ def cents_str(units: int) -> str:
     """
     if units % UNITS_PER_CENT:
         raise MoneyError(f"{units} units is not a whole number of cents")
-    return str((Decimal(units) / UNITS_PER_DOLLAR).quantize(Decimal("0.01")))
+    # Integer formatting: exact, and several times cheaper than Decimal on the
+    # quote path (every quote line is formatted).
+    dollars, rest = divmod(abs(units), UNITS_PER_DOLLAR)
+    return f"{'-' if units < 0 else ''}{dollars}.{rest // UNITS_PER_CENT:02d}"
 
 
 def rate_str(units: int) -> str:
     """A rate in units as a decimal string with 4 places ('0.0600')."""
-    return str(from_units(units))
+    dollars, rest = divmod(abs(units), UNITS_PER_DOLLAR)
+    return f"{'-' if units < 0 else ''}{dollars}.{rest:04d}"
 
 
 def round_to_cent(units: int) -> int:

@@ -76,3 +76,10 @@ def test_percentages_and_formatting() -> None:
 @given(st.decimals(min_value=0, max_value=10**9, places=4, allow_nan=False, allow_infinity=False))
 def test_units_round_trip(d: Decimal) -> None:
     assert from_units(to_units(d)) == d.quantize(Decimal("0.0001"))
+
+
+@given(st.integers(min_value=-(10**15), max_value=10**15))
+def test_string_forms_equal_decimal_formatting(units: int) -> None:
+    assert rate_str(units) == str(Decimal(units).scaleb(-4).quantize(Decimal("0.0001")))
+    cents = units - units % 100
+    assert cents_str(cents) == str(Decimal(cents).scaleb(-4).quantize(Decimal("0.01")))
