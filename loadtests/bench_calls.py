@@ -10,9 +10,10 @@ INVITE is matched exactly to the facility INVITE that caused it).
 
 The call rate is stepped up; each step runs ``--step-seconds`` of calls and is
 judged by what both SIPp peers saw. Printed per step: calls, failed calls,
-retransmissions (% of SIP messages SIPp sent), post-dial delay (facility
-INVITE sent -> carrier INVITE received, p50/p99, wall clock of both SIPp
-processes), peak calls in progress. Then the highest step with 0 failed calls
+retransmissions (% of SIP messages SIPp sent), post-dial delay p50/p99 twice
+(facility INVITE sent -> carrier INVITE received on the wall clock of both SIPp
+processes, and INVITE in -> INVITE out as the controller logs it per call),
+peak calls in progress. Then the highest step with 0 failed calls
 and < 1 % retransmissions, and a hold phase (longer talk) for the most
 concurrent connected calls. Everything runs on loopback and is bounded in
 calls and time.
@@ -85,6 +86,8 @@ class Step:
     sent: int = 0
     achieved_rate: float = 0.0
     pdd_ms: list[float] | None = None
+    #: The controller's own post-dial delay per call (its call outcome log lines).
+    pdd_ctl_ms: list[float] | None = None
     unmatched: int = 0
     peak_sipp: int = 0
     peak_controller: int = 0
@@ -98,8 +101,8 @@ class Step:
     def passed(self) -> bool:
         return self.failed == 0 and self.ok == self.calls and self.retrans_pct < 1.0
 
-    def pdd(self, q: float) -> float:
-        data = sorted(self.pdd_ms or [])
+    def pdd(self, q: float, *, controller: bool = False) -> float:
+        data = sorted((self.pdd_ctl_ms if controller else self.pdd_ms) or [])
         if not data:
             return float("nan")
         return data[min(len(data) - 1, int(q * len(data)))]
@@ -150,6 +153,21 @@ def post_dial_delays(facility_log: str, carrier_log: str) -> tuple[list[float], 
     return delays, unmatched
 
 
+def controller_delays(svc: Service, sipp_pid: int) -> list[float]:
+    """``post_dial_delay_ms`` of this SIPp run's calls, from the controller's outcome lines."""
+    suffix = f"-{sipp_pid}@{TRUNKS['tx-state-prison']}"
+    out = []
+    for line in svc.outcome_lines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        delay = doc.get("post_dial_delay_ms")
+        if str(doc.get("call_id", "")).endswith(suffix) and delay is not None:
+            out.append(float(delay))
+    return out
+
+
 def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, seconds: float,
              talk: float, name: str, echo: bool = True) -> Step:
     calls = max(1, int(rate * seconds))
@@ -183,7 +201,10 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
     carrier.start().wait_listening()
     try:
         sampler.start()
-        fac = facility.run()
+        facility.start()
+        assert facility.process is not None
+        facility_pid = facility.process.pid
+        fac = facility.wait()
         car = carrier.wait(extra=10)
     finally:
         stop.set()
@@ -206,6 +227,7 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
                              default=0)
     step.peak_controller = peaks["controller"]
     step.pdd_ms, step.unmatched = post_dial_delays(fac.logs, car.logs)
+    step.pdd_ctl_ms = controller_delays(svc, facility_pid)
     send_times = [float(m.group(1)) for m in _TS.finditer(fac.logs)]
     if len(send_times) > 1:
         step.achieved_rate = (len(send_times) - 1) / (max(send_times) - min(send_times))
@@ -216,8 +238,8 @@ def report(step: Step) -> None:
     verdict = "ok" if step.passed else "FAIL"
     print(f"{step.rate:7.0f} {step.achieved_rate:8.1f} {step.calls:6d} {step.ok:6d} "
           f"{step.failed:6d} {step.retrans_pct:7.2f}% {step.pdd(0.5):8.2f} {step.pdd(0.99):8.2f} "
-          f"{len(step.pdd_ms or []):6d} {step.peak_sipp:6d} {step.peak_controller:6d}  {verdict}",
-          flush=True)
+          f"{step.pdd(0.5, controller=True):8.2f} {step.pdd(0.99, controller=True):8.2f} "
+          f"{step.peak_sipp:6d} {step.peak_controller:6d}  {verdict}", flush=True)
 
 
 def main() -> int:
@@ -257,9 +279,9 @@ def main() -> int:
     svc.start(timeout=120)
     print(f"ics serve ready in {time.monotonic() - t0:.1f} s (seeded {args.numbers} accounts); "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
-    print("   rate  achieved  calls     ok failed  retrans  pdd p50  pdd p99 pdd n  "
-          "peak(sipp) peak(ctl)")
-    print("  (1/s)     (1/s)                                   (ms)     (ms)")
+    print("                                              post-dial delay (ms)")
+    print("   rate  achieved  calls     ok failed  retrans  sipp p50 sipp p99  ctl p50  ctl p99"
+          "   peak calls (sipp/ctl)")
     steps: list[Step] = []
     status = 0
     try:
@@ -288,6 +310,8 @@ def main() -> int:
         "best_achieved_rate": round(best.achieved_rate, 1) if best else None,
         "pdd_p50_ms": round(best.pdd(0.5), 2) if best else None,
         "pdd_p99_ms": round(best.pdd(0.99), 2) if best else None,
+        "controller_pdd_p50_ms": round(best.pdd(0.5, controller=True), 2) if best else None,
+        "controller_pdd_p99_ms": round(best.pdd(0.99, controller=True), 2) if best else None,
         "peak_concurrent_controller": max([s.peak_controller for s in steps]
                                           + ([hold.peak_controller] if hold else [])),
         "hold_failed_calls": hold.failed if hold else None,
