@@ -141,9 +141,10 @@ def _cpu() -> float:
 
 def generate(
     calls: int, a_ports: list[int], b_ports: list[int], seconds: float, warmup: float,
-    conn: mp.connection.Connection,
+    conn: mp.connection.Connection, b_pt: int = 0,
 ) -> tuple[int, int, float, float, float]:
-    """Send both parties' audio, collect relayed packets; returns loss and timing figures."""
+    """Send both parties' audio (the called party in payload type ``b_pt``), collect
+    relayed packets; returns loss and timing figures."""
     socks = []
     for _ in range(2 * GEN_SOCKETS):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -192,7 +193,7 @@ def generate(
             header.pack_into(pkt, 0, 0x80, 0, tick & 0xFFFF, ts, 0x1000 + i)
             side_a[i % GEN_SOCKETS].sendto(pkt, ("127.0.0.1", a_ports[i]))
             send_time[0, i, tick] = time.time()
-            header.pack_into(pkt, 0, 0x80, 0, tick & 0xFFFF, ts, 0x8000 + i)
+            header.pack_into(pkt, 0, 0x80, b_pt, tick & 0xFFFF, ts, 0x8000 + i)
             side_b[i % GEN_SOCKETS].sendto(pkt, ("127.0.0.1", b_ports[i]))
             send_time[1, i, tick] = time.time()
             i_next += 1
@@ -262,7 +263,8 @@ def run_relay(
                 raise RuntimeError("relay did not start in time")
             a_ports, b_ports = parent.recv()
             sent, received, p50, p99, gen_cpu = generate(
-                calls, a_ports, b_ports, seconds, warmup=2.0, conn=parent
+                calls, a_ports, b_ports, seconds, warmup=2.0, conn=parent,
+                b_pt=8 if transcode else 0,
             )
             if not parent.poll(60):
                 raise RuntimeError("relay did not report")
