@@ -71,21 +71,45 @@ def free_port(host: str = "127.0.0.1", *, tcp_too: bool = False, span: int = 1) 
     raise RuntimeError("no free port found")
 
 
-def free_range(size: int, host: str = "127.0.0.1", *, within: tuple[int, int] = (21000, 32700)
-               ) -> tuple[int, int]:
-    """A run of ``size`` UDP ports that are free now, for an RTP port range.
+def bound_udp_ports() -> set[int]:
+    """Local UDP ports bound on this machine now (any address), from /proc."""
+    ports: set[int] = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 1:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def free_range(size: int, host: str = "127.0.0.1", *, within: tuple[int, int] = (21000, 32700),
+               min_free: float = 1.0) -> tuple[int, int]:
+    """A run of ``size`` UDP ports for an RTP port range, at least ``min_free`` of them free now.
 
     By default taken below the kernel's ephemeral range (32768 up), so ports
     the system hands out to SIPp and other clients never land inside it, and
-    above the demo config's 20000-20999.
+    above the demo config's 20000-20999. The controller skips a pair it cannot
+    bind, so a large range may tolerate a few taken ports (``min_free < 1``).
     """
     import random
 
-    for _ in range(200):
-        first = random.randrange(within[0], within[1] - size, 2)
-        if all(_bindable(host, p, socket.SOCK_DGRAM) for p in range(first, first + size)):
+    lo, hi = within
+    if hi - lo < size:
+        lo, hi = max(1024, hi - size - 2), hi
+    for _ in range(500):
+        first = random.randrange(lo, max(lo + 1, hi - size), 2)
+        taken = bound_udp_ports()
+        busy = sum(1 for p in range(first, first + size) if p in taken)
+        if busy <= size * (1.0 - min_free) and (
+            min_free < 1.0
+            or all(_bindable(host, p, socket.SOCK_DGRAM) for p in range(first, first + size))
+        ):
             return first, first + size - 1
-    raise RuntimeError("no free RTP port range found")
+    raise RuntimeError(f"no RTP port range of {size} found in {within}")
 
 
 # -- TOML editing of the copied config ---------------------------------------------
@@ -149,15 +173,15 @@ class ServicePorts:
     rtp: tuple[int, int]
 
     @classmethod
-    def pick(cls, rtp_size: int = 400, rtp_within: tuple[int, int] = (21000, 32700)
-             ) -> ServicePorts:
+    def pick(cls, rtp_size: int = 400, rtp_within: tuple[int, int] = (21000, 32700),
+             rtp_min_free: float = 1.0) -> ServicePorts:
         sip = free_port(tcp_too=True)
         http = free_port(tcp_too=True)
         while http == sip:
             http = free_port(tcp_too=True)
         carrier = free_port(span=1)
         return cls(sip=sip, http=http, carrier=carrier,
-                   rtp=free_range(rtp_size, within=rtp_within))
+                   rtp=free_range(rtp_size, within=rtp_within, min_free=rtp_min_free))
 
 
 @dataclass
