@@ -41,8 +41,15 @@ def connected_call_id(result: SippResult) -> str:
     return answered[0].split("callid=")[1].split()[0]
 
 
-def cdr(service: Service, call_id: str) -> Any:
-    return service.cdr(call_id)
+def assert_carrier_ok(result: SippResult | None) -> None:
+    """The called party's SIPp ran its whole scenario (e.g. it got the controller's BYE)."""
+    assert result is not None, "no carrier side ran"
+    assert result.returncode == 0, result.describe()
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float:
+    assert start is not None and end is not None, (start, end)
+    return (end - start).total_seconds()
 
 
 def assert_cdr(record: Any, *, outcome: str, facility: str = "tx-state-prison",

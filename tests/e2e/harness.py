@@ -19,9 +19,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from accounts import Account, AccountStore, CallDetailRecord, Reservation
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "loadtests" / "sipp"
@@ -60,7 +66,7 @@ def free_port(host: str = "127.0.0.1", *, tcp_too: bool = False, span: int = 1) 
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind((host, 0))
-            port = s.getsockname()[1]
+            port: int = s.getsockname()[1]
         if port + span >= 65535:
             continue
         ports = range(port, port + span)
@@ -240,10 +246,10 @@ class Service:
         svc.config_path.write_text(text)
         return svc
 
-    def edit(self, relative: str, fn: object) -> None:
+    def edit(self, relative: str, fn: Callable[[str], str]) -> None:
         """Rewrite ``configs/<relative>`` with ``fn(text) -> text``."""
         path = self.root / "configs" / relative
-        path.write_text(fn(path.read_text()))  # type: ignore[operator]
+        path.write_text(fn(path.read_text()))
 
     # -- process ---------------------------------------------------------------
 
@@ -302,30 +308,31 @@ class Service:
 
     # -- store queries ---------------------------------------------------------
 
-    def _query(self, fn: object) -> object:
+    def _query(self, fn: Callable[[AccountStore], Awaitable[T]]) -> T:
+        """Run one query on the service's store through the accounts package's own API."""
         from accounts import SqliteAccountStore
 
-        async def run() -> object:
+        async def run() -> T:
             store = SqliteAccountStore(self.store_path)
             await store.open()
             try:
-                return await fn(store)  # type: ignore[operator]
+                return await fn(store)
             finally:
                 await store.close()
 
         return asyncio.run(run())
 
-    def account(self, account_id: str) -> object:
+    def account(self, account_id: str) -> Account:
         return self._query(lambda s: s.get_account(account_id))
 
     def balance(self, account_id: str) -> int:
         """The spendable balance of an account, in money units."""
-        return self.account(account_id).balance_units  # type: ignore[attr-defined,no-any-return]
+        return self.account(account_id).balance_units
 
     def held(self, account_id: str) -> int:
-        return self.account(account_id).held_units  # type: ignore[attr-defined,no-any-return]
+        return self.account(account_id).held_units
 
-    def cdr(self, call_id: str, timeout: float = 10.0) -> object:
+    def cdr(self, call_id: str, timeout: float = 10.0) -> CallDetailRecord:
         """The CDR of a call, waiting for it to be written (settlement follows the SIP answer)."""
         from accounts import NotFound
 
@@ -338,13 +345,13 @@ class Service:
                     raise
                 time.sleep(0.1)
 
-    def cdrs(self, **filters: object) -> list[object]:
+    def cdrs(self, **filters: Any) -> list[CallDetailRecord]:
         from accounts import CdrFilter
 
-        return self._query(lambda s: s.list_cdrs(CdrFilter(**filters)))  # type: ignore[return-value]
+        return self._query(lambda s: s.list_cdrs(CdrFilter(**filters)))
 
-    def open_reservations(self) -> list[object]:
-        return self._query(lambda s: s.open_reservations())  # type: ignore[return-value]
+    def open_reservations(self) -> list[Reservation]:
+        return self._query(lambda s: s.open_reservations())
 
 
 @contextlib.contextmanager
@@ -423,8 +430,8 @@ class Sipp:
             cmd += ["-s", service]
         for k, v in (keys or {}).items():
             cmd += ["-key", k, v]
-        for k, v in (sets or {}).items():
-            cmd += ["-set", k, str(v)]
+        for name, value in (sets or {}).items():
+            cmd += ["-set", name, str(value)]
         cmd += extra or []
         self.cmd = cmd
         self.process: subprocess.Popen[bytes] | None = None

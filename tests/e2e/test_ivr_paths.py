@@ -4,6 +4,7 @@ called party pressing keys by SIP INFO or RFC 4733, then the CDR and the money i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from audio import RtpSink, write_wav
@@ -15,9 +16,10 @@ from checks import (
     assert_not_billed,
     carrier_sink,
     connected_call_id,
+    seconds_between,
 )
 from conftest import Peers
-from harness import Service
+from harness import Service, SippResult
 from limits import BackgroundLimits, LimitedCall
 
 pytestmark = pytest.mark.e2e
@@ -36,8 +38,12 @@ def press(*digits: str, first_ms: int = 1000, gap_ms: int = 1500) -> dict[str, o
             "carrier_sets": {**RING, "dtmf_ms": first_ms, "gap_ms": gap_ms}}
 
 
-def call(peers: Peers, facility_scenario: str, number: str, **kwargs: object) -> tuple:
-    return peers.call(facility_scenario, number, **kwargs)  # type: ignore[arg-type]
+def call(peers: Peers, facility_scenario: str, number: str, **kwargs: Any
+         ) -> tuple[SippResult, SippResult]:
+    """One call with a called party; both sides' results."""
+    fac, car = peers.call(facility_scenario, number, **kwargs)
+    assert car is not None
+    return fac, car
 
 
 # -- accepted -------------------------------------------------------------------------
@@ -89,7 +95,7 @@ def test_hear_the_rate_then_accept(service: Service, peers: Peers) -> None:
     record = service.cdr(call_id)
     assert_cdr(record, outcome="completed", number="+15125550147")
     # Key 5 neither accepted nor ended the call: acceptance came with the second key.
-    assert (record.accept_at - record.answer_at).total_seconds() >= 4.5, record
+    assert seconds_between(record.answer_at, record.accept_at) >= 4.5, record
     assert_billed(service, record, talked_about=2)
     assert balances.delta(account) == record.total_units
 
@@ -110,9 +116,9 @@ def test_single_call_accepted_with_key_3_charges_the_called_party(
     assert record.jurisdiction == "interstate"
     assert_billed(service, record, talked_about=2)
     receivables = service._query(lambda s: s.list_receivables(number_e164=number))
-    mine = [r for r in receivables if r.call_id == call_id]  # type: ignore[attr-defined]
+    mine = [r for r in receivables if r.call_id == call_id]
     assert len(mine) == 1
-    assert mine[0].amount_units == record.total_units  # type: ignore[attr-defined]
+    assert mine[0].amount_units == record.total_units
     balances.assert_unchanged()  # nobody else paid
 
 
@@ -209,7 +215,7 @@ def test_prompt_timeout_after_the_repetitions_is_480(service: Service, peers: Pe
     assert_cdr(record, outcome="no_answer", number="+15125550100", side="controller")
     assert_not_billed(record)
     # Greeting, a wait, the options again and a wait: well over 30 s of prompt.
-    assert (record.end_at - record.answer_at).total_seconds() > 30, record
+    assert seconds_between(record.answer_at, record.end_at) > 30, record
     balances.assert_unchanged()
 
 

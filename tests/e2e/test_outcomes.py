@@ -13,6 +13,7 @@ import time
 import pytest
 from checks import (
     Balances,
+    assert_carrier_ok,
     assert_cdr,
     assert_final,
     assert_not_billed,
@@ -147,7 +148,7 @@ def test_busy_is_486_and_releases_the_reservation(service: Service, peers: Peers
     balances = Balances(service, AC_TX)
     fac, car = peers.call("facility_refused", "+15125550100", "carrier_busy", timeout_s=20)
     call_id = assert_final(fac, 486, 17)
-    assert car is not None and car.returncode == 0, car.describe()
+    assert_carrier_ok(car)
     record = service.cdr(call_id)
     assert_cdr(record, outcome="busy", number="+15125550100", product="advance_connect",
                side="called")
@@ -163,7 +164,7 @@ def test_no_answer_is_480_after_the_ring_timeout(service: Service, peers: Peers)
     fac, car = peers.call("facility_refused", "+15125550100", "carrier_noanswer", timeout_s=30)
     elapsed = time.monotonic() - started
     call_id = assert_final(fac, 480, 19)
-    assert car is not None and car.returncode == 0, car.describe()  # it got CANCEL, sent 487
+    assert_carrier_ok(car)  # it got CANCEL, sent 487
     assert elapsed >= 5
     record = service.cdr(call_id)
     assert_cdr(record, outcome="no_answer", number="+15125550100")
@@ -175,7 +176,7 @@ def test_carrier_failure_is_503(service: Service, peers: Peers) -> None:
     balances = Balances(service, AC_TX)
     fac, car = peers.call("facility_refused", "+15125550100", "carrier_failure", timeout_s=20)
     call_id = assert_final(fac, 503, 41)
-    assert car is not None and car.returncode == 0, car.describe()
+    assert_carrier_ok(car)
     record = service.cdr(call_id)
     assert_cdr(record, outcome="failed", number="+15125550100")
     assert_not_billed(record)
@@ -201,7 +202,7 @@ def test_carrier_answering_garbage_is_503(service: Service, peers: Peers) -> Non
     fac, car = peers.call("facility_refused", "+15125550100", "carrier_garbage", timeout_s=20)
     call_id = assert_final(fac, 503)
     # Nothing more was sent its way: no CANCEL without a provisional response.
-    assert car is not None and car.returncode == 0, car.describe()
+    assert_carrier_ok(car)
     record = service.cdr(call_id)
     assert_cdr(record, outcome="failed", number="+15125550100")
     assert_not_billed(record)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio import best_match, prompt_samples, write_wav
-from checks import Balances, assert_billed, assert_cdr, connected_call_id
+from checks import Balances, assert_billed, assert_cdr, connected_call_id, seconds_between
 from conftest import Peers
 from harness import Service, free_range
 
@@ -128,6 +128,6 @@ def test_pyvoip_hears_the_prompt_and_accepts_with_inband_tones(
     assert party.call is not None and party.call.state == CallState.ENDED
     record = service.cdr(call_id)
     assert_cdr(record, outcome="completed", number=NUMBER, side="caller")
-    assert (record.accept_at - record.answer_at).total_seconds() >= 4, record
+    assert seconds_between(record.answer_at, record.accept_at) >= 4, record
     assert_billed(service, record, talked_about=2)
     assert balances.delta(ACCOUNT) == record.total_units
