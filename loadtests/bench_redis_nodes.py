@@ -202,15 +202,19 @@ def redis_cpu(url: str) -> float:
     return asyncio.run(read())
 
 
-def run_nodes(args: argparse.Namespace, url: str, prefix: str, nodes: int, workload: str) -> str:
+def run_nodes(
+    args: argparse.Namespace, url: str, prefix: str, nodes: int, workload: str, tmp: Path
+) -> str:
     per_node = args.pairs // nodes
+    outputs = [tmp / f"{workload}-{nodes}n{n}.json" for n in range(nodes)]
     server_cpu = redis_cpu(url)
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--role", "node", "--url", url, "--prefix", prefix,
              "--node", str(n), "--workload", workload, "--accounts", str(args.accounts),
              "--pairs", str(per_node), "--seconds", str(args.seconds),
-             "--workers", str(args.workers), "--nodes-total", str(nodes)],
+             "--workers", str(args.workers), "--nodes-total", str(nodes),
+             "--result", str(outputs[n])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for n in range(nodes)
@@ -221,11 +225,10 @@ def run_nodes(args: argparse.Namespace, url: str, prefix: str, nodes: int, workl
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.close()
-    results = []
     for proc in procs:
-        assert proc.stdout is not None
-        results.append(json.loads(proc.stdout.read()))
-        proc.wait(timeout=args.seconds + 60)
+        if proc.wait(timeout=args.seconds + 60) != 0:
+            raise SystemExit(f"a node process failed with exit status {proc.returncode}")
+    results = [json.loads(path.read_text()) for path in outputs]
     server_cpu = redis_cpu(url) - server_cpu
     latencies = sorted(ns for r in results for ns in r["pair_ns"])
     pairs = len(latencies)
@@ -251,6 +254,7 @@ def main() -> int:
     parser.add_argument("--url", default="", help="a loopback Redis URL (default: start one)")
     parser.add_argument("--prefix", default="bench")
     parser.add_argument("--node", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--result", default="", help=argparse.SUPPRESS)
     parser.add_argument("--nodes-total", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--nodes", type=int, choices=(1, 2, 3, 4), default=None,
                         help="node processes (default: 1, then 2)")
@@ -269,7 +273,8 @@ def main() -> int:
     except ImportError:
         pass
     if args.role == "node":
-        print(json.dumps(asyncio.run(node_main(args))))
+        # Through a file: a node's latencies outgrow a pipe the coordinator reads in turn.
+        Path(args.result).write_text(json.dumps(asyncio.run(node_main(args))))
         return 0
 
     server: subprocess.Popen[bytes] | None = None
@@ -297,7 +302,7 @@ def main() -> int:
             workloads = ("hot", "spread") if args.workload == "both" else (args.workload,)
             for nodes in (args.nodes,) if args.nodes else (1, 2):
                 for workload in workloads:
-                    print(run_nodes(args, url, prefix, nodes, workload), flush=True)
+                    print(run_nodes(args, url, prefix, nodes, workload, Path(tmp)), flush=True)
             print(asyncio.run(verify(url, prefix)))
         finally:
             if server is not None:
