@@ -122,6 +122,22 @@ def test_single_call_accepted_with_key_3_charges_the_called_party(
     balances.assert_unchanged()  # nobody else paid
 
 
+def test_privileged_number_is_never_recorded(service: Service, peers: Peers) -> None:
+    # +15125550123 is an attorney's number with no account: a Single Call, accepted with 3.
+    number = "+15125550123"
+    fac, car = call(peers, "facility_call", number, sets={"talk_ms": 2000}, timeout_s=40,
+                    **press("3"))
+    call_id = connected_call_id(fac)
+    assert car.returncode == 0, car.describe()
+    record = service.cdr(call_id)
+    assert_cdr(record, outcome="completed", number=number, product="single_call")
+    assert record.privileged is True
+    assert record.recording_path is None
+    assert_billed(service, record, talked_about=2)
+    recordings = service.root / "configs" / "var" / "recordings"
+    assert not any(call_id in p.name for p in recordings.glob("*")), "privileged call recorded"
+
+
 def test_called_party_hangs_up_after_accepting(service: Service, peers: Peers) -> None:
     account = "ac-e2e-hangup"
     balances = Balances(service, account)
