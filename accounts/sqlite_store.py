@@ -366,6 +366,9 @@ class SqliteAccountStore(AccountStore):
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
                     if log > self.restart_frames:
+                        # A second pass copies most of what came during the first,
+                        # so that the writer is left only the last few frames.
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self._catch_up.set()
                 except sqlite3.Error:
                     continue  # busy or transient: the next round catches up
