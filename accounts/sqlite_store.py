@@ -360,7 +360,9 @@ class SqliteAccountStore(AccountStore):
             conn.execute("PRAGMA busy_timeout=1000")
             while not self._stop.wait(self.checkpoint_interval):
                 if self._catch_up.is_set():
-                    continue  # the writer has not caught up yet: leave it the lock
+                    # A whole interval without a commit to take it: the writer is
+                    # idle, so this pass copies the rest (and syncs it) itself.
+                    self._catch_up.clear()
                 try:
                     _busy, log, _copied = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
