@@ -8,6 +8,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,21 @@ class _JsonLines(logging.Formatter):
         if record.name == "ics.calls":
             return record.getMessage()
         return f"{record.levelname.lower()} {record.name}: {super().format(record)}"
+
+
+class _CollectorWatch:
+    """Logs full garbage collections that stall the event loop long enough to matter."""
+
+    def __init__(self, threshold: float = 0.05) -> None:
+        self.threshold = threshold
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        elif (paused := time.perf_counter() - self.started) >= self.threshold:
+            log.warning("garbage collection (generation %d) paused calls for %.0f ms",
+                        info.get("generation", -1), paused * 1000)
 
 
 def setup_logging() -> None:
@@ -79,6 +95,7 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
         gc.collect()
         gc.freeze()
         gc.set_threshold(700, 10, 100)
+        gc.callbacks.append(_CollectorWatch())
         listening = ", ".join(f"{t}:{h}:{p}" for t, h, p in controller.bound)
         print(f"ics serve: SIP on {listening}"
               + (f", HTTP on http://{http_address[0]}:{http_address[1]}/" if http_address else "")
