@@ -155,6 +155,14 @@ def post_dial_delays(facility_log: str, carrier_log: str) -> tuple[list[float], 
     return delays, unmatched
 
 
+def wait_idle(svc: Service, timeout: float = 120.0) -> int:
+    """Until the controller has no call in progress (the last step drained); calls left."""
+    deadline = time.monotonic() + timeout
+    while (left := active_calls(svc)) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
 def controller_delays(svc: Service, sipp_pid: int) -> list[float]:
     """``post_dial_delay_ms`` of this SIPp run's calls, from the controller's outcome lines."""
     suffix = f"-{sipp_pid}@{TRUNKS['tx-state-prison']}"
@@ -199,6 +207,9 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
             stop.wait(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
+    left = wait_idle(svc)
+    if left > 0:
+        print(f"warning: {left} calls still in progress before step {name}", flush=True)
     started = time.monotonic()
     carrier.start().wait_listening()
     try:
@@ -294,7 +305,6 @@ def main() -> int:
             report(step)
             if not step.passed:
                 break
-            time.sleep(2)  # let settlements and CDR writes of the step finish
         best = max((s for s in steps if s.passed), key=lambda s: s.rate, default=None)
         hold = None
         if args.hold_rate > 0 and (best is None or best.rate >= args.hold_rate):
