@@ -12,7 +12,8 @@ Failures look like redis-py's, so the store handles both clients alike:
 (every request in flight fails with it and the next request reconnects),
 ``TimeoutError`` when the oldest request has waited ``timeout`` seconds (the
 connection is dropped: a late reply could otherwise answer the wrong request),
-and an error reply comes back as a ``ResponseError`` value in its place.
+and an error reply comes back as a ``ResponseError`` value in its place
+(``NoScriptError`` when Redis does not know a script).
 """
 
 from __future__ import annotations
@@ -38,23 +39,15 @@ def _error(reply: hiredis.ReplyError) -> ResponseError:
     return ResponseError(text)
 
 
-def _answer(reply: Any) -> Any:
-    """A reply with its error replies (also nested ones) turned into ``ResponseError``."""
-    if isinstance(reply, hiredis.ReplyError):
-        return _error(reply)
-    if isinstance(reply, list):
-        return [_answer(r) for r in reply]
-    return reply
-
-
 def pack(commands: Sequence[Command]) -> bytes:
     """RESP arrays of bulk strings, the only form Redis needs from a client."""
     out: list[bytes] = []
+    append = out.append
     for command in commands:
-        out.append(b"*%d\r\n" % len(command))
+        append(b"*%d\r\n" % len(command))
         for arg in command:
-            data = arg.encode() if isinstance(arg, str) else str(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            data = arg.encode() if type(arg) is str else str(arg).encode()
+            append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
 
 
@@ -226,7 +219,8 @@ class Lane:
             self._fail(RedisConnectionError("Redis sent a reply nobody asked for"))
             return
         request = self._pending[0]
-        request.replies.append(_answer(reply))
+        # Only a reply as a whole can be an error: the lane sends no MULTI/EXEC.
+        request.replies.append(_error(reply) if type(reply) is hiredis.ReplyError else reply)
         if len(request.replies) == request.count:
             self._pending.popleft()
             if not request.future.done():
