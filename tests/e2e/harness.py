@@ -103,19 +103,31 @@ def free_range(size: int, host: str = "127.0.0.1", *, within: tuple[int, int] = 
     """
     import random
 
+    def overlaps(first: int) -> bool:
+        last = first + size - 1
+        return any(first <= b and a <= last for a, b in _HANDED_OUT)
+
     lo, hi = within
     if hi - lo < size:
         lo, hi = max(1024, hi - size - 2), hi
     for _ in range(500):
         first = random.randrange(lo, max(lo + 1, hi - size), 2)
+        if overlaps(first):
+            continue
         taken = bound_udp_ports()
         busy = sum(1 for p in range(first, first + size) if p in taken)
         if busy <= size * (1.0 - min_free) and (
             min_free < 1.0
             or all(_bindable(host, p, socket.SOCK_DGRAM) for p in range(first, first + size))
         ):
+            _HANDED_OUT.append((first, first + size - 1))
             return first, first + size - 1
     raise RuntimeError(f"no RTP port range of {size} found in {within}")
+
+
+#: Ranges already given to services of this process: two services never share one
+#: (a controller binds its ports only as calls need them, so a check alone cannot tell).
+_HANDED_OUT: list[tuple[int, int]] = []
 
 
 # -- TOML editing of the copied config ---------------------------------------------
