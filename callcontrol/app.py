@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,11 @@ class ControllerSettings:
     menu_choice_timeout: float = 6.0
     menu_attempts: int = 3
     ring_timeouts: dict[str, float] = field(default_factory=dict)
+    #: Nodes share the store (Redis): another node's calls are in it too, so
+    #: recovery only takes reservations silent for ``recovery_stale_after``
+    #: seconds, longer than any ring + prompt without a heartbeat.
+    shared_store: bool = False
+    recovery_stale_after: float = 300.0
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -149,6 +154,12 @@ class ControllerSettings:
             menu_attempts=media.menu_attempts,
             ring_timeouts={fid: float(f.ring_timeout_seconds)
                            for fid, f in config.facilities.items()},
+            shared_store=config.store.kind != "sqlite",
+            recovery_stale_after=max(
+                300.0, 10 * float(config.accounts.heartbeat_seconds),
+                2 * max((float(f.ring_timeout_seconds) for f in config.facilities.values()),
+                        default=0.0) + 120.0,
+            ),
         )
 
 
@@ -245,8 +256,16 @@ class CallController:
                 self._contacts["tcp"] = f"sip:ics@{h}:{bound[1]};transport=tcp"
 
     async def recover(self) -> int:
-        """Settle reservations of calls a previous run left behind (crash); returns how many."""
-        done = await self.service.recover(self.wall_now(), live_call_ids=set(self.calls))
+        """Settle reservations of calls a previous run left behind (crash); returns how many.
+
+        On a shared store this also takes the calls of a node that died for good,
+        once they have been silent for ``recovery_stale_after``; ``ics serve``
+        repeats it periodically there.
+        """
+        stale_after = (timedelta(seconds=self.settings.recovery_stale_after)
+                       if self.settings.shared_store else None)
+        done = await self.service.recover(self.wall_now(), live_call_ids=set(self.calls),
+                                          stale_after=stale_after)
         for settlement in done:
             log.warning("recovered call %s from its last heartbeat (%s s)",
                         settlement.reservation.call_id, settlement.reservation.talked_seconds)

@@ -48,6 +48,19 @@ def setup_logging() -> None:
     logging.getLogger("ics.calls").setLevel(logging.INFO)
 
 
+#: How often a node on a shared store looks for calls of nodes that died.
+_RECOVERY_SWEEP_SECONDS = 60.0
+
+
+async def _recovery_sweeps(controller: Any, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await controller.recover()
+        except Exception:  # the store may be down; the next sweep tries again
+            logging.getLogger(__name__).warning("recovery sweep failed", exc_info=True)
+
+
 async def serve(config_path: str | Path, *, grace: float | None = None,
                 http: bool = True) -> int:
     """Run until SIGINT/SIGTERM; return the exit status."""
@@ -106,7 +119,12 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
             loop.add_signal_handler(sig, stop.set)
         if http_task is not None:
             http_task.add_done_callback(lambda _t: stop.set())
+        sweeper: asyncio.Task[None] | None = None
+        if settings.shared_store:
+            sweeper = loop.create_task(_recovery_sweeps(controller, _RECOVERY_SWEEP_SECONDS))
         await stop.wait()
+        if sweeper is not None:
+            sweeper.cancel()
         if http_task is not None and http_task.done() and http_task.exception() is not None:
             raise http_task.exception()  # type: ignore[misc]
         wait = config.sip.shutdown_grace_seconds if grace is None else grace

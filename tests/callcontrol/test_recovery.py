@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from accounts import Authorization, CallOutcome, CallRequest, NotFound
@@ -60,6 +61,45 @@ def test_connected_call_left_by_a_crash_is_settled_from_its_last_heartbeat(
             assert await controller.recover() == 0
             again = (await service.store.get_account("ac-15125550100")).balance_units
             assert again == after
+        finally:
+            await service.store.close()
+
+    asyncio.run(main())
+
+
+def test_on_a_shared_store_only_silent_reservations_are_recovered(demo_config: Path) -> None:
+    """Nodes sharing a store must not settle each other's live calls."""
+
+    async def main() -> None:
+        config = load_config(demo_config)
+        service = await open_account_service(config)
+        try:
+            settings = dataclasses.replace(ControllerSettings.from_config(config),
+                                           shared_store=True, recovery_stale_after=300.0)
+            # Another node's call, prompting right now (no heartbeat yet).
+            other = await service.authorize(CallRequest(
+                call_id="other-node-call@127.0.0.11", facility_id="tx-state-prison",
+                pin="100001", dialled="5125550100", at=NOON_CHICAGO))
+            assert isinstance(other, Authorization)
+            # A call of a node that died ten minutes ago, heartbeat at 30 s talked.
+            ten_ago = NOON_CHICAGO - timedelta(minutes=10)
+            dead = await service.authorize(CallRequest(
+                call_id="dead-node-call@127.0.0.11", facility_id="tx-state-prison",
+                pin="100001", dialled="3105550100", at=ten_ago))
+            assert isinstance(dead, Authorization)
+            await service.heartbeat(dead.reservation_id, 30, ten_ago)
+
+            controller = CallController(settings, service, trunks_from_config(config))
+            controller.wall_now = lambda: NOON_CHICAGO + timedelta(minutes=1)  # type: ignore[method-assign]
+            assert await controller.recover() == 1
+            assert (await service.store.get_cdr("dead-node-call@127.0.0.11")).recovered
+            still_open = await service.store.get_reservation(other.reservation_id)
+            assert still_open.talked_seconds is None
+            try:
+                await service.store.get_cdr("other-node-call@127.0.0.11")
+                raise AssertionError("another node's live call was recovered")
+            except NotFound:
+                pass
         finally:
             await service.store.close()
 
