@@ -41,14 +41,16 @@ def _error(reply: hiredis.ReplyError) -> ResponseError:
 
 def pack(commands: Sequence[Command]) -> bytes:
     """RESP arrays of bulk strings, the only form Redis needs from a client."""
-    out: list[bytes] = []
-    append = out.append
+    parts: list[str] = []
+    append = parts.append
     for command in commands:
-        append(b"*%d\r\n" % len(command))
+        append(f"*{len(command)}\r\n")
         for arg in command:
-            data = arg.encode() if type(arg) is str else str(arg).encode()
-            append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+            text = arg if type(arg) is str else str(arg)
+            # A bulk string's length counts bytes; ASCII text has one per character.
+            size = len(text) if text.isascii() else len(text.encode())
+            append(f"${size}\r\n{text}\r\n")
+    return "".join(parts).encode()
 
 
 @dataclass

@@ -46,7 +46,7 @@ import hashlib
 import itertools
 import json
 import logging
-import uuid
+import secrets
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -210,8 +210,12 @@ def _check(result: Sequence[Any], what: str) -> list[Any]:
     raise _ERRORS.get(status, InvalidRequest)(f"{what}: {result[1]}")
 
 
+#: One encoder for every compact document: ``json.dumps`` with options builds one per call.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _tx_json(tx: LedgerTransaction) -> str:
-    return json.dumps(
+    return _compact(
         {
             "id": tx.id,
             "kind": tx.kind,
@@ -222,8 +226,7 @@ def _tx_json(tx: LedgerTransaction) -> str:
             "seconds": tx.seconds,
             "memo": tx.memo,
             "legs": [[str(leg.book), leg.ref, leg.amount_units] for leg in tx.legs],
-        },
-        separators=(",", ":"),
+        }
     )
 
 
@@ -323,6 +326,8 @@ class RedisAccountStore(AccountStore):
         self._prefetched: dict[tuple[str, str, str], tuple[Any, float, Any, list[Any]]] = {}
         self._node = 0
         self._ids = itertools.count(1)
+        self._token_prefix = secrets.token_hex(12)
+        self._tokens = itertools.count(1)
         self._known_tags: set[str] = set()
         self._reservations: dict[str, Reservation] = {}
         self._tags: dict[str, str] = {}
@@ -412,6 +417,8 @@ class RedisAccountStore(AccountStore):
             await client.aclose()
             raise
         self._ids = itertools.count(1)
+        self._token_prefix = secrets.token_hex(12)
+        self._tokens = itertools.count(1)
         self._client = client
         if self.journal is not None:
             self.journal.open()
@@ -473,9 +480,9 @@ class RedisAccountStore(AccountStore):
             raise StoreUnavailable("transaction ids of this node are used up; reopen the store")
         return (self._node << _ID_BITS) | n
 
-    @staticmethod
-    def _token() -> str:
-        return uuid.uuid4().hex
+    def _token(self) -> str:
+        """A token no other script call ever carries: random per opening, then counted."""
+        return f"{self._token_prefix}.{next(self._tokens):x}"
 
     async def _register_tags(self, *tags: str) -> None:
         """List tags that hold ledgers or reservations, once per tag per node."""
@@ -838,7 +845,7 @@ class RedisAccountStore(AccountStore):
     @staticmethod
     def _reservation_data(r: Reservation) -> str:
         """The fields a reservation never changes, as one value (fewer to send and parse)."""
-        return json.dumps(
+        return _compact(
             [
                 r.id,
                 r.call_id,
@@ -849,8 +856,7 @@ class RedisAccountStore(AccountStore):
                 ts(r.created_at),
                 r.account_id,
                 r.subscription_id,
-            ],
-            separators=(",", ":"),
+            ]
         )
 
     @staticmethod

@@ -10,33 +10,42 @@ if existing then
   if existing == ARGV[5] then return {'ok', 'replayed'} end
   return {'dup', 'reservation ' .. ARGV[7] .. ' already exists'}
 end
-if redis.call('HEXISTS', KEYS[5], ARGV[8]) == 1 then
+-- The call id is taken first (one command to test and take it) and given back if
+-- the payer cannot hold the call.
+if redis.call('HSETNX', KEYS[5], ARGV[8], ARGV[7]) == 0 then
   return {'dup', 'call ' .. ARGV[8] .. ' already has a reservation'}
 end
 local mode = ARGV[1]
 local amount = tonumber(ARGV[2])
+local refused = nil
 if mode == 'account' then
   local a = redis.call('HMGET', KEYS[4], 'status', 'balance')
-  if not a[1] then return {'unknown_account', 'no account'} end
-  if a[1] ~= 'open' then return {'state', 'account is ' .. a[1]} end
-  if tonumber(a[2]) - amount < tonumber(ARGV[3]) then
-    return {'insufficient', 'cannot hold ' .. ARGV[2] .. ' units'}
+  if not a[1] then
+    refused = {'unknown_account', 'no account'}
+  elseif a[1] ~= 'open' then
+    refused = {'state', 'account is ' .. a[1]}
+  elseif tonumber(a[2]) - amount < tonumber(ARGV[3]) then
+    refused = {'insufficient', 'cannot hold ' .. ARGV[2] .. ' units'}
+  else
+    redis.call('HINCRBY', KEYS[4], 'balance', -amount)
+    redis.call('HINCRBY', KEYS[4], 'held', amount)
   end
-  redis.call('HINCRBY', KEYS[4], 'balance', -amount)
-  redis.call('HINCRBY', KEYS[4], 'held', amount)
 elseif mode == 'subscription' then
   local s = redis.call('HMGET', KEYS[4], 'covered_seconds', 'used_seconds', 'held_seconds')
-  if not s[1] then return {'notfound', 'no subscription'} end
   local seconds = tonumber(ARGV[4])
-  if tonumber(s[1]) - tonumber(s[2]) - tonumber(s[3]) < seconds then
-    return {'insufficient', 'subscription cannot cover ' .. ARGV[4] .. ' s'}
+  if not s[1] then
+    refused = {'notfound', 'no subscription'}
+  elseif tonumber(s[1]) - tonumber(s[2]) - tonumber(s[3]) < seconds then
+    refused = {'insufficient', 'subscription cannot cover ' .. ARGV[4] .. ' s'}
+  else
+    redis.call('HINCRBY', KEYS[4], 'held_seconds', seconds)
   end
-  redis.call('HINCRBY', KEYS[4], 'held_seconds', seconds)
+end
+if refused then
+  redis.call('HDEL', KEYS[5], ARGV[8])
+  return refused
 end
 if ARGV[6] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[6]) end
-local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'token', ARGV[5], unpack(fields))
-redis.call('HSET', KEYS[5], ARGV[8], ARGV[7])
+redis.call('HSET', KEYS[1], 'token', ARGV[5], unpack(ARGV, 9))
 redis.call('SADD', KEYS[2], ARGV[7])
 return {'ok', ''}
