@@ -217,7 +217,7 @@ class CallController:
         self.service = service
         self.metrics = metrics
         self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0)
-        self.endpoint = Endpoint(screen=self.policy)
+        self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0)
         self.transport: SipTransport | None = None
         self.ports = PortAllocator(*settings.rtp_ports)
         kwargs = {"root": catalogue_root} if catalogue_root is not None else {}

@@ -92,6 +92,7 @@ class Endpoint:
         screen: RequestScreen | None = None,
         allow: Iterable[str] = DEFAULT_ALLOW,
         auto_trying: bool = True,
+        trying_delay: float = 0.2,
         match_dialogs: bool = True,
         max_message_size: int = MAX_MESSAGE_SIZE,
         max_transactions: int = 200_000,
@@ -102,6 +103,7 @@ class Endpoint:
         self.allow = tuple(allow)
         self._allow_set = frozenset(self.allow)
         self.auto_trying = auto_trying
+        self.trying_delay = trying_delay
         self.match_dialogs = match_dialogs
         self.max_message_size = max_message_size
         self.max_transactions = max_transactions
@@ -458,8 +460,13 @@ class Endpoint:
                               now)
                 return
         if method == "INVITE" and self.auto_trying:
-            # RFC 3261 17.2.1: 100 Trying unless the TU answers within 200 ms.
-            self._set_timer(stx, "trying", now + 0.2)
+            # RFC 3261 17.2.1: 100 Trying unless the TU answers within 200 ms. A
+            # B2BUA whose far leg takes longer than that answers it at once
+            # (``trying_delay=0``) so the facility never retransmits.
+            if self.trying_delay <= 0:
+                self._respond(stx, make_response(request, 100), now)
+            else:
+                self._set_timer(stx, "trying", now + self.trying_delay)
         self._emit(RequestReceived(request, stx.id, address, transport, connection, trunk_id,
                                    dialog))
 

@@ -75,6 +75,15 @@ def test_invite_server_sends_trying_and_absorbs_retransmissions(uas: Endpoint) -
     assert statuses(uas) == ["SIP/2.0 100 Trying"]
 
 
+def test_trying_at_once_when_asked() -> None:
+    uas = Endpoint(trying_delay=0.0)
+    uas.set_local_address("udp", *UAS_ADDR)
+    receive_invite(uas)
+    assert statuses(uas) == ["SIP/2.0 100 Trying"]
+    uas.handle_timer(0.2)
+    assert statuses(uas) == []
+
+
 def test_no_trying_when_the_tu_answers_quickly(uas: Endpoint) -> None:
     event = receive_invite(uas)
     uas.respond(event.request, 180, 0.1, to_tag="t")
