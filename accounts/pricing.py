@@ -19,12 +19,13 @@ from accounts.policy import FacilityPolicy
 from rating import (
     CalledNumber,
     Jurisdiction,
+    PriceSchedule,
     Product,
     Quote,
     classify,
+    price_schedule,
     rate_call,
 )
-from rating.schedule import PriceSchedule, price_schedule
 
 #: Classified numbers kept (one per facility and number dialled).
 NUMBERS_CACHED = 100_000

@@ -32,6 +32,7 @@ from rating.quote import (
     rate_call,
 )
 from rating.rerate import JURISDICTIONS, PRODUCTS, RatedBatch, day_number, rerate_arrays
+from rating.schedule import PriceSchedule, price_schedule
 from rating.tariff import (
     AncillaryFee,
     AncillaryKind,
@@ -67,6 +68,7 @@ __all__ = [
     "InvalidNumber",
     "Jurisdiction",
     "MoneyError",
+    "PriceSchedule",
     "Product",
     "ProductNotOffered",
     "Quote",
@@ -86,6 +88,7 @@ __all__ = [
     "from_units",
     "max_affordable_seconds",
     "parse_money",
+    "price_schedule",
     "price_str",
     "quote",
     "quote_document",

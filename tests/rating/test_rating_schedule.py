@@ -21,9 +21,9 @@ from rating import (
     Surcharge,
     classify,
     max_affordable_seconds,
+    price_schedule,
     quote,
 )
-from rating.schedule import price_schedule
 
 TX = "+15125550100"
 NY = "+12125550100"
