@@ -9,7 +9,7 @@ connection pool, no per-command timeout objects.
 
 Failures look like redis-py's, so the store handles both clients alike:
 ``ConnectionError`` when Redis cannot be reached or the connection drops
-(every request in flight fails with it and the next request reconnects),
+(every request in flight is sent once more on a new connection, then fails),
 ``TimeoutError`` when the oldest request has waited ``timeout`` seconds (the
 connection is dropped: a late reply could otherwise answer the wrong request),
 and an error reply comes back as a ``ResponseError`` value in its place
@@ -26,7 +26,7 @@ from typing import Any
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = Sequence[object]
@@ -110,6 +110,9 @@ class Lane:
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        #: Requests made and writes sent (several requests of one loop turn share a write).
+        self.requests = 0
+        self.writes = 0
 
     @classmethod
     def for_client(cls, client: Any, *, connect_timeout: float, timeout: float) -> Lane | None:
@@ -160,25 +163,28 @@ class Lane:
                     raise RedisConnectionError(f"Redis refused the connection: {reply}")
 
     async def _ready(self) -> None:
-        while self._transport is None:
-            if self._closed:
-                raise RedisConnectionError("the connection is closed")
-            if self._connecting is None:
-                self._connecting = asyncio.get_running_loop().create_future()
-                connecting = self._connecting
-                try:
-                    await self._connect()
-                except BaseException as exc:
-                    connecting.set_exception(exc)
-                    # Whoever waits on this attempt sees the error; nobody else must.
-                    connecting.exception()
-                    raise
-                else:
-                    connecting.set_result(None)
-                finally:
-                    self._connecting = None
-            else:
-                await asyncio.shield(self._connecting)
+        """Connect, or wait for the attempt under way and share its outcome."""
+        if self._transport is not None:
+            return
+        if self._closed:
+            raise RedisConnectionError("the connection is closed")
+        if self._connecting is not None:
+            await asyncio.shield(self._connecting)
+            return
+        connecting = self._connecting = asyncio.get_running_loop().create_future()
+        try:
+            await self._connect()
+        except BaseException as exc:
+            if not isinstance(exc, RedisError):
+                exc = RedisConnectionError(f"connecting to Redis was given up: {exc!r}")
+            connecting.set_exception(exc)
+            # Those waiting on this attempt see the error; nobody else must.
+            connecting.exception()
+            raise
+        else:
+            connecting.set_result(None)
+        finally:
+            self._connecting = None
 
     def close(self) -> None:
         self._closed = True
@@ -186,16 +192,28 @@ class Lane:
 
     # -- requests -----------------------------------------------------------------------
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
-        """Send ``commands`` in one go and return their replies (errors as values)."""
-        if self._transport is None:
+        """Send ``commands`` in one go and return their replies (errors as values).
+
+        A request that meets a dropped connection is sent once more on a new one
+        (a server restart is noticed only then): everything the store sends may be
+        repeated, its scripts carry tokens that make a repeat answer as the first.
+        """
+        try:
+            if self._transport is None:
+                await self._ready()
+            return await self._send(commands)
+        except RedisConnectionError:
+            if self._closed:
+                raise
             await self._ready()
-        return await self._send(commands)
+            return await self._send(commands)
 
     def _send(self, commands: Sequence[Command]) -> asyncio.Future[list[Any]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         deadline = loop.time() + self.timeout
         self._pending.append(_Request(future, len(commands), deadline))
+        self.requests += 1
         self._out.append(pack(commands))
         if not self._flush_scheduled:
             # Everything asked for in this turn of the loop leaves in one write.
@@ -215,6 +233,7 @@ class Lane:
             self._fail(RedisConnectionError("the connection to Redis was lost"))
             return
         self._transport.write(data)
+        self.writes += 1
 
     def _reply(self, reply: Any) -> None:
         if not self._pending:

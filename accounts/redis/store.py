@@ -139,14 +139,37 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+#: The steps of a call. Any other operation of this node (a deposit, a block, an
+#: account change...) drops the payer reads made with screenings, so a call after
+#: it reads them again.
+_CALL_STEPS = frozenset(
+    {
+        "screening_facts",
+        "payer_candidates",
+        "reserve",
+        "settle",
+        "heartbeat",
+        "get_reservation",
+        "get_account",
+        "get_subscription",
+        "add_cdr",
+    }
+)
+
+
 def _guarded(
     operation: str,
 ) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Turn "Redis cannot be reached or answered with an error" into ``StoreUnavailable``."""
+    call_step = operation in _CALL_STEPS
 
     def decorate(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+            if not call_step:
+                store = args[0]
+                assert isinstance(store, RedisAccountStore)
+                store._prefetched.clear()
             try:
                 return await fn(*args, **kwargs)
             except (RedisError, OSError) as exc:
@@ -1903,6 +1926,15 @@ class RedisAccountStore(AccountStore):
     async def payer_candidates(
         self, facility_id: str, pin: str, number_e164: str, at: datetime
     ) -> PayerCandidates:
+        """Who may pay; read with the screening when this task just screened this call.
+
+        Those reads are at most ``PREFETCH_AGE`` old and nothing else of this
+        node's came between: they are what a read now would give, give or take
+        a concurrent change, and the hold re-checks balance and status
+        atomically in any case. Otherwise one round trip reads the payer index
+        and the records of the payers last seen for the call, and a second one
+        only when those changed.
+        """
         key = (facility_id, pin, number_e164)
         stash = self._prefetched.pop(key, None)
         if (
