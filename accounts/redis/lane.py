@@ -47,10 +47,21 @@ def pack(commands: Sequence[Command]) -> bytes:
         append(f"*{len(command)}\r\n")
         for arg in command:
             text = arg if type(arg) is str else str(arg)
-            # A bulk string's length counts bytes; ASCII text has one per character.
-            size = len(text) if text.isascii() else len(text.encode())
-            append(f"${size}\r\n{text}\r\n")
-    return "".join(parts).encode()
+            append(f"${len(text)}\r\n{text}\r\n")
+    text = "".join(parts)
+    data = text.encode()
+    if len(data) == len(text):
+        return data
+    # Some text is not ASCII: a bulk string's length counts bytes, not characters.
+    return b"".join(_pack_bytes(command) for command in commands)
+
+
+def _pack_bytes(command: Command) -> bytes:
+    out = [b"*%d\r\n" % len(command)]
+    for arg in command:
+        data = (arg if type(arg) is str else str(arg)).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 @dataclass
