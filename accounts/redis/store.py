@@ -960,14 +960,6 @@ class RedisAccountStore(AccountStore):
                     id=self._next_id(),
                 )
             )
-        fields = {
-            "d": self._reservation_data(r),
-            "amount": r.amount_units,
-            "max_seconds": r.max_seconds,
-            "status": str(ReservationStatus.OPEN),
-            "heartbeat_seconds": 0,
-            "heartbeat_at": None,
-        }
         keys = [
             self._res(tag, r.id),
             self._t(tag, "open"),
@@ -975,17 +967,23 @@ class RedisAccountStore(AccountStore):
             payer,
             self._t(tag, "calls"),
         ]
+        # Already text: this runs for every call.
         args = [
             mode,
-            r.amount_units,
-            floor_units,
-            r.max_seconds,
+            str(r.amount_units),
+            str(floor_units),
+            str(r.max_seconds),
             self._token(),
             ledger_entry,
             r.id,
             r.call_id,
-            *_pairs(fields),
-        ]
+            "d", self._reservation_data(r),
+            "amount", str(r.amount_units),
+            "max_seconds", str(r.max_seconds),
+            "status", str(ReservationStatus.OPEN),
+            "heartbeat_seconds", "0",
+            "heartbeat_at", "",
+        ]  # fmt: skip
         # The ids are claimed globally beside the script, in the same round trip: a
         # reservation or call id is unique per payer inside the script, and the
         # global claim catches the (never expected) reuse across payers.
@@ -996,17 +994,16 @@ class RedisAccountStore(AccountStore):
         ]
         if tag not in self._known_tags:
             claims.append(("SADD", self._k("tags"), tag))
-        sargs = [_s(a) for a in args]
         if self._lane is not None:
             # One write for everything.
             answer, *replies = await self._lane.execute(
-                [("EVALSHA", script.sha, len(keys), *keys, *sargs), *claims]
+                [("EVALSHA", script.sha, len(keys), *keys, *args), *claims]
             )
             for value in replies:
                 if isinstance(value, Exception):
                     raise value
             if isinstance(answer, NoScriptError):
-                answer = await script(keys, sargs)
+                answer = await script(keys, args)
             elif isinstance(answer, Exception):
                 raise answer
             result = list(answer)
