@@ -89,6 +89,29 @@ async def open_store(args: argparse.Namespace, directory: Path) -> AccountStore:
     return store
 
 
+async def redis_usage(store: AccountStore) -> tuple[float, int] | None:
+    """The Redis server's CPU seconds and this node's requests to it so far (Redis only)."""
+    client = getattr(store, "client", None)
+    if client is None or not hasattr(store, "_lane"):
+        return None
+    info = await client.info("cpu")
+    lane = store._lane
+    return (
+        float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
+        lane.requests if lane is not None else 0,
+    )
+
+
+def redis_line(before: tuple[float, int] | None, after: tuple[float, int] | None, run: Run) -> str:
+    if before is None or after is None or not run.pair_ns:
+        return ""
+    pairs = len(run.pair_ns) + run.refused
+    return (
+        f"  redis     {(after[0] - before[0]) / pairs * 1e6:.0f} us Redis CPU per pair,"
+        f" {(after[1] - before[1]) / pairs:.2f} requests per pair\n"
+    )
+
+
 async def populate(store: AccountStore, accounts: list[str]) -> None:
     await store.add_person(Person(facility_id=FACILITY, pin=PIN))
     for n, number in enumerate(accounts):
@@ -277,11 +300,14 @@ async def main_async(args: argparse.Namespace) -> int:
             singles: list[Run] = []
             hots: list[Run] = []
             for r in range(args.rounds):
+                usage = await redis_usage(store)
                 first = await single(
                     service, all_numbers, args.pairs, args.seconds, args.seed + r, f"s{r}-"
                 )
                 print(first.report())
+                print(redis_line(usage, await redis_usage(store), first), end="")
                 singles.append(first)
+                usage = await redis_usage(store)
                 second = await hot(
                     service,
                     all_numbers[: args.hot_accounts],
@@ -292,6 +318,7 @@ async def main_async(args: argparse.Namespace) -> int:
                     f"h{r}-",
                 )
                 print(second.report())
+                print(redis_line(usage, await redis_usage(store), second), end="")
                 hots.append(second)
             if args.rounds > 1:
                 print(median_line("single", singles))
