@@ -25,6 +25,14 @@ appended by the same script that moves the cached balance, never edited.
 ``book_balance`` and ``book_totals`` sum the entries themselves, and
 ``ics accounts verify`` checks every cached balance against its stream.
 
+Round trips. On a standalone Redis the steps of a call share one pipelined
+connection (``accounts.redis.lane``): screening reads the call's payers in the
+same round trip (the payer records last seen for the call are guessed, and
+read again only if the payer index changed), the hold is one script with its
+id claims beside it, and settlement one script: three round trips a call.
+Administrative operations, and everything on Redis Cluster, go through
+redis-py.
+
 Retries. Each script call carries a fresh token; a script that finds its own
 token already applied answers as if it just ran, so a command the client
 re-sends after a lost reply never moves money twice.
