@@ -829,6 +829,7 @@ class CallController:
         if call.bridge is not None:
             call.bridge.recorder = None  # closed below, off the event loop
             call.bridge.stop()
+            call.bridge.on_inactive = None  # the call <-> bridge cycle
         for media in (call.carrier_media, call.facility_media):
             if media is not None:
                 media.close()

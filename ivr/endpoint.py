@@ -14,11 +14,16 @@ from typing import Any, cast
 from ivr.errors import MediaError, PortsExhausted
 from ivr.events import Address, MediaEvent
 from ivr.g711 import Codec
+from ivr.playback import PTIME
 from ivr.ports import PortAllocator
 from ivr.session import MediaSession
 
 #: A relay handler takes over received datagrams while the leg is bridged.
 RelayHandler = Callable[[bytes, Address], None]
+
+
+def _ignore_datagram(data: bytes, addr: Address) -> None:
+    """Where a closed leg's late datagrams go."""
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -37,6 +42,68 @@ class _Protocol(asyncio.DatagramProtocol):
         # ICMP port unreachable from a peer that went away: the inactivity
         # timeout handles a dead peer, one error must not end the leg.
         pass
+
+
+class MediaClock:
+    """One timer per event loop that sends the due prompt frames of every playing leg.
+
+    A 20 ms tick for all legs replaces one loop timer per packet per leg. Frame
+    times still come from each prompt's start (``PromptPlayer``), so pacing does
+    not drift; each tick sends the frames due by half a tick after its scheduled
+    time, which is exactly one frame per leg per tick whatever the loop's
+    lateness (a frame leaves at most half a tick from its nominal time).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._legs: dict[RtpEndpoint, None] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._next = 0.0
+
+    @property
+    def playing(self) -> int:
+        """How many legs the clock is pacing."""
+        return len(self._legs)
+
+    def add(self, leg: RtpEndpoint) -> None:
+        self._legs[leg] = None
+        if self._handle is None:
+            self._next = self.loop.time() + PTIME
+            self._handle = self.loop.call_at(self._next, self._tick)
+
+    def discard(self, leg: RtpEndpoint) -> None:
+        self._legs.pop(leg, None)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        scheduled = self._next
+        if now - scheduled >= PTIME:  # the loop stalled: rejoin the grid, the players skip
+            scheduled += PTIME * int((now - scheduled) / PTIME)
+        at = scheduled + PTIME / 2
+        for leg in list(self._legs):
+            leg._on_clock(at)
+        if not self._legs:
+            self._handle = None
+            if _clocks.get(self.loop) is self:
+                del _clocks[self.loop]
+            return
+        self._next = scheduled + PTIME
+        self._handle = self.loop.call_at(self._next, self._tick)
+
+
+_clocks: dict[asyncio.AbstractEventLoop, MediaClock] = {}
+
+
+def media_clock(loop: asyncio.AbstractEventLoop) -> MediaClock | None:
+    """The loop's media clock while any leg is playing, else None."""
+    return _clocks.get(loop)
+
+
+def _clock_of(loop: asyncio.AbstractEventLoop) -> MediaClock:
+    clock = _clocks.get(loop)
+    if clock is None:
+        clock = _clocks[loop] = MediaClock(loop)
+    return clock
 
 
 class RtpEndpoint:
@@ -66,6 +133,8 @@ class RtpEndpoint:
         self.events: asyncio.Queue[MediaEvent] = asyncio.Queue()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: The shared clock pacing this leg's prompt, while one plays.
+        self._clock: MediaClock | None = None
         self.relay: RelayHandler | None = None
         self.relay_rtcp: RelayHandler | None = None
         self.closed = False
@@ -171,9 +240,20 @@ class RtpEndpoint:
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
+        self._timer = None
+        self._leave_clock()
         for proto in (self._rtp, self._rtcp):
             if proto.transport is not None:
                 proto.transport.close()
+            # Cut the endpoint <-> protocol <-> transport and handler cycles, so a
+            # finished leg is freed at once by reference counting instead of piling
+            # up for a full garbage collection that stalls every other call.
+            proto.transport = None
+            proto.on_datagram = _ignore_datagram
+            proto.__dict__.pop("datagram_received", None)
+        self.relay = None
+        self.relay_rtcp = None
+        self._on_event = None
         if self._allocator is not None:
             self._allocator.release(self.port)
 
@@ -188,6 +268,7 @@ class RtpEndpoint:
         self._rtp.datagram_received = rtp  # type: ignore[method-assign,assignment]
         self._rtcp.datagram_received = rtcp  # type: ignore[method-assign,assignment]
         self.suspend_timer()
+        self._leave_clock()
 
     def undivert(self) -> None:
         self.relay = None
@@ -204,8 +285,10 @@ class RtpEndpoint:
         return self._rtp.transport.sendto
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
-        self.session.receive_rtp(data, addr, self.loop.time())
-        self._service()
+        # Plain audio that raised no event needs no servicing: its only effect on
+        # the timer is a later inactivity deadline, and the armed timer re-arms.
+        if self.session.receive_rtp(data, addr, self.loop.time()):
+            self._service()
 
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
         self.session.receive_rtcp(data, addr, self.loop.time())
@@ -227,7 +310,13 @@ class RtpEndpoint:
                 self.events.put_nowait(ev)
         if self.relay is not None:
             return  # bridged: the bridge owns timing
-        when = self.session.get_timer()
+        if self.session.playing:
+            if self._clock is None:
+                self._clock = _clock_of(self.loop)
+                self._clock.add(self)
+        elif self._clock is not None:
+            self._leave_clock()
+        when = self.session.get_timer(playback=False)
         # Re-arm only to fire earlier: a timer that fires early finds nothing due
         # and re-arms, which is cheaper than re-arming on every packet (each one
         # moves the inactivity deadline).
@@ -236,6 +325,30 @@ class RtpEndpoint:
                 self._timer.cancel()
             self._timer = self.loop.call_at(when, self._on_timer)
             self._timer_at = when
+
+    def _on_clock(self, at: float) -> None:
+        """A media clock tick: send the prompt frames due by ``at``."""
+        if self.closed or self.relay is not None:
+            self._leave_clock()
+            return
+        session = self.session
+        for out in session.datagrams_to_send(at):
+            proto = self._rtcp if out.rtcp else self._rtp
+            if proto.transport is not None:
+                proto.transport.sendto(out.data, out.address)
+        if not session.playing:
+            self._service()  # the prompt ended: its event goes out, the leg leaves the clock
+        else:
+            while (ev := session.next_event()) is not None:
+                if self._on_event is not None:
+                    self._on_event(ev)
+                else:
+                    self.events.put_nowait(ev)
+
+    def _leave_clock(self) -> None:
+        if self._clock is not None:
+            self._clock.discard(self)
+            self._clock = None
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -130,14 +130,19 @@ class MediaSession:
 
     # -- receiving -----------------------------------------------------------
 
-    def receive_rtp(self, data: bytes, addr: Address, now: float) -> None:
+    def receive_rtp(self, data: bytes, addr: Address, now: float) -> bool:
+        """Take one RTP datagram. False when it was plain audio that changed nothing
+        but statistics: no event, no output, no earlier timer (the adapter can skip
+        servicing the session, which is most packets)."""
+        # A leg that had timed out gets its inactivity deadline back: a new timer.
+        events = len(self._events) - self._timed_out
         try:
             pkt = RtpPacket.parse(data)
         except ValueError:
             self.malformed += 1
-            return
+            return False
         if not self._learn(addr, now):
-            return
+            return False
         if self.stats is None or self.stats.ssrc != pkt.ssrc:
             self.stats = ReceptionStats(pkt.ssrc, CLOCK_RATE)
         self.stats.update(pkt.sequence_number, pkt.timestamp, now)
@@ -153,7 +158,8 @@ class MediaSession:
                     self._inband_pending.clear()
                     for d in self._inband.feed(audio):
                         self._events.append(DtmfReceived(d.digit, "inband", 0, now))
-        elif pt == self.telephone_event_pt or pt == self.redundancy_pt:
+            return len(self._events) != events
+        if pt == self.telephone_event_pt or pt == self.redundancy_pt:
             try:
                 if pt == self.telephone_event_pt:
                     digits = self._events_rx.receive(pkt.payload, pkt.timestamp, now)
@@ -166,11 +172,13 @@ class MediaSession:
                             digits += self._events_rx.receive(block.data, ts, now)
             except ValueError:
                 self.malformed += 1
-                return
+                return False
             for rd in digits:
                 self._events.append(DtmfReceived(rd.digit, "rfc4733", rd.duration_ms, now))
-        elif pt != COMFORT_NOISE_PT:
+            return True  # the end-of-event timer may have moved
+        if pt != COMFORT_NOISE_PT:
             self.unknown_payload += 1
+        return len(self._events) != events
 
     def receive_rtcp(self, data: bytes, addr: Address, now: float) -> None:
         try:
@@ -326,9 +334,11 @@ class MediaSession:
 
     # -- timers ----------------------------------------------------------------
 
-    def get_timer(self) -> float | None:
+    def get_timer(self, *, playback: bool = True) -> float | None:
+        """The next deadline; ``playback=False`` leaves out the prompt's next frame
+        (for an adapter whose shared media clock paces every playing leg)."""
         times = [self._next_rtcp]
-        if self._player is not None:
+        if playback and self._player is not None:
             t = self._player.next_time()
             if t is not None:
                 times.append(t)

@@ -94,6 +94,12 @@ class Step:
     peak_sipp: int = 0
     peak_controller: int = 0
     seconds: float = 0.0
+    #: CPU seconds (user + system) the controller process spent during the step.
+    cpu_s: float = 0.0
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        return 1000.0 * self.cpu_s / self.calls if self.calls else float("nan")
 
     @property
     def retrans_pct(self) -> float:
@@ -122,6 +128,17 @@ def active_calls(svc: Service) -> int:
         if line.startswith("ics_active_calls"):
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
+
+
+def process_cpu_seconds(svc: Service) -> float:
+    """User + system CPU seconds of the controller process so far (Linux /proc)."""
+    if svc.process is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{svc.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post_dial_delays(facility_log: str, carrier_log: str) -> tuple[list[float], int]:
@@ -211,6 +228,7 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
     if left > 0:
         print(f"warning: {left} calls still in progress before step {name}", flush=True)
     started = time.monotonic()
+    cpu_before = process_cpu_seconds(svc)
     carrier.start().wait_listening()
     try:
         sampler.start()
@@ -225,6 +243,7 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
         facility.kill()
         carrier.kill()
     step.seconds = time.monotonic() - started
+    step.cpu_s = process_cpu_seconds(svc) - cpu_before
     ft, ct = stat_totals(fac.stat_csv), stat_totals(car.stat_csv)
     step.ok = ft.get("SuccessfulCall(C)", 0)
     step.failed = ft.get("FailedCall(C)", 0) + ct.get("FailedCall(C)", 0)
@@ -252,7 +271,8 @@ def report(step: Step) -> None:
     print(f"{step.rate:7.0f} {step.achieved_rate:8.1f} {step.calls:6d} {step.ok:6d} "
           f"{step.failed:6d} {step.retrans_pct:7.2f}% {step.pdd(0.5):8.2f} {step.pdd(0.99):8.2f} "
           f"{step.pdd(0.5, controller=True):8.2f} {step.pdd(0.99, controller=True):8.2f} "
-          f"{step.peak_sipp:6d} {step.peak_controller:6d}  {verdict}", flush=True)
+          f"{step.peak_sipp:6d} {step.peak_controller:6d} {step.cpu_ms_per_call:7.2f}  {verdict}",
+          flush=True)
 
 
 def main() -> int:
@@ -294,7 +314,7 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     print("                                              post-dial delay (ms)")
     print("   rate  achieved  calls     ok failed  retrans  sipp p50 sipp p99  ctl p50  ctl p99"
-          "   peak calls (sipp/ctl)")
+          "   peak calls (sipp/ctl)  cpu ms/call")
     steps: list[Step] = []
     status = 0
     try:
@@ -326,6 +346,7 @@ def main() -> int:
         "controller_pdd_p99_ms": round(best.pdd(0.99, controller=True), 2) if best else None,
         "peak_concurrent_controller": max([s.peak_controller for s in steps]
                                           + ([hold.peak_controller] if hold else [])),
+        "cpu_ms_per_call": round(best.cpu_ms_per_call, 2) if best else None,
         "hold_failed_calls": hold.failed if hold else None,
         "load_average_end": round(os.getloadavg()[0], 2),
     }

@@ -1,0 +1,180 @@
+"""Real loopback sockets: the shared media clock paces every playing leg; closed legs are freed."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import socket
+import weakref
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from ivr import PCMU, Bridge, MediaEvent, PlaybackFinished, PortAllocator, RtpEndpoint
+from ivr.endpoint import media_clock
+from ivr.playback import FRAME_SAMPLES, PTIME
+from ivr.rtp import RtpPacket
+
+LOOPS = ["asyncio", "uvloop"]
+
+
+def run(loop_kind: str, main: Callable[[], Awaitable[None]]) -> None:
+    if loop_kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    else:
+        asyncio.run(main())
+
+
+def free_range(n: int) -> tuple[int, int]:
+    """A port range that is free right now (best effort: bind-probe it)."""
+    for base in range(33000, 60000, 200):
+        socks = []
+        try:
+            for p in range(base, base + 2 * n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base, base + 2 * n - 1
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+class Listener(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.packets: list[RtpPacket] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.packets.append(RtpPacket.parse(data))
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_one_clock_paces_every_playing_leg_without_drift(loop_kind: str) -> None:
+    legs = 5
+    frames = 40
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lo, hi = free_range(legs)
+        alloc = PortAllocator(lo, hi)
+        sinks = []
+        endpoints = []
+        finished: list[list[MediaEvent]] = []
+        for _ in range(legs):
+            transport, sink = await loop.create_datagram_endpoint(
+                Listener, local_addr=("127.0.0.1", 0))
+            sinks.append((transport, sink))
+            events: list[MediaEvent] = []
+            finished.append(events)
+            ep = await RtpEndpoint.open(PCMU, allocator=alloc, on_event=events.append,
+                                        remote=transport.get_extra_info("sockname"),
+                                        inactivity_timeout=0)
+            endpoints.append(ep)
+        for i, ep in enumerate(endpoints):
+            ep.play(bytes([i + 1]) * (FRAME_SAMPLES * frames))
+            await asyncio.sleep(0.003)  # legs start at different phases of the clock
+        clock = media_clock(loop)
+        assert clock is not None and clock.playing == legs
+        deadline = loop.time() + frames * PTIME + 3.0
+        while loop.time() < deadline and not all(
+                any(isinstance(e, PlaybackFinished) for e in evs) for evs in finished):
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)
+        # Idle: the clock stops ticking and is forgotten.
+        assert media_clock(loop) is None
+        for i, (transport, sink) in enumerate(sinks):
+            pkts = sink.packets
+            assert len(pkts) == frames, f"leg {i}: {len(pkts)} packets"
+            assert all(p.payload == bytes([i + 1]) * FRAME_SAMPLES for p in pkts)
+            # Timestamps advance by exactly one frame: computed from the start, no drift.
+            ts = [p.timestamp for p in pkts]
+            assert [(b - a) & 0xFFFFFFFF for a, b in itertools.pairwise(ts)] == (
+                [FRAME_SAMPLES] * (frames - 1))
+            assert pkts[0].marker and not any(p.marker for p in pkts[1:])
+            transport.close()
+        for ep in endpoints:
+            ep.close()
+
+    run(loop_kind, main)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_stopping_and_closing_leave_the_clock(loop_kind: str) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lo, hi = free_range(2)
+        alloc = PortAllocator(lo, hi)
+        transport, sink = await loop.create_datagram_endpoint(
+            Listener, local_addr=("127.0.0.1", 0))
+        peer = transport.get_extra_info("sockname")
+        a = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, inactivity_timeout=0)
+        b = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, inactivity_timeout=0)
+        a.play(bytes(FRAME_SAMPLES * 500))
+        b.play(bytes(FRAME_SAMPLES * 500))
+        clock = media_clock(loop)
+        assert clock is not None and clock.playing == 2
+        a.stop_playback()
+        assert clock.playing == 1
+        b.close()
+        await asyncio.sleep(0.05)
+        assert media_clock(loop) is None
+        sent = len(sink.packets)
+        await asyncio.sleep(0.1)
+        assert len(sink.packets) == sent  # nothing more after stop and close
+        a.close()
+        transport.close()
+
+    run(loop_kind, main)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_closed_bridged_call_is_freed_without_the_cycle_collector(loop_kind: str) -> None:
+    """Legs hold handlers that reach back to their owner; closing cuts every cycle, so a
+    finished call's objects go at once instead of waiting for a full collection."""
+
+    class Owner:
+        """Stands for the call: it holds the legs and its handlers are its methods."""
+
+        def on_event(self, ev: MediaEvent) -> None:
+            pass
+
+        def on_inactive(self, leg: RtpEndpoint) -> None:
+            pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lo, hi = free_range(2)
+        alloc = PortAllocator(lo, hi)
+        transport, _ = await loop.create_datagram_endpoint(
+            Listener, local_addr=("127.0.0.1", 0))
+        peer = transport.get_extra_info("sockname")
+        owner = Owner()
+        a = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, on_event=owner.on_event)
+        b = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, on_event=owner.on_event)
+        b.play(bytes(FRAME_SAMPLES * 100))
+        bridge = Bridge(a, b, on_inactive=owner.on_inactive)
+        owner.a, owner.b, owner.bridge = a, b, bridge  # type: ignore[attr-defined]
+        bridge.start()
+        await asyncio.sleep(0.05)
+        refs = [weakref.ref(x) for x in (owner, a, b, bridge, a.session, b.session)]
+        gc.disable()
+        try:
+            bridge.stop()
+            bridge.on_inactive = None
+            a.close()
+            b.close()
+            del owner, a, b, bridge
+            await asyncio.sleep(0.05)  # the loop lets go of the closed transports
+            alive = [r() for r in refs if r() is not None]
+            assert alive == []
+        finally:
+            gc.enable()
+        transport.close()
+
+    run(loop_kind, main)
