@@ -78,9 +78,10 @@ class _Protocol(asyncio.Protocol):
         self.reader = hiredis.Reader(encoding="utf-8")
 
     def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
         lane = self.lane
-        while True:
+        self.reader.feed(data)
+        # Stop as soon as the lane drops this connection (a reply out of turn).
+        while lane._protocol is self:
             try:
                 reply = self.reader.gets()
             except hiredis.ProtocolError as exc:
@@ -278,7 +279,8 @@ class Lane:
         pending, self._pending = self._pending, collections.deque()
         for request in pending:
             if not request.future.done():
-                request.future.set_exception(exc)
+                # One exception object per waiter: each raise adds to its traceback.
+                request.future.set_exception(type(exc)(*exc.args))
                 # A caller that gave up on the request must not leave an unread error.
                 request.future.exception()
         if self._timer is not None:

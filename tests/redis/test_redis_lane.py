@@ -71,6 +71,20 @@ async def test_replies_come_back_in_order_with_errors_in_their_place() -> None:
     assert (lane.requests, lane.writes) == (3, 2)
 
 
+async def test_a_request_given_up_by_its_caller_leaves_the_others_their_replies() -> None:
+    lane = Lane(port=SERVERS.single().port, timeout=5.0)
+    key = unique_prefix()
+    try:
+        assert await lane.execute([("SET", key, "mine")]) == ["OK"]
+        abandoned = asyncio.create_task(lane.execute([("INCR", key + ":n")]))
+        await asyncio.sleep(0)  # the request is queued and on its way
+        abandoned.cancel()
+        assert await lane.execute([("GET", key)]) == ["mine"]
+        assert await lane.execute([("GET", key + ":n")]) == ["1"]
+    finally:
+        lane.close()
+
+
 async def test_a_lost_server_fails_requests_and_the_next_one_reconnects(
     server: RedisServer,
 ) -> None:
