@@ -480,6 +480,8 @@ class RedisAccountStore(AccountStore):
 
     def _t(self, tag: str, *parts: str) -> str:
         """A key under a hash tag: every key of one tag lands in one cluster slot."""
+        if len(parts) == 1:
+            return f"{self.prefix}:{{{tag}}}:{parts[0]}"
         return ":".join((self.prefix, "{" + tag + "}", *parts))
 
     def _pipe(self) -> Any:
@@ -1215,10 +1217,11 @@ class RedisAccountStore(AccountStore):
                 raise DuplicateRequest(f"receivable {receivable_id!r} exists")
         else:
             mode = "none"
+        stamp = ts(at)
         try:
+            # The arguments are text already: this runs for every call.
             result = _check(
-                await self._run(
-                    "settle",
+                await self._scripts["settle"](
                     [
                         self._res(tag, r.id),
                         self._t(tag, "open"),
@@ -1231,12 +1234,12 @@ class RedisAccountStore(AccountStore):
                         mode,
                         self._token(),
                         r.id,
-                        r.amount_units,
-                        charge,
-                        talked_seconds,
-                        used,
-                        r.max_seconds,
-                        at,
+                        str(r.amount_units),
+                        str(charge),
+                        str(talked_seconds),
+                        str(used),
+                        str(r.max_seconds),
+                        stamp,
                         r.facility_id,
                         _tx_json(ledger) if ledger is not None else "",
                         receivable_id or "",
@@ -1256,7 +1259,7 @@ class RedisAccountStore(AccountStore):
         return replace(
             r,
             status=ReservationStatus.SETTLED,
-            settled_at=_dt_req(ts(at)),
+            settled_at=_dt_req(stamp),
             talked_seconds=talked_seconds,
             charged_units=charge,
             heartbeat_seconds=int(result[2] or 0),
