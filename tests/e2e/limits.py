@@ -43,7 +43,7 @@ def affordable(service: Service, account_id: str, number: str) -> int:
 
 def run_limited_calls(service: Service, workdir: Path) -> dict[str, LimitedCall]:
     """Both calls side by side, accepted with key 1 by SIP INFO, held until BYE."""
-    from conftest import Peers
+    from e2e_setup import Peers
 
     peers = Peers(service, workdir)
     carrier = peers.carrier("carrier_info", keys={"digit": "1"},

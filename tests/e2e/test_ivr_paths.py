@@ -18,7 +18,7 @@ from checks import (
     connected_call_id,
     seconds_between,
 )
-from conftest import Peers
+from e2e_setup import Peers
 from harness import Service, SippResult
 from limits import BackgroundLimits, LimitedCall
 

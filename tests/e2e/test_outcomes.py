@@ -19,7 +19,7 @@ from checks import (
     assert_not_billed,
     carrier_sink,
 )
-from conftest import Peers
+from e2e_setup import Peers
 from harness import UNTRUSTED, Service, SippResult
 
 pytestmark = pytest.mark.e2e

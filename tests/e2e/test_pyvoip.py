@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from audio import best_match, prompt_samples, write_wav
 from checks import Balances, assert_billed, assert_cdr, connected_call_id, seconds_between
-from conftest import Peers
+from e2e_setup import Peers
 from harness import Service, free_range
 
 pyVoIP = pytest.importorskip("pyVoIP")

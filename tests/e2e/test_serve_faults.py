@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from audio import RtpSink
 from checks import Balances, assert_cdr, connected_call_id
-from conftest import Peers, prepare_e2e_service
+from e2e_setup import Peers, prepare_e2e_service
 
 pytestmark = pytest.mark.e2e
 
