@@ -194,6 +194,7 @@ class Call:
         self.carrier_address: tuple[str, int] | None = None
         self.bridge: Bridge | None = None
         self.recorder: Recorder | None = None
+        self.recording_open: asyncio.Task[Recorder | None] | None = None
         self.recording_path: str | None = None
         self.catalogue: PromptCatalogue | None = None
         self.timer: asyncio.TimerHandle | None = None
@@ -777,20 +778,27 @@ class CallController:
             self._flush()
             return
         auth = call.authorization
-        if record and auth is not None:
-            try:
-                call.recorder = open_recording(
-                    self.settings.recordings_dir, _UNSAFE_FILE_CHARS.sub("_", call.id),
-                    privileged=auth.privileged, codecs=(media.session.codec,
-                                                        call.carrier_media.session.codec),
-                    now=now)
-            except (OSError, ValueError) as exc:
-                log.error("call %s: recording could not start: %s", call.id, exc)
-                call.recorder = None
-            if call.recorder is not None:
-                call.recording_path = str(call.recorder.path)
+        if record and auth is not None and not auth.privileged:
+            # Creating the file can wait on the disk (other recordings' syncs hold its
+            # journal): that happens off the event loop, which carries every other call.
+            self._flush()  # the 200 OK goes out meanwhile
+            call.recording_open = asyncio.get_running_loop().create_task(asyncio.to_thread(
+                open_recording, self.settings.recordings_dir,
+                _UNSAFE_FILE_CHARS.sub("_", call.id), privileged=False,
+                codecs=(media.session.codec, call.carrier_media.session.codec), now=now))
+            call_id = call.id
+            call.recording_open.add_done_callback(
+                lambda task: _log_recording_failure(call_id, task))
+            self._take_recorder(call, await _opened_recorder(call))
+            if flow.state is not CallState.CONNECTED or call.carrier_media is None:
+                return  # ended meanwhile: its settlement closes the recording
         self._start_bridge(call)
         self._flush()
+
+    def _take_recorder(self, call: Call, recorder: Recorder | None) -> None:
+        if recorder is not None and call.recorder is None:
+            call.recorder = recorder
+            call.recording_path = str(recorder.path)
 
     def _start_bridge(self, call: Call) -> None:
         assert call.facility_media is not None and call.carrier_media is not None
@@ -851,6 +859,9 @@ class CallController:
 
     async def _finish(self, call: Call, ended: CallEnded) -> None:
         """Close the recording, settle (or release) the reservation, write the CDR, log."""
+        if call.recording_open is not None:
+            # A call can end while its recording file is being created.
+            self._take_recorder(call, await _opened_recorder(call))
         recorder = call.recorder
         if recorder is not None and not recorder.closed:
             # Closing fsyncs the file: a disk wait that must not stall every other call.
@@ -905,6 +916,20 @@ class CallController:
             "post_dial_delay_ms": (round((call.flow.dial_at - ended.setup_at) * 1000, 2)
                                    if call.flow.dial_at is not None else None),
         }, separators=(",", ":")))
+
+
+async def _opened_recorder(call: Call) -> Recorder | None:
+    """The call's recorder once its file is created; None if it could not be."""
+    assert call.recording_open is not None
+    try:
+        return await asyncio.shield(call.recording_open)
+    except (OSError, ValueError):
+        return None  # logged once, by _log_recording_failure
+
+
+def _log_recording_failure(call_id: str, task: asyncio.Task[Recorder | None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("call %s: recording could not start: %s", call_id, exc)
 
 
 def _configure_leg(media: RtpEndpoint, negotiated: NegotiatedAudio) -> None:
