@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
+import ipaddress
 import random
 import socket
 import time
@@ -370,13 +372,9 @@ async def _bind_pair(
     loop: asyncio.AbstractEventLoop, host: str, port: int
 ) -> tuple[_Protocol, _Protocol]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    _, rtp = await loop.create_datagram_endpoint(
-        lambda: _Protocol(lambda d, a: None), local_addr=(host, port), family=family
-    )
+    _, rtp = await _bind_one(loop, host, port, family)
     try:
-        _, rtcp = await loop.create_datagram_endpoint(
-            lambda: _Protocol(lambda d, a: None), local_addr=(host, port + 1), family=family
-        )
+        _, rtcp = await _bind_one(loop, host, port + 1, family)
     except OSError:
         if rtp.transport is not None:
             rtp.transport.close()
@@ -386,3 +384,36 @@ async def _bind_pair(
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
     return rtp, rtcp
+
+
+async def _bind_one(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, family: int
+) -> tuple[asyncio.BaseTransport, _Protocol]:
+    """One UDP endpoint on ``host:port``.
+
+    For an address literal the socket is bound here and handed over: given
+    ``local_addr`` instead, the loop resolves it in its thread pool first,
+    milliseconds per bind under load, and the carrier leg's port is on the
+    post-dial path. Names still go through the loop's resolver.
+    """
+    if not _is_address(host):
+        return await loop.create_datagram_endpoint(
+            lambda: _Protocol(_ignore_datagram), local_addr=(host, port), family=family)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+        return await loop.create_datagram_endpoint(
+            lambda: _Protocol(_ignore_datagram), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+@functools.lru_cache(maxsize=64)
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

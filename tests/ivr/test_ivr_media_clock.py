@@ -178,3 +178,41 @@ def test_a_closed_bridged_call_is_freed_without_the_cycle_collector(loop_kind: s
         transport.close()
 
     run(loop_kind, main)
+
+
+def test_a_leg_on_an_address_literal_is_bound_without_the_resolver() -> None:
+    """uvloop resolves a ``local_addr`` in its thread pool (milliseconds under load, on
+    the post-dial path) and the loop spins meanwhile; an address literal never goes
+    there, so opening a leg takes a few loop iterations, not thousands."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        spins = 0
+        opened = False
+
+        def spin() -> None:
+            nonlocal spins
+            spins += 1
+            if not opened:
+                loop.call_soon(spin)
+
+        lo, hi = free_range(3)
+        alloc = PortAllocator(lo, hi)
+        loop.call_soon(spin)
+        legs = [await RtpEndpoint.open(PCMU, host="127.0.0.1", allocator=alloc)
+                for _ in range(3)]
+        opened = True
+        try:
+            assert [ep.port for ep in legs] == [lo, lo + 2, lo + 4]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe, \
+                    pytest.raises(OSError):
+                probe.bind(("127.0.0.1", lo + 1))  # the RTCP port is held too
+        finally:
+            for ep in legs:
+                ep.close()
+        return spins
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        spins = runner.run(main())
+    assert spins <= 30
