@@ -237,20 +237,24 @@ def test_announcement_to_both_parties_while_bridged() -> None:
         b = await RtpEndpoint.open(PCMA, allocator=ports, remote=bob.address)
         bridge = Bridge(a, b)
         bridge.start()
-        warning_u = g711.ulaw_encode(np.full(160 * 5, 500, dtype=np.int16))
-        warning_a = g711.alaw_encode(np.full(160 * 5, 500, dtype=np.int16))
+        n = 25  # half a second
+        warning_u = g711.ulaw_encode(np.full(160 * n, 500, dtype=np.int16))
+        warning_a = g711.alaw_encode(np.full(160 * n, 500, dtype=np.int16))
         done = bridge.announce(warning_u, warning_a)
         # Meanwhile the parties keep talking: they do not hear each other during it.
         for i in range(3):
             alice.send(build_packet(0, i, i * 160, 1, b"\x10" * 160), ("127.0.0.1", a.port))
-            await asyncio.sleep(0.02)
-        await asyncio.wait_for(done, 5)
-        frames = range(0, 800, 160)
+        await asyncio.sleep(0.05)
+        held = len(bob.received)
+        await asyncio.wait_for(done, 10)
+        frames = range(0, 160 * n, 160)
         assert [p.payload for p in alice.received] == [warning_u[i : i + 160] for i in frames]
         assert [p.payload for p in bob.received] == [warning_a[i : i + 160] for i in frames]
+        assert held < n and {p.ssrc for p in bob.received} == {b.session.ssrc}
         # After it, relaying resumes.
         alice.send(build_packet(0, 9, 9 * 160, 1, b"\x10" * 160), ("127.0.0.1", a.port))
-        await wait_for(lambda: len(bob.received) == 6)
+        await wait_for(lambda: len(bob.received) == n + 1)
+        assert bob.received[-1].ssrc == 1
         assert bob.received[-1].payload == bytes([0x10]).translate(g711.ULAW_TO_ALAW) * 160
         bridge.stop()
         a.close()
