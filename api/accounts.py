@@ -318,7 +318,7 @@ async def list_refunds(
     caller: Caller, ctx: Context,
     status: Annotated[Literal["pending_review", "approved", "paid", "rejected"] | None,
                       Query()] = None,
-    account_id: Annotated[str | None, Query(max_length=100)] = None,
+    account_id: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> list[RefundOut]:
     caller.require(*MONEY_ROLES)
     service = ctx.require_accounts()
