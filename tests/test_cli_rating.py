@@ -186,6 +186,27 @@ def test_rerate_rates_good_rows_and_names_bad_lines(capsys: pytest.CaptureFixtur
     assert out[2]["total"] == f"{q9.total_units / 10000:.2f}"
 
 
+def test_rerate_leaves_out_calls_never_connected(capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
+    rows = [
+        ["c1", "tx-state-prison", "+15125550100", "advance_connect", "900",
+         "2026-11-25T14:00:00Z", ""],
+        ["refused", "tx-state-prison", "+15125550199", "", "0", "2026-11-25T14:00:00Z", ""],
+        ["garbage", "tx-state-prison", "12", "", "0", "2026-11-25T14:00:00Z", ""],
+        ["no-product-but-talked", "tx-state-prison", "+15125550100", "", "30",
+         "2026-11-25T14:00:00Z", ""],
+    ]
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write_cdrs(source, rows)
+    status, _, err = run(capsys, "rerate", str(source), "-o", str(target))
+    assert status == 1  # the talked call without a product is malformed
+    assert "2 call(s) never connected" in err
+    assert f"{source}:5: product: missing" in err
+    assert "1 bad row(s)" in err
+    with target.open(newline="") as fh:
+        assert [r["call_id"] for r in csv.DictReader(fh)] == ["c1"]
+
+
 def test_rerate_rejects_a_file_without_the_columns(capsys: pytest.CaptureFixture[str],
                                                    tmp_path: Path) -> None:
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"

@@ -18,7 +18,9 @@ Output CSV: ``call_id, facility, number`` (E.164), ``product, seconds,
 started_at, jurisdiction, rate_per_minute, billed_seconds, charge, fees,
 taxes, total`` with money as decimal strings. A malformed row is reported on
 stderr with its line number and left out; the others are rated, and the exit
-status is 1 when any row was bad.
+status is 1 when any row was bad. A call that was never connected (empty
+``product`` and 0 seconds: refused, declined, unanswered; the controller's
+export has such rows) is not a malformed row: it is left out and counted.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class RowError(ValueError):
     """A malformed CDR row; the message names the column."""
 
 
+class UnbilledRow(Exception):
+    """A call that was never connected: nothing to rate."""
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
@@ -91,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     placed: dict[tuple[int, str], tuple[str, int, int]] = {}
 
     def parse_row(row: dict[str, str | None]) -> tuple[Any, ...]:
+        if not (row.get("product") or "").strip() and (row.get("seconds") or "").strip() == "0":
+            raise UnbilledRow
         values = {}
         for column in REQUIRED_COLUMNS:
             value = row.get(column)
@@ -136,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         return (values["call_id"], fid, e164, product, int(text), values["started_at"],
                 f, PRODUCT_INDEX[product], jur, day, termination)
 
-    bad = 0
+    bad = unbilled = 0
     try:
         source = args.input.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -191,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
                     if None in row:
                         raise RowError("too many fields")
                     chunk.append(parse_row(row))
+                except UnbilledRow:
+                    unbilled += 1
                 except RowError as exc:
                     bad += 1
                     progress.clear()
@@ -199,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
                     flush()
             flush()
 
+    if unbilled:
+        print(f"ics rerate: {unbilled} call(s) never connected (no product, 0 seconds) "
+              "left out", file=sys.stderr)
     if bad:
         print(f"ics rerate: {bad} bad row(s) left out; the others were rated", file=sys.stderr)
         return 1
