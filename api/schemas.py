@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
@@ -16,6 +17,7 @@ from accounts import (
     Person,
     Receivable,
     Refund,
+    Restriction,
     Subscription,
 )
 from rating import cents_str, rate_str
@@ -166,10 +168,27 @@ class SubscriptionOut(BaseModel):
         )
 
 
+def restriction_id(r: Restriction) -> str:
+    """A stable id for a restriction, derived from its content.
+
+    The store keeps a person's restrictions as a plain list, so the id is what
+    the restriction says: the same restriction set twice is one restriction.
+    """
+    until = "" if r.until is None else r.until.astimezone(UTC).isoformat(timespec="microseconds")
+    digest = hashlib.sha256("\x1f".join((r.kind, until, r.note)).encode()).hexdigest()
+    return f"rs-{digest[:16]}"
+
+
 class RestrictionOut(BaseModel):
+    id: str = Field(description="Stable id derived from kind, until and note.")
     kind: str
-    until: datetime | None = None
+    until: datetime | None = Field(default=None,
+                                   description="End of the restriction; null means indefinite.")
     note: str = ""
+
+    @classmethod
+    def of(cls, r: Restriction) -> RestrictionOut:
+        return cls(id=restriction_id(r), kind=r.kind, until=r.until, note=r.note)
 
 
 class PersonOut(BaseModel):
@@ -186,8 +205,7 @@ class PersonOut(BaseModel):
         return cls(
             facility=p.facility_id, pin=p.pin, name=p.name, language=p.language,
             allowed_numbers=sorted(p.allowed_numbers),
-            restrictions=[RestrictionOut(kind=r.kind, until=r.until, note=r.note)
-                          for r in p.restrictions],
+            restrictions=[RestrictionOut.of(r) for r in p.restrictions],
             released_at=p.released_at,
         )
 

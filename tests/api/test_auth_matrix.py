@@ -8,7 +8,12 @@ from typing import Any
 import httpx
 import pytest
 
+from accounts import Restriction
+from api.schemas import restriction_id
 from tests.api.conftest import AL_FACILITY, FINANCE, TX_FACILITY, auth
+
+#: A restriction person 100002 has during these tests, so that lifting it is real.
+STANDING_RESTRICTION = Restriction("suspension", None, "matrix")
 
 #: A request per admin operation that would succeed with the admin token.
 DEPOSIT = {"amount": "5.00", "method": "card", "idempotency_key": "matrix-dep"}
@@ -50,6 +55,12 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, str] | No
                         "+15125550100", None, None),
     "release_person": ("POST", "/v1/facilities/tx-state-prison/people/100001/release", None,
                        None),
+    "list_restrictions": ("GET", "/v1/facilities/tx-state-prison/people/100001/restrictions",
+                          None, None),
+    "add_restriction": ("POST", "/v1/facilities/tx-state-prison/people/100001/restrictions",
+                        {"kind": "suspension", "until": "2026-04-01T00:00:00Z"}, None),
+    "lift_restriction": ("DELETE", "/v1/facilities/tx-state-prison/people/100002/restrictions/"
+                         + restriction_id(STANDING_RESTRICTION), None, None),
     "list_blocks": ("GET", "/v1/facilities/tx-state-prison/blocks", None, None),
     "add_block": ("POST", "/v1/facilities/tx-state-prison/blocks", {"number": "+15125550177"},
                   None),
@@ -74,8 +85,10 @@ MONEY = ["create_account", "list_accounts", "get_account", "deposit", "payment",
          "deny_refund", "refund_paid", "list_single_calls", "confirm_single_call",
          "fail_single_call", "buy_subscription", "list_subscriptions", "get_subscription"]
 SCREENING_WRITES = ["add_person", "set_language", "allow_number", "disallow_number",
-                    "release_person", "add_block", "remove_block"]
-TX_SCREENING = ["list_people", "get_person", "list_blocks", *SCREENING_WRITES]
+                    "release_person", "add_block", "remove_block", "add_restriction",
+                    "lift_restriction"]
+TX_SCREENING = ["list_people", "get_person", "list_restrictions", "list_blocks",
+                *SCREENING_WRITES]
 
 #: (token, operation) pairs that must be refused with 403.
 FORBIDDEN: list[tuple[str, str]] = [
@@ -87,6 +100,11 @@ FORBIDDEN: list[tuple[str, str]] = [
     *[(FINANCE, op) for op in (*TX_SCREENING, "list_privileged", "add_privileged",
                                "remove_privileged", "list_calls", "hang_up")],
 ]
+
+
+@pytest.fixture(autouse=True)
+async def standing_restriction(service: Any) -> None:
+    await service.store.set_restrictions("tx-state-prison", "100002", [STANDING_RESTRICTION])
 
 
 async def snapshot(service: Any, live_calls: Any) -> dict[str, Any]:
