@@ -166,6 +166,8 @@ class StoreConfig(_Model):
     journal_path: RelPath = Field(
         default=Path("var/settlement-journal.sqlite3"), validate_default=True
     )
+    #: Redis: days a settled or released reservation and its id claims are kept.
+    finished_call_ttl_days: int = Field(default=35, ge=1)
 
     @field_validator("cluster_nodes")
     @classmethod

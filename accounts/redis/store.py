@@ -43,6 +43,21 @@ settlement of a reservation this node made, and a call record, are written
 to a local journal instead (``accounts.settlement_journal``) and replayed
 exactly once when Redis answers again, before anything else when the store
 is opened.
+
+Expiry. What only a finished call needs is kept ``finished_call_ttl_days``
+(35 by default) after its reservation is settled or released, then Redis
+deletes it: the reservation hash (with its settle token) and the global
+``loc:res:<id>`` and ``loc:call:<id>`` claims. The settle script sets the
+expiry in the same step that closes the reservation, so a reservation is never
+open and expiring; on a standalone Redis the claims expire in that script too,
+on a cluster (where they live in other slots) by an ``EXPIRE`` sent right
+after it and again on any replayed settle. The period outlasts any retry,
+journal replay or dispute: a settle re-sent within it is answered as a replay
+and moves no money; after it, an unknown reservation. Nothing that carries
+money ever expires: balances, ledger streams, open reservations,
+subscriptions, receivables, refunds, invoices, call records and idempotency
+keys of payments stay. The per-tag ``calls`` index (call id to reservation
+id, one hash field per call) is not expired: Redis 7.0 has no per-field expiry.
 """
 
 from __future__ import annotations
@@ -129,6 +144,8 @@ RESERVATION_CACHE_SIZE = 50_000
 #: Which accounts and subscriptions may pay for a (facility, PIN, number), as last
 #: read on this node: the guess lets one round trip read the payers with the index.
 PAYER_GUESS_SIZE = 200_000
+#: Days a settled or released reservation and its id claims are kept by default.
+FINISHED_CALL_TTL_DAYS = 35
 #: Payer reads made with a call's screening are used by that call's next step only
 #: if it comes within this many seconds (it normally comes at once).
 PREFETCH_AGE = 1.0
@@ -337,7 +354,13 @@ class RedisAccountStore(AccountStore):
         journal_path: str | Path | None = None,
         on_journaled: Callable[[str], None] | None = None,
         replay_interval: float = 1.0,
+        finished_call_ttl_days: int = FINISHED_CALL_TTL_DAYS,
     ) -> None:
+        if isinstance(finished_call_ttl_days, bool) or finished_call_ttl_days < 1:
+            raise ValueError(
+                "finished_call_ttl_days must be a whole number >= 1,"
+                f" not {finished_call_ttl_days!r}"
+            )
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be non-empty and free of braces, not {prefix!r}")
         if not cluster_nodes and not url:
@@ -366,13 +389,16 @@ class RedisAccountStore(AccountStore):
         self.journal = SettlementJournal(journal_path) if journal_path is not None else None
         self.on_journaled = on_journaled
         self.replay_interval = replay_interval
+        #: Seconds a settled or released reservation and its id claims are kept.
+        self.finished_call_ttl = int(finished_call_ttl_days) * 86_400
         self._replayer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(
         cls, config: Any, *, on_unavailable: Callable[[str], None] | None = None
     ) -> RedisAccountStore:
-        """From the ``[store]`` table: ``url``, or ``cluster_nodes`` = ["host:port", ...]."""
+        """From the ``[store]`` table: ``url``, or ``cluster_nodes`` = ["host:port", ...],
+        ``prefix``, ``journal_path`` and ``finished_call_ttl_days``."""
         nodes = tuple(getattr(config, "cluster_nodes", ()) or ())
         return cls(
             config.url,
@@ -380,6 +406,9 @@ class RedisAccountStore(AccountStore):
             prefix=getattr(config, "prefix", "ics") or "ics",
             on_unavailable=on_unavailable,
             journal_path=getattr(config, "journal_path", None),
+            finished_call_ttl_days=getattr(
+                config, "finished_call_ttl_days", FINISHED_CALL_TTL_DAYS
+            ),
         )
 
     # -- plumbing ------------------------------------------------------------------
@@ -1218,6 +1247,7 @@ class RedisAccountStore(AccountStore):
         else:
             mode = "none"
         stamp = ts(at)
+        claims = [self._k("loc", "res", r.id), self._k("loc", "call", r.call_id)]
         try:
             # The arguments are text already: this runs for every call.
             result = _check(
@@ -1229,6 +1259,8 @@ class RedisAccountStore(AccountStore):
                         payer,
                         receivable_key,
                         receivable_set,
+                        # Other slots on a cluster: expired just below instead.
+                        *(() if self.is_cluster else claims),
                     ],
                     [
                         mode,
@@ -1243,6 +1275,7 @@ class RedisAccountStore(AccountStore):
                         r.facility_id,
                         _tx_json(ledger) if ledger is not None else "",
                         receivable_id or "",
+                        str(self.finished_call_ttl),
                         *_pairs(receivable_fields),
                     ],
                 ),
@@ -1256,6 +1289,10 @@ class RedisAccountStore(AccountStore):
                 await self._release_id("rcv", receivable_id, tag.removeprefix("n:"))
             raise
         self._forget(reservation_id)
+        if self.is_cluster:
+            # Not atomic with the settlement: if this is lost the claims stay (a
+            # few bytes, no money); a replayed settle sends it again.
+            await self._batch([("EXPIRE", key, self.finished_call_ttl) for key in claims])
         return replace(
             r,
             status=ReservationStatus.SETTLED,

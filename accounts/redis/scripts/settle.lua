@@ -1,11 +1,16 @@
 -- Charge and close a reservation, release the rest of the hold, atomically.
 -- KEYS: 1 reservation hash, 2 open set, 3 ledger stream, 4 payer hash (account or
 --       subscription; else the reservation hash), 5 receivable hash, 6 receivable set
---       (both the reservation hash when there is no receivable)
+--       (both the reservation hash when there is no receivable),
+--       7.. keys that expire with the settled reservation (its global id claims, on a
+--       standalone Redis only: on a cluster they live in other slots)
 -- ARGV: 1 mode (account|subscription|single|none), 2 token, 3 reservation id,
 --       4 expected amount held, 5 charge, 6 talked seconds, 7 seconds used (subscription),
 --       8 max seconds, 9 timestamp, 10 facility, 11 ledger entry ('' when none),
---       12 receivable id, 13.. receivable field/value pairs
+--       12 receivable id, 13 seconds the finished reservation is kept,
+--       14.. receivable field/value pairs
+-- The settled reservation (and with it its settle token) expires; the ledger entry,
+-- balances, subscription and receivable it wrote never do.
 local r = redis.call('HMGET', KEYS[1], 'status', 'settle_token', 'amount', 'heartbeat_seconds',
   'heartbeat_at')
 if not r[1] then return {'notfound', 'no reservation ' .. ARGV[3]} end
@@ -35,7 +40,7 @@ elseif mode == 'single' then
     return {'dup', 'receivable ' .. ARGV[12] .. ' exists'}
   end
   local fields = {}
-  for i = 13, #ARGV do fields[#fields + 1] = ARGV[i] end
+  for i = 14, #ARGV do fields[#fields + 1] = ARGV[i] end
   redis.call('HSET', KEYS[5], unpack(fields))
   redis.call('SADD', KEYS[6], ARGV[12])
 end
@@ -43,4 +48,7 @@ if ARGV[11] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[11]) end
 redis.call('HSET', KEYS[1], 'status', 'settled', 'settled_at', at, 'talked_seconds', ARGV[6],
   'charged', ARGV[5], 'settle_token', ARGV[2])
 redis.call('SREM', KEYS[2], ARGV[3])
+local keep = tonumber(ARGV[13])
+redis.call('EXPIRE', KEYS[1], keep)
+for i = 7, #KEYS do redis.call('EXPIRE', KEYS[i], keep) end
 return {'ok', '', r[4], r[5]}
