@@ -9,6 +9,12 @@ spread theirs), and the energy is even across the window (it is not the edge
 of a tone). A digit is reported when two consecutive windows agree (so tones
 of 40 ms or more are caught and tones under 25 ms are not), and
 the detector then waits for two windows without it before reporting again.
+
+Cost per batch of samples is a handful of numpy calls whatever its length: the
+windows' DFT terms come from one product of the hop-long blocks with a table,
+silent batches stop after one dot product, batches where no window could pass
+the tone share (speech) stop before the finer tests, and runs of windows
+without a digit advance the state machine without stepping through each one.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ CONFIRM_WINDOWS = 2
 RELEASE_WINDOWS = 2
 
 _FREQS = np.array(ROWS + COLS)
+_QUARTER = WINDOW // 4
 _n = np.arange(WINDOW)
 # A Goertzel filter at an exact frequency is a single DFT term: evaluate all
 # eight for many windows at once as one matrix product.
@@ -50,45 +57,101 @@ _BASIS = np.concatenate(
     ],
     axis=1,
 )
+# A window is two hops, so its DFT terms are the first half of the basis applied
+# to one hop-long block plus the second half applied to the next: one product of
+# the (non-overlapping) blocks with both halves side by side serves every window,
+# with no overlapping window matrix built.
+_BLOCK_BASIS = np.ascontiguousarray(np.concatenate([_BASIS[:HOP], _BASIS[HOP:]], axis=1))
 _NORMAL_TWIST = 10 ** (NORMAL_TWIST_DB / 10)
 _REVERSE_TWIST = 10 ** (REVERSE_TWIST_DB / 10)
 # Power of a tone of amplitude A at its own frequency over the window: (A*N/2)^2.
 _MIN_POWER = (MIN_TONE_AMPLITUDE * WINDOW / 2) ** 2
+# Tone share as a bound on the power at all eight frequencies, a hair lenient.
+_SCREEN_SHARE = TONE_SHARE * WINDOW / 2 * (1 - 1e-9)
 
 
-def classify_windows(windows: npt.NDArray[np.float64]) -> list[str | None]:
-    """The digit each window (shape (k, WINDOW)) holds, or None."""
-    if len(windows) == 0:
-        return []
-    q = windows.reshape(len(windows), 4, WINDOW // 4)
-    quarters = np.einsum("ijk,ijk->ij", q, q)
-    energy = quarters.sum(axis=1)
-    # A DFT term's power is at most N times the window energy (Cauchy-Schwarz), so
-    # quiet windows (pauses, silence: most of a call) cannot hold a digit.
-    if float(energy.max()) * WINDOW < _MIN_POWER:
-        return [None] * len(windows)
-    proj = windows @ _BASIS
-    power = proj[:, :8] ** 2 + proj[:, 8:] ** 2
-    rows, cols = power[:, :4], power[:, 4:]
-    ri = rows.argmax(axis=1)
-    ci = cols.argmax(axis=1)
-    idx = np.arange(len(windows))
-    rmax = rows[idx, ri]
-    cmax = cols[idx, ci]
-    rsorted = np.sort(rows, axis=1)
-    csorted = np.sort(cols, axis=1)
+def window_count(samples: int) -> int:
+    """How many whole windows, one every HOP samples, ``samples`` samples hold."""
+    return 0 if samples < WINDOW else (samples - WINDOW) // HOP + 1
+
+
+def _blocks(samples: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.float64]:
+    # The hop-long blocks that ``count`` windows cover: window i is blocks i and i+1.
+    return np.ascontiguousarray(samples[: (count + 1) * HOP], dtype=np.float64).reshape(
+        count + 1, HOP
+    )
+
+
+def _projections(blocks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    # Each window's cosine then sine terms at the eight frequencies, shape (k, 16).
+    proj: npt.NDArray[np.float64] = blocks @ _BLOCK_BASIS
+    return proj[:-1, :16] + proj[1:, 16:]
+
+
+def _powers(proj: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return proj[:, :8] ** 2 + proj[:, 8:] ** 2
+
+
+def _quarters(blocks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    halves = blocks.reshape(len(blocks), HOP // _QUARTER, _QUARTER)
+    half_energy = np.einsum("ijk,ijk->ij", halves, halves)
+    return np.concatenate([half_energy[:-1], half_energy[1:]], axis=1)
+
+
+def window_analysis(
+    samples: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per window of ``samples`` (1-D, windows every HOP samples): the power at the
+    eight DTMF frequencies (shape (k, 8), rows then columns) and the energy of each
+    quarter of the window (shape (k, 4))."""
+    count = window_count(len(samples))
+    if count == 0:
+        return np.zeros((0, 8)), np.zeros((0, 4))
+    blocks = _blocks(samples, count)
+    return _powers(_projections(blocks)), _quarters(blocks)
+
+
+def window_hits(
+    power: npt.NDArray[np.float64], quarters: npt.NDArray[np.float64]
+) -> list[tuple[int, str]]:
+    """The windows that hold a digit, as (window index, digit), from
+    ``window_analysis``'s figures."""
+    k = len(power)
+    groups = power.reshape(k, 2, 4)
+    best = groups.argmax(axis=2)
+    ranked = np.sort(groups, axis=2)
+    rmax, cmax = ranked[:, 0, 3], ranked[:, 1, 3]
     ok = (
         (rmax >= _MIN_POWER)
         & (cmax >= _MIN_POWER)
-        & (rmax >= PEAK_RATIO * rsorted[:, -2])
-        & (cmax >= PEAK_RATIO * csorted[:, -2])
+        & (rmax >= PEAK_RATIO * ranked[:, 0, 2])
+        & (cmax >= PEAK_RATIO * ranked[:, 1, 2])
         & (cmax * _NORMAL_TWIST >= rmax)
         & (rmax * _REVERSE_TWIST >= cmax)
         # A pure tone of power P has energy 2P/N in the window.
-        & ((rmax + cmax) * 2.0 / WINDOW >= TONE_SHARE * energy)
+        & ((rmax + cmax) * 2.0 / WINDOW >= TONE_SHARE * quarters.sum(axis=1))
         & (quarters.min(axis=1) >= QUARTER_BALANCE * quarters.max(axis=1))
     )
-    return [KEYPAD[r][c] if good else None for r, c, good in zip(ri, ci, ok, strict=True)]
+    hits = np.flatnonzero(ok)
+    keys = (best[hits, 0] * 4 + best[hits, 1]).tolist()
+    return [(i, KEYPAD[key // 4][key % 4]) for i, key in zip(hits.tolist(), keys, strict=True)]
+
+
+def _is_quiet(samples: npt.NDArray[np.float64]) -> bool:
+    # A DFT term's power is at most N times the window energy (Cauchy-Schwarz), and no
+    # window holds more energy than all the samples together, so quiet stretches
+    # (pauses, silence: most of a call) cannot hold a digit and need no analysis.
+    return float(np.dot(samples, samples)) * WINDOW < _MIN_POWER
+
+
+def _may_hold_tones(proj: npt.NDArray[np.float64], blocks: npt.NDArray[np.float64]) -> bool:
+    # The two tones' power is part of all eight frequencies' power, so windows where
+    # the eight together fall short of the tone share (speech, noise) hold no digit.
+    # The margin covers rounding: this must never turn away a window that passes.
+    eight = np.einsum("ij,ij->i", proj, proj)
+    block_energy = np.einsum("ij,ij->i", blocks, blocks)
+    energy = block_energy[:-1] + block_energy[1:]
+    return bool((eight >= energy * _SCREEN_SHARE).any())
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,28 +173,41 @@ class InbandDetector:
         self._miss = 0
 
     def feed(self, samples: npt.ArrayLike) -> list[InbandDigit]:
-        data = np.asarray(samples, dtype=np.float64)
-        buf = np.concatenate([self._buffer, data]) if len(self._buffer) else data
-        count = 0 if len(buf) < WINDOW else (len(buf) - WINDOW) // HOP + 1
+        if len(self._buffer):
+            buf = np.concatenate([self._buffer, np.asarray(samples)], dtype=np.float64)
+        else:
+            buf = np.asarray(samples, dtype=np.float64)
+        count = window_count(len(buf))
         if count == 0:
             self._buffer = buf
             return []
-        # Overlapping windows as a strided view (no copy).
-        stride = buf.strides[0]
-        windows = np.lib.stride_tricks.as_strided(
-            buf, shape=(count, WINDOW), strides=(HOP * stride, stride), writeable=False
-        )
-        labels = classify_windows(windows)
+        used = count * HOP
         out: list[InbandDigit] = []
-        for i, label in enumerate(labels):
+        hits: list[tuple[int, str]] = []
+        if not _is_quiet(buf[: used + WINDOW - HOP]):
+            blocks = _blocks(buf, count)
+            proj = _projections(blocks)
+            if _may_hold_tones(proj, blocks):
+                hits = window_hits(_powers(proj), _quarters(blocks))
+        last = -1
+        for i, label in hits:
+            if i > last + 1:
+                self._no_digit(i - last - 1)
+            last = i
             digit = self._step(label)
             if digit is not None:
                 end = self._consumed + i * HOP + WINDOW
                 out.append(InbandDigit(digit, end / RATE))
-        used = count * HOP
+        self._no_digit(count - last - 1)
         self._buffer = buf[used:].copy()
         self._consumed += used
         return out
+
+    def _no_digit(self, count: int) -> None:
+        # ``count`` windows in a row without a digit: after RELEASE_WINDOWS of them the
+        # state no longer changes, so the rest need no stepping.
+        for _ in range(min(count, RELEASE_WINDOWS)):
+            self._step(None)
 
     def _step(self, label: str | None) -> str | None:
         if self._active is not None:

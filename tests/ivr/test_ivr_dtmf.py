@@ -9,7 +9,18 @@ import pytest
 
 from ivr import g711
 from ivr.catalogue import PromptCatalogue
-from ivr.inband import InbandDetector, dtmf_tone
+from ivr.inband import (
+    COLS,
+    HOP,
+    KEYPAD,
+    RATE,
+    ROWS,
+    WINDOW,
+    InbandDetector,
+    dtmf_tone,
+    window_analysis,
+    window_hits,
+)
 from ivr.rfc4733 import TelephoneEvent, TelephoneEventReceiver, event_packets, parse_red
 from ivr.rtp import RtpPacket
 from ivr.sip_info import parse_dtmf_info
@@ -227,3 +238,126 @@ def test_no_false_detection_on_any_shipped_prompt(lang: str) -> None:
     # And the whole greeting as it is really played.
     seq = tuple(n for n in names if not n.startswith("num_"))
     assert detect(cat.render(seq)) == ""
+
+
+# -- in-band, against a straightforward per-window reference ---------------------
+
+
+def reference_features(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: Goertzel power at the eight frequencies (the textbook recursion)
+    and the energy of each quarter, window by window."""
+    count = (len(x) - WINDOW) // HOP + 1
+    windows = np.array([x[i * HOP : i * HOP + WINDOW] for i in range(count)], dtype=float)
+    coeff = 2 * np.cos(2 * np.pi * np.array(ROWS + COLS) / RATE)
+    s1 = np.zeros((count, 8))
+    s2 = np.zeros((count, 8))
+    for n in range(WINDOW):
+        s1, s2 = windows[:, n : n + 1] + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    quarters = np.array([[float(np.sum(q * q)) for q in np.split(w, 4)] for w in windows])
+    return power, quarters
+
+
+def reference_labels(power: np.ndarray, quarters: np.ndarray) -> list[str | None]:
+    """The detection criteria spelled out one window at a time."""
+    min_power = (500.0 * WINDOW / 2) ** 2
+    out: list[str | None] = []
+    for p, q in zip(power, quarters, strict=True):
+        rows, cols = sorted(p[:4]), sorted(p[4:])
+        r, c = rows[-1], cols[-1]
+        good = (
+            r >= min_power
+            and c >= min_power
+            and r >= 4.0 * rows[-2]
+            and c >= 4.0 * cols[-2]
+            and c >= r / 10 ** 0.8  # column at most 8 dB below the row
+            and r >= c / 10 ** 0.4  # and at most 4 dB above it
+            and (r + c) * 2 / WINDOW >= 0.75 * sum(q)
+            and min(q) >= 0.6 * max(q)
+        )
+        out.append(KEYPAD[int(np.argmax(p[:4]))][int(np.argmax(p[4:]))] if good else None)
+    return out
+
+
+def reference_detect(labels: list[str | None]) -> list[tuple[str, float]]:
+    """Two agreeing windows make a digit; two windows without it end it."""
+    found, candidate, seen, active, miss = [], None, 0, None, 0
+    for i, label in enumerate(labels):
+        if active is not None:
+            if label == active:
+                miss = 0
+                continue
+            miss += 1
+            if miss < 2:
+                continue
+            active, miss = None, 0
+        if label is None:
+            candidate, seen = None, 0
+            continue
+        candidate, seen = label, seen + 1 if label == candidate else 1
+        if seen >= 2:
+            found.append((label, (i * HOP + WINDOW) / RATE))
+            active, candidate, seen = label, None, 0
+    return found
+
+
+def varied_key_presses(seed: int, presses: int) -> np.ndarray:
+    """Key presses of random length (some too short), level, twist and spacing."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for _ in range(presses):
+        digit = DIGITS[int(rng.integers(16))]
+        level, twist = float(rng.uniform(-36, -2)), float(rng.uniform(-10, 6))
+        parts.append(dtmf_tone(digit, int(rng.integers(15, 120)), level, twist).astype(float))
+        parts.append(np.zeros(int(rng.integers(0, 600))))
+    return np.concatenate(parts)
+
+
+def test_window_figures_match_goertzel_on_random_and_tone_audio() -> None:
+    rng = np.random.default_rng(11)
+    keys = varied_key_presses(5, 30)
+    cases = {
+        "white noise": rng.normal(0, 4000, 4000),
+        "full-scale random": rng.integers(-32768, 32768, 4000).astype(float),
+        "tones": keys,
+        "tones in noise": keys + rng.normal(0, 1500, len(keys)),
+        "speech": PromptCatalogue("en").audio("intro_prepaid")[:8000].astype(float),
+        "odd length": rng.normal(0, 100, 1234),
+    }
+    for name, x in cases.items():
+        power, quarters = window_analysis(x)
+        ref_power, ref_quarters = reference_features(x)
+        assert power.shape == ref_power.shape == (len(ref_power), 8), name
+        assert len(power) == (len(x) - WINDOW) // HOP + 1, name
+        # Errors are rounding only: tiny next to what the window holds.
+        scale = WINDOW * ref_quarters.sum(axis=1, keepdims=True) + 1.0
+        assert np.all(np.abs(power - ref_power) <= 1e-9 * scale), name
+        assert np.allclose(quarters, ref_quarters, rtol=1e-12, atol=1e-6), name
+    assert [a.shape for a in window_analysis(np.zeros(WINDOW - 1))] == [(0, 8), (0, 4)]
+
+
+def test_window_decisions_and_streamed_digits_match_the_reference() -> None:
+    rng = np.random.default_rng(13)
+    speech = PromptCatalogue("es").render(("intro_prepaid", "recording_notice")).astype(float)
+    keys = varied_key_presses(17, 60)
+    cases = [
+        keys,
+        keys + rng.normal(0, 2500, len(keys)),
+        np.concatenate([speech[:24_000], keys[:20_000], speech[:8000]]),
+        g711.alaw_decode(g711.alaw_encode(np.clip(keys, -32768, 32767).astype(np.int16))),
+    ]
+    total_hits = 0
+    for x in cases:
+        labels = reference_labels(*reference_features(x))
+        hits = window_hits(*window_analysis(x))
+        assert [(i, d) for i, d in enumerate(labels) if d is not None] == hits
+        total_hits += len(hits)
+        expected = reference_detect(labels)
+        assert expected
+        for chunk in (1, 77, 160, 1280, len(x)):
+            det = InbandDetector()
+            got = [
+                (d.digit, d.at) for i in range(0, len(x), chunk) for d in det.feed(x[i : i + chunk])
+            ]
+            assert got == expected, chunk
+    assert total_hits > 300  # the cases really exercise the tone path
