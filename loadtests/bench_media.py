@@ -283,6 +283,7 @@ def run_relay(
 def dtmf_throughput(seconds_of_audio: int) -> tuple[float, float, float, int]:
     from ivr.catalogue import PromptCatalogue
     from ivr.inband import InbandDetector, dtmf_tone
+    from ivr.session import INBAND_BATCH
 
     cat = PromptCatalogue("en")
     speech = cat.render(tuple(cat.names()))
@@ -294,7 +295,7 @@ def dtmf_throughput(seconds_of_audio: int) -> tuple[float, float, float, int]:
     seconds = len(audio) / 8000
 
     rates = []
-    for chunk in (160, 480, 80_000):
+    for chunk in (160, INBAND_BATCH, 80_000):
         det = InbandDetector()
         c0 = time.process_time()
         found = 0
@@ -346,10 +347,12 @@ def main() -> int:
                       f"{r.relay_cpu:>9.2f} {r.generator_cpu:>7.2f} "
                       f"{r.loop_lag_p99_ms:>7.2f} {r.loop_lag_max_ms:>7.1f}", flush=True)
     if args.dtmf_seconds:
+        from ivr.session import INBAND_BATCH
+
         per_packet, per_batch, per_block, found = dtmf_throughput(args.dtmf_seconds)
         print(f"in-band DTMF detector, seconds of audio analysed per CPU second: "
-              f"{per_packet:,.0f} fed per 20 ms packet, {per_batch:,.0f} per 60 ms "
-              f"(as MediaSession feeds it), {per_block:,.0f} per 10 s block "
+              f"{per_packet:,.0f} fed per 20 ms packet, {per_batch:,.0f} per "
+              f"{INBAND_BATCH // 8} ms (as MediaSession feeds it), {per_block:,.0f} per 10 s block "
               f"({found} digits found, none missed)")
     print(f"load average {os.getloadavg()[0]:.2f} at end")
     return 0
