@@ -80,6 +80,7 @@ from accounts.store import (
     PayerCandidates,
     ScreeningFacts,
 )
+from accounts.store import restriction_id as id_of
 from rating import Product
 
 SCHEMA = """
@@ -1429,6 +1430,43 @@ class SqliteAccountStore(AccountStore):
             if cur.rowcount == 0:
                 raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
         return self._person_req(facility_id, pin)
+
+    def _restrictions_in(
+        self, db: sqlite3.Connection, facility_id: str, pin: str
+    ) -> tuple[Restriction, ...]:
+        row = db.execute(
+            "SELECT restrictions FROM people WHERE facility_id = ? AND pin = ?", (facility_id, pin)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        return self._restrictions_from(row[0])
+
+    def _write_restrictions(
+        self, db: sqlite3.Connection, facility_id: str, pin: str, kept: Sequence[Restriction]
+    ) -> None:
+        db.execute(
+            "UPDATE people SET restrictions = ? WHERE facility_id = ? AND pin = ?",
+            (self._restrictions_json(kept), facility_id, pin),
+        )
+
+    async def add_restriction(self, facility_id: str, pin: str, restriction: Restriction) -> bool:
+        new_id = id_of(restriction)
+        # Read and write inside one BEGIN IMMEDIATE: no other writer can slip in between.
+        with self._tx() as db:
+            current = self._restrictions_in(db, facility_id, pin)
+            if any(id_of(r) == new_id for r in current):
+                return False
+            self._write_restrictions(db, facility_id, pin, [*current, restriction])
+        return True
+
+    async def remove_restriction(self, facility_id: str, pin: str, restriction_id: str) -> bool:
+        with self._tx() as db:
+            current = self._restrictions_in(db, facility_id, pin)
+            kept = [r for r in current if id_of(r) != restriction_id]
+            if len(kept) == len(current):
+                return False
+            self._write_restrictions(db, facility_id, pin, kept)
+        return True
 
     async def set_person_language(self, facility_id: str, pin: str, language: str) -> Person:
         with self._tx() as db:

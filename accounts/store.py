@@ -9,9 +9,10 @@ just these methods and passes the same contract suite.
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from accounts.cdr import CallDetailRecord, CdrFilter
 from accounts.model import (
@@ -29,6 +30,17 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+
+
+def restriction_id(r: Restriction) -> str:
+    """A stable id for a restriction, derived from its content.
+
+    The store keeps a person's restrictions as a plain list, so the id is what
+    the restriction says: the same restriction set twice is one restriction.
+    """
+    until = "" if r.until is None else r.until.astimezone(UTC).isoformat(timespec="microseconds")
+    digest = hashlib.sha256("\x1f".join((r.kind, until, r.note)).encode()).hexdigest()
+    return f"rs-{digest[:16]}"
 
 
 @dataclass(frozen=True)
@@ -281,6 +293,20 @@ class AccountStore(abc.ABC):
     async def set_restrictions(
         self, facility_id: str, pin: str, restrictions: Sequence[Restriction]
     ) -> Person: ...
+
+    @abc.abstractmethod
+    async def add_restriction(self, facility_id: str, pin: str, restriction: Restriction) -> bool:
+        """Add a restriction in one atomic step; False if an equal one is already there.
+
+        Equal means the same ``restriction_id``. ``NotFound`` if there is no such person.
+        """
+
+    @abc.abstractmethod
+    async def remove_restriction(self, facility_id: str, pin: str, restriction_id: str) -> bool:
+        """Remove the restriction with this ``restriction_id`` in one atomic step.
+
+        False if the person has none with that id; ``NotFound`` if there is no such person.
+        """
 
     @abc.abstractmethod
     async def set_person_language(self, facility_id: str, pin: str, language: str) -> Person: ...

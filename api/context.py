@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,8 +33,6 @@ class ServiceContext:
     live_calls: LiveCalls | None = None
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     clock: Callable[[], datetime] = utc_now
-    #: Serialises read-modify-write of people's restriction lists on this node.
-    restrictions_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def require_accounts(self) -> AccountService:
         if self.accounts is None:

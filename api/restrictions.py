@@ -14,7 +14,6 @@ from api.context import ServiceContext
 from api.deps import Caller, Context, StrictQuery
 from api.errors import InvalidParameter, NotFound, responses
 from api.schemas import IsoDateTime, RestrictionOut
-from api.schemas import restriction_id as id_of
 from api.screening import FacilityId, Pin, _facility
 
 router = APIRouter(prefix="/v1", tags=["screening"], dependencies=[StrictQuery])
@@ -78,17 +77,14 @@ async def add_restriction(facility_id: FacilityId, pin: Pin, body: NewRestrictio
                                f"({now.isoformat()}); a restriction must end in the future",
                                field="until")
     new = Restriction(kind=body.kind, until=until, note=body.note)
-    new_id = id_of(new)
-    async with ctx.restrictions_lock:
-        person = await _person(ctx, facility_id, pin)
-        for existing in person.restrictions:
-            if id_of(existing) == new_id:
-                response.status_code = 200
-                return RestrictionOut.of(existing)
-        updated = await ctx.require_accounts().store.set_restrictions(
-            facility_id, pin, [*person.restrictions, new])
-    stored = next(r for r in updated.restrictions if id_of(r) == new_id)
-    return RestrictionOut.of(stored)
+    # One atomic store step, so changes from several nodes at once are all kept.
+    try:
+        added = await ctx.require_accounts().store.add_restriction(facility_id, pin, new)
+    except PersonNotFound:
+        raise NotFound(f"no person with PIN {pin} at {facility_id}", field="pin") from None
+    if not added:
+        response.status_code = 200
+    return RestrictionOut.of(new)
 
 
 @router.delete(_PATH + "/{restriction_id}", status_code=204,
@@ -96,11 +92,12 @@ async def add_restriction(facility_id: FacilityId, pin: Pin, body: NewRestrictio
 async def lift_restriction(facility_id: FacilityId, pin: Pin, restriction_id: RestrictionId,
                            caller: Caller, ctx: Context) -> Response:
     _facility(ctx, caller, facility_id)
-    async with ctx.restrictions_lock:
-        person = await _person(ctx, facility_id, pin)
-        kept = [r for r in person.restrictions if id_of(r) != restriction_id]
-        if len(kept) == len(person.restrictions):
-            raise NotFound(f"person {pin} has no restriction {restriction_id}",
-                           field="restriction_id")
-        await ctx.require_accounts().store.set_restrictions(facility_id, pin, kept)
+    try:
+        removed = await ctx.require_accounts().store.remove_restriction(
+            facility_id, pin, restriction_id)
+    except PersonNotFound:
+        raise NotFound(f"no person with PIN {pin} at {facility_id}", field="pin") from None
+    if not removed:
+        raise NotFound(f"person {pin} has no restriction {restriction_id}",
+                       field="restriction_id")
     return Response(status_code=204)

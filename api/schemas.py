@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
@@ -20,6 +19,7 @@ from accounts import (
     Restriction,
     Subscription,
 )
+from accounts.store import restriction_id
 from rating import cents_str, rate_str
 
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
@@ -166,17 +166,6 @@ class SubscriptionOut(BaseModel):
             covered_minutes=s.covered_seconds // 60, used_seconds=s.used_seconds,
             held_seconds=s.held_seconds, remaining_seconds=s.remaining_seconds,
         )
-
-
-def restriction_id(r: Restriction) -> str:
-    """A stable id for a restriction, derived from its content.
-
-    The store keeps a person's restrictions as a plain list, so the id is what
-    the restriction says: the same restriction set twice is one restriction.
-    """
-    until = "" if r.until is None else r.until.astimezone(UTC).isoformat(timespec="microseconds")
-    digest = hashlib.sha256("\x1f".join((r.kind, until, r.note)).encode()).hexdigest()
-    return f"rs-{digest[:16]}"
 
 
 class RestrictionOut(BaseModel):

@@ -120,6 +120,7 @@ from accounts.store import (
     PayerCandidates,
     ScreeningFacts,
 )
+from accounts.store import restriction_id as id_of
 from rating import Product
 
 log = logging.getLogger("accounts.redis")
@@ -134,6 +135,7 @@ SCRIPT_NAMES = (
     "refund_create",
     "refund_decide",
     "reserve",
+    "restriction",
     "settle",
     "subscription_add",
     "update",
@@ -1831,6 +1833,40 @@ class RedisAccountStore(AccountStore):
         return await self._update_person(
             facility_id, pin, {"restrictions": self._restrictions_json(restrictions)}
         )
+
+    async def _restriction_step(
+        self, facility_id: str, pin: str, op: str, kind: str, until: str, note: str
+    ) -> bool:
+        result = _check(
+            await self._run("restriction", [self._person_key(facility_id, pin)],
+                            [op, kind, until, note]),
+            f"PIN {pin!r} at {facility_id!r}",
+        )
+        return bool(result[1] == "1")
+
+    @_guarded("add_restriction")
+    async def add_restriction(self, facility_id: str, pin: str, restriction: Restriction) -> bool:
+        r = restriction
+        until = ts(r.until) if r.until is not None else ""
+        return await self._restriction_step(facility_id, pin, "add", r.kind, until, r.note)
+
+    @_guarded("remove_restriction")
+    async def remove_restriction(self, facility_id: str, pin: str, restriction_id: str) -> bool:
+        # Lua has no SHA-256, so find which content the id names here, then let the
+        # script remove that content if it is still there. The id is a function of
+        # the content, so a change made in between cannot be lost or misapplied.
+        raw = await self.client.hget(self._person_key(facility_id, pin), "restrictions")
+        for entry in json.loads(raw or "[]"):
+            until_text = entry.get("until") or ""
+            note = entry.get("note") or ""
+            r = Restriction(kind=entry["kind"], until=_dt(until_text), note=note)
+            if id_of(r) == restriction_id:
+                return await self._restriction_step(
+                    facility_id, pin, "remove", r.kind, until_text, note
+                )
+        if raw is None and not await self.client.exists(self._person_key(facility_id, pin)):
+            raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        return False
 
     @_guarded("set_person_language")
     async def set_person_language(self, facility_id: str, pin: str, language: str) -> Person:
