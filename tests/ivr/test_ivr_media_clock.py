@@ -7,43 +7,14 @@ import gc
 import itertools
 import socket
 import weakref
-from collections.abc import Awaitable, Callable
 
 import pytest
+from ivr_loops import LOOPS, free_range, run
 
 from ivr import PCMU, Bridge, MediaEvent, PlaybackFinished, PortAllocator, RtpEndpoint
 from ivr.endpoint import media_clock
 from ivr.playback import FRAME_SAMPLES, PTIME
 from ivr.rtp import RtpPacket
-
-LOOPS = ["asyncio", "uvloop"]
-
-
-def run(loop_kind: str, main: Callable[[], Awaitable[None]]) -> None:
-    if loop_kind == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
-    else:
-        asyncio.run(main())
-
-
-def free_range(n: int) -> tuple[int, int]:
-    """A port range that is free right now (best effort: bind-probe it)."""
-    for base in range(33000, 60000, 200):
-        socks = []
-        try:
-            for p in range(base, base + 2 * n):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base, base + 2 * n - 1
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 class Listener(asyncio.DatagramProtocol):
