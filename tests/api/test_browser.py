@@ -15,11 +15,10 @@ from tests.api.conftest import NOW, ThreadedServer
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian chromium and chromium-driver"),
-]
+pytestmark = pytest.mark.e2e
+# The browser is part of the test set-up (scripts/test.sh installs it): missing, it fails.
+assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
+    "needs Debian chromium and chromium-driver (scripts/test.sh installs them)")
 
 #: Where screenshots go, for a person to look at (kept after the run).
 SHOTS = Path(os.environ.get("ICS_SCREENSHOTS", tempfile.gettempdir())) / "ics-screenshots"

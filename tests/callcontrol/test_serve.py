@@ -14,8 +14,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from accounts import CallOutcome, SqliteAccountStore
 
 from .conftest import demo_copy, free_port
@@ -23,7 +21,8 @@ from .conftest import demo_copy, free_port
 SIPP = "/usr/bin/sipp"
 SCENARIOS = Path(__file__).parent / "sipp"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(SIPP), reason="SIPp is not installed")
+# SIPp is part of the test set-up (scripts/test.sh installs sip-tester): missing, it fails.
+assert os.path.exists(SIPP), f"{SIPP} is missing: install sip-tester (scripts/test.sh does)"
 
 
 def _wait_for(predicate: object, timeout: float, what: str) -> object:

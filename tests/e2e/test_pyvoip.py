@@ -19,9 +19,7 @@ from audio import best_match, prompt_samples, write_wav
 from checks import Balances, assert_billed, assert_cdr, connected_call_id, seconds_between
 from e2e_setup import Peers
 from harness import Service, free_range
-
-pyVoIP = pytest.importorskip("pyVoIP")
-from pyVoIP.VoIP import CallState, VoIPCall, VoIPPhone  # noqa: E402
+from pyVoIP.VoIP import CallState, VoIPCall, VoIPPhone
 
 pytestmark = pytest.mark.e2e
 

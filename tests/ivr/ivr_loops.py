@@ -6,14 +6,12 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-import pytest
-
 LOOPS = ["asyncio", "uvloop"]
 
 
 def run(loop_kind: str, main: Callable[[], Awaitable[None]]) -> None:
     if loop_kind == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
+        import uvloop  # a dependency of the project (pyproject.toml)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(main())
     else:

@@ -111,8 +111,8 @@ def read_pcap_rtp(path: Path) -> list[RtpPacket]:
     return out
 
 
-@pytest.mark.skipif(not PCAP.exists(), reason="SIPp's pcaps are not installed")
 def test_sipp_shipped_pcap_gives_digit_1_once() -> None:
+    assert PCAP.exists(), f"{PCAP} is missing: install sip-tester (scripts/test.sh does)"
     rx = TelephoneEventReceiver()
     got = []
     for i, p in enumerate(read_pcap_rtp(PCAP)):

@@ -155,7 +155,7 @@ def test_a_leg_on_an_address_literal_is_bound_without_the_resolver() -> None:
     """uvloop resolves a ``local_addr`` in its thread pool (milliseconds under load, on
     the post-dial path) and the loop spins meanwhile; an address literal never goes
     there, so opening a leg takes a few loop iterations, not thousands."""
-    uvloop = pytest.importorskip("uvloop")
+    import uvloop  # a dependency of the project (pyproject.toml)
 
     async def main() -> int:
         loop = asyncio.get_running_loop()

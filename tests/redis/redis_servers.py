@@ -49,7 +49,7 @@ def free_port() -> int:
 
 def require_redis() -> None:
     if REDIS_SERVER is None or REDIS_CLI is None:
-        pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
+        pytest.fail("redis-server is not installed (scripts/test.sh installs it)")
 
 
 @dataclass

@@ -176,7 +176,7 @@ async def test_tcp_request_to_closed_port_raises_transport_error() -> None:
 
 
 def test_tcp_and_udp_under_uvloop() -> None:
-    uvloop = pytest.importorskip("uvloop")
+    import uvloop  # a dependency of the project (pyproject.toml)
 
     async def scenario() -> tuple[bytes, bytes]:
         recorder = Recorder()
