@@ -287,6 +287,18 @@ def _dt_req(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+
+def _where(conditions: Sequence[tuple[str, object]]) -> tuple[str, list[Any]]:
+    """A WHERE clause of every condition whose value is not None, and its parameters.
+
+    Each condition is a fixed SQL fragment with one ``?`` and its value; a None
+    value means "no filter" (the listing methods' optional arguments).
+    """
+    used = [(clause, value) for clause, value in conditions if value is not None]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(clause for clause, _ in used), [v for _, v in used]
+
 class SqliteAccountStore(AccountStore):
     """``AccountStore`` on one SQLite file (or ``:memory:``)."""
 
@@ -449,6 +461,13 @@ class SqliteAccountStore(AccountStore):
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"account store error: {exc}") from exc
 
+    def _filtered(
+        self, sql: str, conditions: Sequence[tuple[str, object]], order: str
+    ) -> list[sqlite3.Row]:
+        """``sql`` filtered by ``conditions`` (see ``_where``), then ``ORDER BY order``."""
+        where, params = _where(conditions)
+        return self._all(f"{sql}{where} ORDER BY {order}", params)
+
     async def is_empty(self) -> bool:
         row = self._one(
             "SELECT (SELECT COUNT(*) FROM accounts) + (SELECT COUNT(*) FROM people) AS n"
@@ -539,22 +558,14 @@ class SqliteAccountStore(AccountStore):
         number_e164: str | None = None,
     ) -> list[Account]:
         sql = "SELECT a.id FROM accounts a"
-        where: list[str] = []
-        params: list[Any] = []
         if number_e164 is not None:
             sql += " JOIN account_numbers n ON n.account_id = a.id"
-            where.append("n.number = ?")
-            params.append(number_e164)
-        if product is not None:
-            where.append("a.product = ?")
-            params.append(str(product))
-        if status is not None:
-            where.append("a.status = ?")
-            params.append(str(status))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY a.id"
-        return [self._account(r["id"]) for r in self._all(sql, params)]
+        rows = self._filtered(sql, (
+            ("n.number = ?", number_e164),
+            ("a.product = ?", None if product is None else str(product)),
+            ("a.status = ?", None if status is None else str(status)),
+        ), "a.id")
+        return [self._account(r["id"]) for r in rows]
 
     async def update_account(self, account_id: str, **changes: object) -> Account:
         unknown = set(changes) - MUTABLE_ACCOUNT_FIELDS
@@ -687,23 +698,13 @@ class SqliteAccountStore(AccountStore):
         until: datetime | None = None,
         kind: str | None = None,
     ) -> list[LedgerTransaction]:
-        where: list[str] = []
-        params: list[Any] = []
-        if account_id is not None:
-            where.append("account_id = ?")
-            params.append(account_id)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(ts(since))
-        if until is not None:
-            where.append("at < ?")
-            params.append(ts(until))
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        sql = "SELECT * FROM ledger_transactions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        where, params = _where((
+            ("account_id = ?", account_id),
+            ("at >= ?", None if since is None else ts(since)),
+            ("at < ?", None if until is None else ts(until)),
+            ("kind = ?", kind),
+        ))
+        sql = "SELECT * FROM ledger_transactions" + where  # noqa: S608 - fixed clauses, bound values
         # One pass over the transactions joined with their legs, in posting order.
         joined = (
             "SELECT t.*, e.book, e.ref, e.amount FROM (" + sql + ") t"  # noqa: S608 - bound values
@@ -1112,18 +1113,11 @@ class SqliteAccountStore(AccountStore):
     async def list_refunds(
         self, *, status: RefundStatus | None = None, account_id: str | None = None
     ) -> list[Refund]:
-        where: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(str(status))
-        if account_id is not None:
-            where.append("account_id = ?")
-            params.append(account_id)
-        sql = "SELECT * FROM refunds"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._refund_from(r) for r in self._all(sql + " ORDER BY requested_at, id", params)]
+        rows = self._filtered("SELECT * FROM refunds", (
+            ("status = ?", None if status is None else str(status)),
+            ("account_id = ?", account_id),
+        ), "requested_at, id")
+        return [self._refund_from(r) for r in rows]
 
     # -- invoices ------------------------------------------------------------------
     @staticmethod
@@ -1194,18 +1188,11 @@ class SqliteAccountStore(AccountStore):
     async def list_receivables(
         self, *, number_e164: str | None = None, status: ReceivableStatus | None = None
     ) -> list[Receivable]:
-        where: list[str] = []
-        params: list[Any] = []
-        if number_e164 is not None:
-            where.append("number = ?")
-            params.append(number_e164)
-        if status is not None:
-            where.append("status = ?")
-            params.append(str(status))
-        sql = "SELECT * FROM receivables"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._receivable_from(r) for r in self._all(sql + " ORDER BY created_at", params)]
+        rows = self._filtered("SELECT * FROM receivables", (
+            ("number = ?", number_e164),
+            ("status = ?", None if status is None else str(status)),
+        ), "created_at")
+        return [self._receivable_from(r) for r in rows]
 
     async def settle_receivable(
         self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
@@ -1304,18 +1291,11 @@ class SqliteAccountStore(AccountStore):
     async def list_subscriptions(
         self, *, number_e164: str | None = None, facility_id: str | None = None
     ) -> list[Subscription]:
-        where: list[str] = []
-        params: list[Any] = []
-        if number_e164 is not None:
-            where.append("number = ?")
-            params.append(number_e164)
-        if facility_id is not None:
-            where.append("facility_id = ?")
-            params.append(facility_id)
-        sql = "SELECT * FROM subscriptions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return [self._subscription_from(r) for r in self._all(sql + " ORDER BY starts_at", params)]
+        rows = self._filtered("SELECT * FROM subscriptions", (
+            ("number = ?", number_e164),
+            ("facility_id = ?", facility_id),
+        ), "starts_at")
+        return [self._subscription_from(r) for r in rows]
 
     # -- people and screening --------------------------------------------------------
     def _person(self, facility_id: str, pin: str) -> Person | None:
@@ -1688,27 +1668,15 @@ class SqliteAccountStore(AccountStore):
 
     async def list_cdrs(self, filters: CdrFilter | None = None) -> list[CallDetailRecord]:
         f = filters or CdrFilter()
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("facility_id", f.facility_id),
-            ("pin", f.pin),
-            ("number", f.number_e164),
-            ("payer_account_id", f.payer_account_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if f.since is not None:
-            where.append("setup_at >= ?")
-            params.append(ts(f.since))
-        if f.until is not None:
-            where.append("setup_at < ?")
-            params.append(ts(f.until))
-        sql = "SELECT record FROM cdrs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY setup_at, call_id"
+        where, params = _where((
+            ("facility_id = ?", f.facility_id),
+            ("pin = ?", f.pin),
+            ("number = ?", f.number_e164),
+            ("payer_account_id = ?", f.payer_account_id),
+            ("setup_at >= ?", None if f.since is None else ts(f.since)),
+            ("setup_at < ?", None if f.until is None else ts(f.until)),
+        ))
+        sql = f"SELECT record FROM cdrs{where} ORDER BY setup_at, call_id"  # noqa: S608 - bound values
         if f.limit is not None:
             sql += " LIMIT ?"
             params.append(int(f.limit))
