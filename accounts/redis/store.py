@@ -520,6 +520,27 @@ class RedisAccountStore(AccountStore):
             return self.client.pipeline()
         return self.client.pipeline(transaction=False)
 
+    async def _listed(
+        self, kind: str, owner: str | None, owner_set: str, index: str, record: str
+    ) -> list[dict[str, str]]:
+        """The hashes of records listed in one owner's set, or in the store-wide index.
+
+        Records live under their owner's hash tag (``{kind:owner}``): an owner's
+        set holds their ids, the index (``index``) holds JSON ``[owner, id]``
+        pairs of every owner. Hashes that vanished meanwhile are left out.
+        """
+        if owner is not None:
+            members = await self.client.smembers(self._t(f"{kind}:{owner}", owner_set))
+            pairs = [(owner, rid) for rid in members]
+        else:
+            pairs = [tuple(json.loads(m)) for m in await self.client.smembers(self._k(index))]
+        if not pairs:
+            return []
+        pipe = self._pipe()
+        for who, rid in pairs:
+            pipe.hgetall(self._t(f"{kind}:{who}", record, rid))
+        return [h for h in await pipe.execute() if h]
+
     async def _batch(self, commands: Sequence[Sequence[object]]) -> list[Any]:
         """Replies to independent commands sent in one round trip; the first error raised."""
         if self._lane is not None:
@@ -1461,19 +1482,8 @@ class RedisAccountStore(AccountStore):
     async def list_refunds(
         self, *, status: RefundStatus | None = None, account_id: str | None = None
     ) -> list[Refund]:
-        if account_id is not None:
-            pairs = [
-                (account_id, rid)
-                for rid in await self.client.smembers(self._t(f"a:{account_id}", "refunds"))
-            ]
-        else:
-            pairs = [tuple(json.loads(m)) for m in await self.client.smembers(self._k("refunds"))]
-        if not pairs:
-            return []
-        pipe = self._pipe()
-        for owner, rid in pairs:
-            pipe.hgetall(self._refund_key(owner, rid))
-        refunds = [self._refund_from(h) for h in await pipe.execute() if h]
+        hashes = await self._listed("a", account_id, "refunds", "refunds", "refund")
+        refunds = [self._refund_from(h) for h in hashes]
         if status is not None:
             refunds = [r for r in refunds if r.status == status]
         return sorted(refunds, key=lambda r: (r.requested_at, r.id))
@@ -1554,21 +1564,8 @@ class RedisAccountStore(AccountStore):
     async def list_receivables(
         self, *, number_e164: str | None = None, status: ReceivableStatus | None = None
     ) -> list[Receivable]:
-        if number_e164 is not None:
-            pairs = [
-                (number_e164, rid)
-                for rid in await self.client.smembers(self._t(f"n:{number_e164}", "rcvs"))
-            ]
-        else:
-            pairs = [
-                tuple(json.loads(m)) for m in await self.client.smembers(self._k("receivables"))
-            ]
-        if not pairs:
-            return []
-        pipe = self._pipe()
-        for number, rid in pairs:
-            pipe.hgetall(self._t(f"n:{number}", "rcv", rid))
-        found = [self._receivable_from(h) for h in await pipe.execute() if h]
+        hashes = await self._listed("n", number_e164, "rcvs", "receivables", "rcv")
+        found = [self._receivable_from(h) for h in hashes]
         if status is not None:
             found = [r for r in found if r.status == status]
         return sorted(found, key=lambda r: (r.created_at, r.id))
@@ -1696,26 +1693,12 @@ class RedisAccountStore(AccountStore):
     async def get_subscription(self, subscription_id: str) -> Subscription:
         return await self._subscription(subscription_id)
 
-    async def _subscriptions_of(self, pairs: Sequence[tuple[str, str]]) -> list[Subscription]:
-        if not pairs:
-            return []
-        pipe = self._pipe()
-        for number, sid in pairs:
-            pipe.hgetall(self._t(f"n:{number}", "sub", sid))
-        return [self._subscription_from(h) for h in await pipe.execute() if h]
-
     @_guarded("list_subscriptions")
     async def list_subscriptions(
         self, *, number_e164: str | None = None, facility_id: str | None = None
     ) -> list[Subscription]:
-        if number_e164 is not None:
-            members = await self.client.smembers(self._t(f"n:{number_e164}", "subs"))
-            pairs = [(number_e164, sid) for sid in members]
-        else:
-            pairs = [
-                tuple(json.loads(m)) for m in await self.client.smembers(self._k("subscriptions"))
-            ]
-        subs = await self._subscriptions_of(pairs)
+        hashes = await self._listed("n", number_e164, "subs", "subscriptions", "sub")
+        subs = [self._subscription_from(h) for h in hashes]
         if facility_id is not None:
             subs = [s for s in subs if s.facility_id == facility_id]
         return sorted(subs, key=lambda s: (s.starts_at, s.id))
