@@ -57,10 +57,10 @@ DEPOSIT_UNITS = 100_000_000  # $10,000.00 per account: no run drains one
 AT = datetime(2026, 3, 3, 20, 0, tzinfo=UTC)
 
 
-def numbers(count: int) -> list[str]:
+def numbers(count: int, exchanges: tuple[str, ...] = ("555", "556", "557", "558")) -> list[str]:
     """``count`` distinct valid Texas numbers (+1 512 555 xxxx, then other exchanges)."""
     found: list[str] = []
-    for exchange in ("555", "556", "557", "558"):
+    for exchange in exchanges:
         for line in range(10_000):
             candidate = f"+1512{exchange}{line:04d}"
             try:

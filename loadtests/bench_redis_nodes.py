@@ -35,6 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import bench_authorize  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from accounts import (  # noqa: E402
     Account,
     AccountService,
@@ -50,7 +52,7 @@ from accounts import (  # noqa: E402
 )
 from accounts.redis.verify import verify_store  # noqa: E402
 from ics.config import load_config  # noqa: E402
-from rating import InvalidNumber, Product, classify_number  # noqa: E402
+from rating import Product  # noqa: E402
 
 FACILITY = "tx-state-prison"
 PIN = "100001"
@@ -62,18 +64,8 @@ SPREAD_DEPOSIT = 1_000_000  # $100.00
 
 
 def numbers(count: int) -> list[str]:
-    found: list[str] = []
-    for exchange in ("556", "557", "558", "559"):
-        for line in range(10_000):
-            candidate = f"+1512{exchange}{line:04d}"
-            try:
-                classify_number(candidate, "TX")
-            except InvalidNumber:
-                continue
-            found.append(candidate)
-            if len(found) == count:
-                return found
-    raise SystemExit(f"could not find {count} valid numbers")
+    """Spread numbers, none in the hot number's exchange (555)."""
+    return bench_authorize.numbers(count, exchanges=("556", "557", "558", "559"))
 
 
 def loopback_only(url: str) -> None:
