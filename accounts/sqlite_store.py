@@ -26,11 +26,13 @@ revenue, fee and tax legs of one product) share an index page, transaction
 ids need no ``sqlite_sequence`` row, and ids that ascend append to their index.
 
 Calls run directly on the event loop: every statement here is an indexed
-lookup or an append on a local file and completes in well under a millisecond,
-which is cheaper than handing it to a thread. One connection per store keeps
-transactions strictly serial (``BEGIN IMMEDIATE`` takes the write lock up
-front, so a read-check-write never races another writer, in this process or
-another one sharing the file).
+lookup or an append on a local file and completes in microseconds, cheaper
+than handing it to a thread. Writes are committed in groups
+(``accounts.sqlite_writer``): the writes queued in one loop turn share one
+COMMIT, each still atomic on its own, none reported done before that COMMIT
+returned. One connection per store keeps transactions strictly serial
+(``BEGIN IMMEDIATE`` takes the write lock up front, so a read-check-write
+never races another writer, in this process or another one sharing the file).
 """
 
 from __future__ import annotations
@@ -39,12 +41,11 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter
 from accounts.errors import (
@@ -74,6 +75,7 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+from accounts.sqlite_writer import GroupWriter
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
     AccountStore,
@@ -253,6 +255,7 @@ CREATE INDEX IF NOT EXISTS cdrs_setup ON cdrs (setup_at);
 """
 
 ALL_FACILITIES = "*"
+T = TypeVar("T")
 #: Page cache per connection, in KiB.
 CACHE_KIB = 65_536
 #: How much of the database file is read through a memory map, in bytes.
@@ -323,6 +326,7 @@ class SqliteAccountStore(AccountStore):
         self._db: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self._writer: GroupWriter | None = None
         #: Set by the checkpointer when the log is long and should start over.
         self._catch_up = threading.Event()
 
@@ -339,33 +343,38 @@ class SqliteAccountStore(AccountStore):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # The hot pages (accounts, the ends of the ledger, the index pages of busy
-            # accounts) stay in memory, and reads of the database file go through a
-            # memory map instead of one system call per page.
-            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-            db.execute("PRAGMA temp_store=MEMORY")
-            # Once the log starts over, a log file grown past twice the restart
-            # length is cut back (the next pages reuse its blocks up to there).
-            db.execute(f"PRAGMA journal_size_limit={self.restart_frames * 2 * 4096}")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"PRAGMA synchronous={self.synchronous}")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
+            db = self._connect()
             db.executescript(SCHEMA)
-            if self.path != ":memory:":
-                db.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open account store {self.path}: {exc}") from exc
-        db.row_factory = sqlite3.Row
         self._db = db
+        self._writer = GroupWriter(db, self._after_commit)
         if self.path != ":memory:":
             self._stop.clear()
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
             )
             self._checkpointer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # The hot pages (accounts, the ends of the ledger, the index pages of busy
+        # accounts) stay in memory, and reads of the database file go through a
+        # memory map instead of one system call per page.
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        db.execute("PRAGMA temp_store=MEMORY")
+        # Once the log starts over, a log file grown past twice the restart
+        # length is cut back (the next pages reuse its blocks up to there).
+        db.execute(f"PRAGMA journal_size_limit={self.restart_frames * 2 * 4096}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        if self.path != ":memory:":
+            db.execute("PRAGMA wal_autocheckpoint=0")
+        db.row_factory = sqlite3.Row
+        return db
 
     def _checkpoint_loop(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -395,6 +404,9 @@ class SqliteAccountStore(AccountStore):
             self._stop.set()
             self._checkpointer.join()
             self._checkpointer = None
+        if self._writer is not None:
+            self._writer.flush()  # writes queued by callers that are no longer waiting
+            self._writer = None
         if self._db is not None:
             # If this fails the next open replays the log; nothing is lost.
             with contextlib.suppress(sqlite3.Error):
@@ -402,34 +414,24 @@ class SqliteAccountStore(AccountStore):
             self._db.close()
             self._db = None
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write transaction; any exception rolls everything back.
+    @property
+    def writer(self) -> GroupWriter:
+        if self._writer is None:
+            raise StoreUnavailable("the account store is not open")
+        return self._writer
 
-        SQLite failures (disk full, I/O error, lock timeout) become
-        ``StoreUnavailable`` so that callers answer instead of crashing.
+    async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body(db)`` as one atomic write transaction, durable when this returns."""
+        return await self.writer.write(body)
+
+    async def run_on_writer(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body(db)`` outside any transaction, in turn with the queued writes.
+
+        For maintenance and tests (connection settings, checkpoints).
         """
-        db = self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"account store busy or unavailable: {exc}") from exc
-        try:
-            yield db
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise InvalidRequest(f"rejected by the account store: {exc}") from exc
-            if isinstance(exc, sqlite3.Error):
-                raise StoreUnavailable(f"account store error: {exc}") from exc
-            raise
-        try:
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            raise StoreUnavailable(f"commit failed: {exc}") from exc
+        return await self.writer.call(body)
+
+    def _after_commit(self, db: sqlite3.Connection) -> None:
         if self._catch_up.is_set():
             self._restart_log(db)
 
@@ -511,7 +513,7 @@ class SqliteAccountStore(AccountStore):
         )
 
     async def create_account(self, account: Account) -> Account:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             try:
                 db.execute(
                     "INSERT INTO accounts (id, product, status, facility_id, pin, credit_limit,"
@@ -536,6 +538,7 @@ class SqliteAccountStore(AccountStore):
                 ) from exc
             for number in account.numbers:
                 self._attach(db, account.id, str(account.product), number)
+        await self._write(body)
         return self._account(account.id)
 
     def _attach(self, db: sqlite3.Connection, account_id: str, product: str, number: str) -> None:
@@ -584,29 +587,34 @@ class SqliteAccountStore(AccountStore):
                 params.append(str(value))
         if not sets:
             return self._account(account_id)
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             cur = db.execute(
                 f"UPDATE accounts SET {', '.join(sets)} WHERE id = ?",  # noqa: S608 - names whitelisted
                 (*params, account_id),
             )
             if cur.rowcount == 0:
                 raise UnknownAccount(f"no account {account_id!r}")
+        await self._write(body)
         return self._account(account_id)
 
     async def attach_number(self, account_id: str, number_e164: str) -> Account:
         account = self._account(account_id)
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             self._attach(db, account_id, str(account.product), number_e164)
+        await self._write(body)
         return self._account(account_id)
 
     async def detach_number(self, account_id: str, number_e164: str) -> Account:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             cur = db.execute(
                 "DELETE FROM account_numbers WHERE account_id = ? AND number = ?",
                 (account_id, number_e164),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"{number_e164} is not attached to {account_id!r}")
+        await self._write(body)
         return self._account(account_id)
 
     # -- ledger ----------------------------------------------------------------
@@ -687,8 +695,10 @@ class SqliteAccountStore(AccountStore):
     async def post(
         self, tx: LedgerTransaction, *, floors: dict[str, int] | None = None
     ) -> LedgerTransaction:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             return self._post(db, tx, floors, activity=tx.kind in ("deposit", "payment"))
+        result: LedgerTransaction = await self._write(body)
+        return result
 
     async def transactions(
         self,
@@ -793,7 +803,8 @@ class SqliteAccountStore(AccountStore):
         if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
             raise InvalidRequest("a new reservation is open and has no heartbeat yet")
         created = ts(r.created_at)
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             if r.account_id is not None:
                 # Check and hold in one statement: the floor test and the move are atomic.
                 cur = db.execute(
@@ -861,12 +872,14 @@ class SqliteAccountStore(AccountStore):
                     ),
                     created,
                 )
+        await self._write(body)
         return r
 
     async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:
         if seconds < 0:
             raise InvalidRequest("heartbeat seconds must not be negative")
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             row = db.execute(
                 "UPDATE reservations SET"
                 " heartbeat_seconds = MAX(heartbeat_seconds, MIN(?, max_seconds)),"
@@ -878,7 +891,9 @@ class SqliteAccountStore(AccountStore):
                 if known.fetchone():
                     raise InvalidState(f"reservation {reservation_id!r} is already settled")
                 raise NotFound(f"no reservation {reservation_id!r}")
-        return self._reservation_from(row)
+            return self._reservation_from(row)
+        result: Reservation = await self._write(body)
+        return result
 
     async def settle(
         self,
@@ -898,7 +913,8 @@ class SqliteAccountStore(AccountStore):
         charge = sum(leg.amount_units for leg in charge_legs)
         legs = [leg for leg in charge_legs if leg.amount_units]
         when = ts(at)
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             # Close it and read it in one statement; only an open reservation matches.
             row = db.execute(
                 "UPDATE reservations SET status = 'settled', settled_at = ?, talked_seconds = ?,"
@@ -906,7 +922,8 @@ class SqliteAccountStore(AccountStore):
                 (when, talked_seconds, charge, reservation_id),
             ).fetchone()
             if row is None:
-                if self._one("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,)):
+                known = db.execute("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,))
+                if known.fetchone():
                     raise InvalidState(f"reservation {reservation_id!r} is already settled")
                 raise NotFound(f"no reservation {reservation_id!r}")
             r = self._reservation_from(row)
@@ -990,7 +1007,9 @@ class SqliteAccountStore(AccountStore):
                     ),
                     when,
                 )
-        return r
+            return r
+        settled: Reservation = await self._write(body)
+        return settled
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)
@@ -1026,7 +1045,8 @@ class SqliteAccountStore(AccountStore):
             raise InvalidRequest("a refund must be a positive amount")
         if refund.status not in (RefundStatus.PENDING_REVIEW, RefundStatus.APPROVED):
             raise InvalidRequest("a refund starts pending review or approved")
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             try:
                 db.execute(
                     "INSERT INTO refunds (id, account_id, amount, method, status, requested_at,"
@@ -1059,6 +1079,7 @@ class SqliteAccountStore(AccountStore):
                 ),
                 {refund.account_id: 0},
             )
+        await self._write(body)
         return self._refund(refund.id)
 
     async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
@@ -1066,7 +1087,8 @@ class SqliteAccountStore(AccountStore):
             RefundStatus.PENDING_REVIEW: (RefundStatus.APPROVED, RefundStatus.REJECTED),
             RefundStatus.APPROVED: (RefundStatus.PAID,),
         }
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             row = db.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no refund {refund_id!r}")
@@ -1105,6 +1127,7 @@ class SqliteAccountStore(AccountStore):
                 "UPDATE refunds SET status = ?, decided_at = ? WHERE id = ?",
                 (str(status), ts(at), refund_id),
             )
+        await self._write(body)
         return self._refund(refund_id)
 
     async def get_refund(self, refund_id: str) -> Refund:
@@ -1133,7 +1156,7 @@ class SqliteAccountStore(AccountStore):
         )
 
     async def add_invoice(self, invoice: Invoice) -> Invoice:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             try:
                 db.execute(
                     "INSERT INTO invoices (id, account_id, period_start, period_end, issued_at,"
@@ -1152,6 +1175,7 @@ class SqliteAccountStore(AccountStore):
                 if "FOREIGN KEY" in str(exc):
                     raise UnknownAccount(f"no account {invoice.account_id!r}") from exc
                 raise DuplicateRequest(f"invoice {invoice.id!r} already exists") from exc
+        await self._write(body)
         return invoice
 
     async def list_invoices(self, account_id: str) -> list[Invoice]:
@@ -1201,7 +1225,8 @@ class SqliteAccountStore(AccountStore):
             ReceivableStatus.PENDING: (ReceivableStatus.CONFIRMED, ReceivableStatus.FAILED),
             ReceivableStatus.FAILED: (ReceivableStatus.CONFIRMED,),
         }
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             row = db.execute(
                 "SELECT * FROM receivables WHERE id = ?", (receivable_id,)
             ).fetchone()
@@ -1228,6 +1253,7 @@ class SqliteAccountStore(AccountStore):
                 "UPDATE receivables SET status = ?, settled_at = ? WHERE id = ?",
                 (str(status), ts(at), receivable_id),
             )
+        await self._write(body)
         return await self.get_receivable(receivable_id)
 
     # -- subscriptions -------------------------------------------------------------
@@ -1249,7 +1275,8 @@ class SqliteAccountStore(AccountStore):
         self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
     ) -> Subscription:
         s = subscription
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             try:
                 db.execute(
                     "INSERT INTO subscriptions (id, number, facility_id, starts_at, ends_at,"
@@ -1280,6 +1307,7 @@ class SqliteAccountStore(AccountStore):
                         memo=f"subscription {s.id} {s.number_e164} at {s.facility_id}",
                     ),
                 )
+        await self._write(body)
         return await self.get_subscription(s.id)
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
@@ -1344,7 +1372,7 @@ class SqliteAccountStore(AccountStore):
         )
 
     async def add_person(self, person: Person) -> Person:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             try:
                 db.execute(
                     "INSERT INTO people (facility_id, pin, name, language, restrictions,"
@@ -1366,6 +1394,7 @@ class SqliteAccountStore(AccountStore):
                 "INSERT INTO allowed_numbers (facility_id, pin, number) VALUES (?,?,?)",
                 [(person.facility_id, person.pin, n) for n in sorted(person.allowed_numbers)],
             )
+        await self._write(body)
         return self._person_req(person.facility_id, person.pin)
 
     async def get_person(self, facility_id: str, pin: str) -> Person:
@@ -1385,7 +1414,8 @@ class SqliteAccountStore(AccountStore):
         self, facility_id: str, pin: str, number_e164: str, allowed: bool
     ) -> Person:
         self._person_req(facility_id, pin)
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             if allowed:
                 db.execute(
                     "INSERT OR IGNORE INTO allowed_numbers (facility_id, pin, number)"
@@ -1397,18 +1427,20 @@ class SqliteAccountStore(AccountStore):
                     "DELETE FROM allowed_numbers WHERE facility_id = ? AND pin = ? AND number = ?",
                     (facility_id, pin, number_e164),
                 )
+        await self._write(body)
         return self._person_req(facility_id, pin)
 
     async def set_restrictions(
         self, facility_id: str, pin: str, restrictions: Sequence[Restriction]
     ) -> Person:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             cur = db.execute(
                 "UPDATE people SET restrictions = ? WHERE facility_id = ? AND pin = ?",
                 (self._restrictions_json(restrictions), facility_id, pin),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        await self._write(body)
         return self._person_req(facility_id, pin)
 
     def _restrictions_in(
@@ -1432,46 +1464,53 @@ class SqliteAccountStore(AccountStore):
     async def add_restriction(self, facility_id: str, pin: str, restriction: Restriction) -> bool:
         new_id = id_of(restriction)
         # Read and write inside one BEGIN IMMEDIATE: no other writer can slip in between.
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             current = self._restrictions_in(db, facility_id, pin)
             if any(id_of(r) == new_id for r in current):
                 return False
             self._write_restrictions(db, facility_id, pin, [*current, restriction])
-        return True
+            return True
+        added: bool = await self._write(body)
+        return added
 
     async def remove_restriction(self, facility_id: str, pin: str, restriction_id: str) -> bool:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             current = self._restrictions_in(db, facility_id, pin)
             kept = [r for r in current if id_of(r) != restriction_id]
             if len(kept) == len(current):
                 return False
             self._write_restrictions(db, facility_id, pin, kept)
-        return True
+            return True
+        removed: bool = await self._write(body)
+        return removed
 
     async def set_person_language(self, facility_id: str, pin: str, language: str) -> Person:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             cur = db.execute(
                 "UPDATE people SET language = ? WHERE facility_id = ? AND pin = ?",
                 (language, facility_id, pin),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        await self._write(body)
         return self._person_req(facility_id, pin)
 
     async def mark_released(self, facility_id: str, pin: str, at: datetime) -> Person:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             cur = db.execute(
                 "UPDATE people SET released_at = ? WHERE facility_id = ? AND pin = ?",
                 (ts(at), facility_id, pin),
             )
             if cur.rowcount == 0:
                 raise NotFound(f"no person with PIN {pin!r} at {facility_id!r}")
+        await self._write(body)
         return self._person_req(facility_id, pin)
 
     async def set_facility_block(
         self, facility_id: str, pattern: str, *, prefix: bool, blocked: bool
     ) -> None:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             if blocked:
                 db.execute(
                     "INSERT OR IGNORE INTO facility_blocks (facility_id, pattern, prefix)"
@@ -1484,6 +1523,7 @@ class SqliteAccountStore(AccountStore):
                     " AND prefix = ?",
                     (facility_id, pattern, int(prefix)),
                 )
+        await self._write(body)
 
     async def list_facility_blocks(self, facility_id: str) -> list[tuple[str, bool]]:
         return [
@@ -1499,7 +1539,8 @@ class SqliteAccountStore(AccountStore):
         self, number_e164: str, facility_id: str | None, blocked: bool
     ) -> None:
         scope = ALL_FACILITIES if facility_id is None else facility_id
-        with self._tx() as db:
+
+        def body(db: sqlite3.Connection) -> Any:
             if blocked:
                 db.execute(
                     "INSERT OR IGNORE INTO self_blocks (number, facility_id) VALUES (?,?)",
@@ -1510,6 +1551,7 @@ class SqliteAccountStore(AccountStore):
                     "DELETE FROM self_blocks WHERE number = ? AND facility_id = ?",
                     (number_e164, scope),
                 )
+        await self._write(body)
 
     async def list_self_blocks(self, number_e164: str) -> list[str | None]:
         return [
@@ -1521,7 +1563,7 @@ class SqliteAccountStore(AccountStore):
         ]
 
     async def set_privileged(self, number_e164: str, privileged: bool, note: str = "") -> None:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             if privileged:
                 db.execute(
                     "INSERT INTO privileged_numbers (number, note) VALUES (?,?)"
@@ -1530,6 +1572,7 @@ class SqliteAccountStore(AccountStore):
                 )
             else:
                 db.execute("DELETE FROM privileged_numbers WHERE number = ?", (number_e164,))
+        await self._write(body)
 
     async def list_privileged(self) -> list[str]:
         return [r["number"] for r in self._all("SELECT number FROM privileged_numbers ORDER BY 1")]
@@ -1641,7 +1684,7 @@ class SqliteAccountStore(AccountStore):
         return CallDetailRecord(**data)
 
     async def add_cdr(self, cdr: CallDetailRecord) -> CallDetailRecord:
-        with self._tx() as db:
+        def body(db: sqlite3.Connection) -> Any:
             try:
                 db.execute(
                     "INSERT INTO cdrs (call_id, facility_id, pin, number, payer_account_id,"
@@ -1658,6 +1701,7 @@ class SqliteAccountStore(AccountStore):
                 )
             except sqlite3.IntegrityError as exc:
                 raise DuplicateRequest(f"a record for call {cdr.call_id!r} exists") from exc
+        await self._write(body)
         return await self.get_cdr(cdr.call_id)
 
     async def get_cdr(self, call_id: str) -> CallDetailRecord:

@@ -113,7 +113,7 @@ async def test_a_full_or_read_only_disk_answers_unavailable_and_changes_nothing(
     service = AccountService(store, make_facilities())
     # The file may not grow any more: writes fail as on a full disk once pages run out.
     pages = store.db.execute("PRAGMA page_count").fetchone()[0]
-    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    await store.run_on_writer(lambda db: db.execute(f"PRAGMA max_page_count = {pages}"))
     deposited = 0
     failed = False
     for n in range(200):
@@ -128,10 +128,10 @@ async def test_a_full_or_read_only_disk_answers_unavailable_and_changes_nothing(
     assert account.balance_units == 10_000 + deposited
     assert account.balance_units == await store.book_balance(Book.ACCOUNT, "a1")
     # A file system remounted read-only: the call is refused with 503, nothing is held.
-    store.db.execute("PRAGMA query_only = ON")
+    await store.run_on_writer(lambda db: db.execute("PRAGMA query_only = ON"))
     refusal = await service.authorize(CallRequest("c1", "tx", "1", TX_AC, T0))
     assert isinstance(refusal, Refusal) and refusal.reason is RefusalReason.STORE_UNAVAILABLE
-    store.db.execute("PRAGMA query_only = OFF")
+    await store.run_on_writer(lambda db: db.execute("PRAGMA query_only = OFF"))
     assert await store.open_reservations() == []
     assert (await store.get_account("a1")).held_units == 0
     await store.close()
@@ -174,3 +174,65 @@ async def test_the_log_starts_over_under_steady_writes_and_stays_bounded(
     await store.close()
     with pytest.raises(ValueError, match="restart_frames"):
         SqliteAccountStore(tmp_path / "b.sqlite3", restart_frames=0)
+
+
+def _deposit(n: int, amount: int = 100, key: str | None = None) -> LedgerTransaction:
+    return LedgerTransaction(
+        kind="deposit",
+        at=T0,
+        account_id="a1",
+        idempotency_key=key or f"g{n}",
+        legs=(Leg(Book.ACCOUNT, "a1", amount), Leg(Book.FUNDS_IN, "card", -amount)),
+    )
+
+
+async def test_concurrent_writes_share_one_commit_and_each_stands_alone(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    commits = store.writer.commits
+    # Twenty deposits queued in one loop turn, one of them reusing a key: it alone fails.
+    results = await asyncio.gather(
+        *(store.post(_deposit(n, key="k1" if n == 7 else None)) for n in range(20)),
+        return_exceptions=True,
+    )
+    assert store.writer.commits == commits + 1
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert len(failed) == 1 and "k1" in str(failed[0])
+    assert isinstance(results[7], Exception)
+    account = await store.get_account("a1")
+    assert account.balance_units == 10_000 + 19 * 100
+    assert account.balance_units == await store.book_balance(Book.ACCOUNT, "a1")
+    assert sum((await store.book_totals()).values()) == 0
+    await store.close()
+
+
+async def test_a_failed_group_commit_fails_every_write_of_the_group(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    # The file may not grow: a group of large deposits cannot all fit, and the
+    # ones whose statements ran are undone with the rest.
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    await store.run_on_writer(lambda db: db.execute(f"PRAGMA max_page_count = {pages}"))
+    results = await asyncio.gather(
+        *(store.post(_deposit(n, key=f"big{n}-" + "x" * 3000)) for n in range(40)),
+        return_exceptions=True,
+    )
+    kept = [r for r in results if not isinstance(r, Exception)]
+    assert all(isinstance(r, StoreUnavailable) for r in results if isinstance(r, Exception))
+    assert len(kept) < 40
+    account = await store.get_account("a1")
+    assert account.balance_units == 10_000 + 100 * len(kept)
+    assert account.balance_units == await store.book_balance(Book.ACCOUNT, "a1")
+    assert sum((await store.book_totals()).values()) == 0
+    await store.close()
+
+
+async def test_a_write_cancelled_before_its_turn_changes_nothing(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    task = asyncio.ensure_future(store.post(_deposit(1)))
+    await asyncio.sleep(0)  # queued, not yet run
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await store.post(_deposit(2))
+    assert (await store.get_account("a1")).balance_units == 10_000 + 100
+    assert [t.idempotency_key for t in await store.transactions(account_id="a1")] == ["k1", "g2"]
+    await store.close()
