@@ -655,6 +655,22 @@ class CallController:
         request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=call.pin,
                               dialled=call.dialled, at=self.wall_now(),
                               use_debit=call.use_debit)
+        # The carrier leg's RTP ports are bound while the payer is found and funds are
+        # held: both stand between the INVITE and the carrier INVITE, and binding takes
+        # trips round the event loop that need not wait for the store.
+        opening = loop.create_task(RtpEndpoint.open(
+            PCMU, host=self.settings.media_host, allocator=self.ports,
+            on_event=lambda ev: self._on_carrier_media(call, ev), inactivity_timeout=0,
+        ))
+        try:
+            await self._authorize_with(call, request, started, opening)
+        finally:
+            if call.carrier_media is None:
+                opening.add_done_callback(_close_unused_leg)
+
+    async def _authorize_with(self, call: Call, request: CallRequest, started: float,
+                              opening: asyncio.Task[RtpEndpoint]) -> None:
+        loop = asyncio.get_running_loop()
         result: Authorization | Refusal | None
         try:
             result = await self.service.authorize(request)
@@ -685,18 +701,14 @@ class CallController:
             self._flush()
             return
         try:
-            media = await RtpEndpoint.open(
-                PCMU, host=self.settings.media_host, allocator=self.ports,
-                on_event=lambda ev: self._on_carrier_media(call, ev), inactivity_timeout=0,
-            )
+            media = await asyncio.shield(opening)
         except MediaError as exc:
             log.warning("call %s: no media port for the carrier leg: %s", call.id, exc)
             self._feed(call, lambda now: flow.refused(outcomes.INTERNAL_FAILURE, now))
             self._flush()
             return
         if flow.state is not CallState.AUTHORIZING:
-            media.close()
-            return
+            return  # the caller closes the unused leg
         call.carrier_media = media
         lang = result.language if result.language in self.catalogues else "en"
         call.catalogue = self.catalogues[lang]
@@ -916,6 +928,12 @@ class CallController:
             "post_dial_delay_ms": (round((call.flow.dial_at - ended.setup_at) * 1000, 2)
                                    if call.flow.dial_at is not None else None),
         }, separators=(",", ":")))
+
+
+def _close_unused_leg(opening: asyncio.Task[RtpEndpoint]) -> None:
+    """A carrier leg bound for a call that was refused or ended before dialling."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 async def _opened_recorder(call: Call) -> Recorder | None:

@@ -39,6 +39,62 @@ class _CollectorWatch:
                         info.get("generation", -1), paused * 1000)
 
 
+class LoopLagWatch:
+    """Measures how late a short timer fires on the event loop, and logs a summary
+    of each period in which some callback held the loop long enough to matter.
+
+    Every SIP message and media packet waits behind whatever callback is running,
+    so this lag is what post-dial delay and jitter are made of. ``note(lag)`` and
+    ``summary()`` do no I/O; ``start(loop)`` runs the probe timer.
+    """
+
+    def __init__(self, interval: float = 0.01, period: float = 10.0,
+                 threshold: float = 0.02) -> None:
+        self.interval = interval
+        self.period = period
+        self.threshold = threshold
+        self._lags: list[float] = []
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+        self._period_end = 0.0
+
+    def note(self, lag: float) -> None:
+        self._lags.append(max(lag, 0.0))
+
+    def summary(self) -> tuple[int, float, float, float] | None:
+        """(samples, p50, p99, max) of the lags noted since the last summary, in seconds."""
+        lags, self._lags = sorted(self._lags), []
+        if not lags:
+            return None
+        n = len(lags)
+        return n, lags[n // 2], lags[min(n - 1, int(n * 0.99))], lags[-1]
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        # perf_counter, not loop.time(): uvloop's clock only moves once per iteration,
+        # in whole milliseconds.
+        self._due = time.perf_counter() + self.interval
+        self._period_end = self._due + self.period
+        self._handle = loop.call_later(self.interval, self._fired, loop)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fired(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = time.perf_counter()
+        self.note(now - self._due)
+        if now >= self._period_end:
+            self._period_end = now + self.period
+            figures = self.summary()
+            if figures is not None and figures[3] >= self.threshold:
+                n, p50, p99, worst = figures
+                log.warning("event loop lag over %d probes: p50 %.1f ms, p99 %.1f ms, "
+                            "max %.1f ms", n, p50 * 1000, p99 * 1000, worst * 1000)
+        self._due = now + self.interval
+        self._handle = loop.call_later(self.interval, self._fired, loop)
+
+
 def setup_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonLines("%(message)s"))
@@ -146,7 +202,10 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
         if settings.shared_store:
             sweeper = loop.create_task(_recovery_sweeps(controller, _RECOVERY_SWEEP_SECONDS))
         freezer = loop.create_task(_keep_long_lived_frozen(_FREEZE_SECONDS, _THAW_SECONDS))
+        lag_watch = LoopLagWatch()
+        lag_watch.start(loop)
         await stop.wait()
+        lag_watch.stop()
         freezer.cancel()
         if sweeper is not None:
             sweeper.cancel()

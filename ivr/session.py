@@ -311,6 +311,33 @@ class MediaSession:
             assert self.telephone_event_pt is not None
             self._send_rtp(self.telephone_event_pt, ts, payload, marker)
 
+    def prompt_packet(self, at: float) -> bytes | None:
+        """The RTP packet of the one prompt frame due by ``at``, when that frame is all
+        there is to send, else None (and nothing changed: ``datagrams_to_send(at)``
+        then does the general case: several or no frames due, the first or last
+        frame, a key press or an RTCP report due).
+
+        This is a media clock tick of a playing leg, fifty times a second per
+        call: one call, no intermediate objects.
+        """
+        player = self._player
+        if (player is None or self._marker_next or self._dtmf_queue
+                or at >= self._next_rtcp or self.remote is None):
+            return None
+        k = player.next_frame
+        if k + 1 >= player.frames or int((at - player.start) / PTIME + 1e-9) != k:
+            return None
+        player.next_frame = k + 1
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        ts = (self._ts_base
+              + round((player.start + k * PTIME - self.created) * CLOCK_RATE)) & 0xFFFFFFFF
+        self._last_rtp_ts = ts
+        self.packets_sent += 1
+        self.octets_sent += FRAME_SAMPLES
+        return RTP_HEADER.pack(0x80, self.codec.payload_type, seq, ts, self.ssrc) + (
+            player.payload[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES])
+
     def datagrams_to_send(self, now: float) -> list[Outgoing]:
         self._pump(now)
         if now >= self._next_rtcp:

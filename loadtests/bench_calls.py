@@ -96,6 +96,8 @@ class Step:
     seconds: float = 0.0
     #: CPU seconds (user + system) the controller process spent during the step.
     cpu_s: float = 0.0
+    #: The controller's event loop lag summaries logged during the step (windows with a stall).
+    loop_lag: list[str] | None = None
 
     @property
     def cpu_ms_per_call(self) -> float:
@@ -229,6 +231,7 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
         print(f"warning: {left} calls still in progress before step {name}", flush=True)
     started = time.monotonic()
     cpu_before = process_cpu_seconds(svc)
+    log_before = len(svc.log())
     carrier.start().wait_listening()
     try:
         sampler.start()
@@ -260,6 +263,8 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
     step.peak_controller = peaks["controller"]
     step.pdd_ms, step.unmatched = post_dial_delays(fac.logs, car.logs)
     step.pdd_ctl_ms = controller_delays(svc, facility_pid)
+    step.loop_lag = [line.split("event loop lag ", 1)[1]
+                     for line in svc.log()[log_before:].splitlines() if "event loop lag " in line]
     send_times = [float(m.group(1)) for m in _TS.finditer(fac.logs)]
     if len(send_times) > 1:
         step.achieved_rate = (len(send_times) - 1) / (max(send_times) - min(send_times))
@@ -273,6 +278,9 @@ def report(step: Step) -> None:
           f"{step.pdd(0.5, controller=True):8.2f} {step.pdd(0.99, controller=True):8.2f} "
           f"{step.peak_sipp:6d} {step.peak_controller:6d} {step.cpu_ms_per_call:7.2f}  {verdict}",
           flush=True)
+    # The controller logs a 10 s window's loop lag only when a callback held it >= 20 ms.
+    for line in step.loop_lag or ["none >= 20 ms"]:
+        print(f"        controller event loop lag {line}", flush=True)
 
 
 def main() -> int:
