@@ -5,7 +5,10 @@ Two runs, both bounded by a pair count and a time limit:
 * ``single``: one coroutine, pairs spread over ``--accounts`` AdvanceConnect
   accounts (10,000 by default), one pair after another;
 * ``hot``: ``--workers`` concurrent asyncio workers (8) hitting the same
-  ``--hot-accounts`` accounts (10), so every hold and settle contends.
+  ``--hot-accounts`` accounts (10), so every hold and settle contends;
+* ``concurrent``: ``--concurrency`` calls in progress at once (32) in the one
+  process, spread over all the accounts, as in a busy controller: on SQLite
+  the writes queued meanwhile share one commit (the writes-per-commit figure).
 
 Each pair is the controller's real path: screening, funding order, pricing
 with the demo tariff of tx-state-prison, an atomic hold, then settlement of a
@@ -100,6 +103,19 @@ async def redis_usage(store: AccountStore) -> tuple[float, int] | None:
         float(info["used_cpu_user"]) + float(info["used_cpu_sys"]),
         lane.requests if lane is not None else 0,
     )
+
+
+def commit_usage(store: AccountStore) -> tuple[int, int] | None:
+    """The SQLite store's commits and writes so far (how many writes share a commit)."""
+    writer = getattr(store, "_writer", None)
+    return None if writer is None else (writer.commits, writer.writes)
+
+
+def commit_line(before: tuple[int, int] | None, after: tuple[int, int] | None) -> str:
+    if before is None or after is None or after[0] == before[0]:
+        return ""
+    per = (after[1] - before[1]) / (after[0] - before[0])
+    return f"  sqlite    {per:.1f} writes per commit\n"
 
 
 def redis_line(before: tuple[float, int] | None, after: tuple[float, int] | None, run: Run) -> str:
@@ -234,8 +250,9 @@ async def hot(
     limit: float,
     seed: int,
     prefix: str = "h",
+    name: str | None = None,
 ) -> Run:
-    run = Run(f"{workers} concurrent workers, {len(accounts)} shared accounts")
+    run = Run(name or f"{workers} concurrent workers, {len(accounts)} shared accounts")
     cpu = time.process_time()
     start = time.perf_counter()
     deadline = start + limit
@@ -258,6 +275,8 @@ async def hot(
 
 def median_line(name: str, runs: list[Run]) -> str:
     """Medians over rounds: other load on the machine moves single rounds a lot."""
+    if not runs:
+        return f"no {name} rounds"
     rates = [len(r.pair_ns) / r.elapsed for r in runs if r.elapsed]
     p50 = [r.percentile(0.50) for r in runs]
     p99 = [r.percentile(0.99) for r in runs]
@@ -299,6 +318,7 @@ async def main_async(args: argparse.Namespace) -> int:
             await single(service, all_numbers[:50], 50, args.seconds, args.seed, "warm")
             singles: list[Run] = []
             hots: list[Run] = []
+            spread: list[Run] = []
             for r in range(args.rounds):
                 usage = await redis_usage(store)
                 first = await single(
@@ -307,7 +327,26 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(first.report())
                 print(redis_line(usage, await redis_usage(store), first), end="")
                 singles.append(first)
+                if args.concurrency:
+                    usage = await redis_usage(store)
+                    commits = commit_usage(store)
+                    third = await hot(
+                        service,
+                        all_numbers,
+                        args.concurrency,
+                        args.pairs,
+                        args.seconds,
+                        args.seed + r,
+                        f"c{r}-",
+                        f"single process, {args.concurrency} calls at once,"
+                        f" {len(all_numbers)} accounts",
+                    )
+                    print(third.report())
+                    print(commit_line(commits, commit_usage(store)), end="")
+                    print(redis_line(usage, await redis_usage(store), third), end="")
+                    spread.append(third)
                 usage = await redis_usage(store)
+                commits = commit_usage(store)
                 second = await hot(
                     service,
                     all_numbers[: args.hot_accounts],
@@ -318,10 +357,13 @@ async def main_async(args: argparse.Namespace) -> int:
                     f"h{r}-",
                 )
                 print(second.report())
+                print(commit_line(commits, commit_usage(store)), end="")
                 print(redis_line(usage, await redis_usage(store), second), end="")
                 hots.append(second)
             if args.rounds > 1:
                 print(median_line("single", singles))
+                if spread:
+                    print(median_line("concurrent", spread))
                 print(median_line("hot", hots))
             await check_ledger(store, args.accounts)
             print("ledger check: balanced, no holds left, no account below zero")
@@ -339,6 +381,8 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--hot-accounts", type=int, default=10)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help="calls at once in the concurrent run over all accounts (0: skip it)")
     parser.add_argument("--pairs", type=int, default=20_000, help="pairs per run (bounded)")
     parser.add_argument("--seconds", type=float, default=30.0, help="time limit per run")
     parser.add_argument("--seed", type=int, default=1)
@@ -347,7 +391,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.accounts < args.hot_accounts or args.accounts <= 0:
         parser.error("--accounts must be positive and at least --hot-accounts")
-    if args.pairs <= 0 or args.seconds <= 0 or args.workers <= 0:
+    if args.pairs <= 0 or args.seconds <= 0 or args.workers <= 0 or args.concurrency < 0:
         parser.error("--pairs, --seconds and --workers must be positive")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be 1 to 20")
