@@ -46,8 +46,9 @@ is opened.
 
 Expiry. What only a finished call needs is kept ``finished_call_ttl_days``
 (35 by default) after its reservation is settled or released, then Redis
-deletes it: the reservation hash (with its settle token) and the global
-``loc:res:<id>`` and ``loc:call:<id>`` claims. The settle script sets the
+deletes it: the reservation hash (with its settle token), the call's claim
+under the payer's tag, and the global ``loc:res:<id>`` and ``loc:call:<id>``
+claims. The settle script sets the
 expiry in the same step that closes the reservation, so a reservation is never
 open and expiring; on a standalone Redis the claims expire in that script too,
 on a cluster (where they live in other slots) by an ``EXPIRE`` sent right
@@ -56,8 +57,9 @@ journal replay or dispute: a settle re-sent within it is answered as a replay
 and moves no money; after it, an unknown reservation. Nothing that carries
 money ever expires: balances, ledger streams, open reservations,
 subscriptions, receivables, refunds, invoices, call records and idempotency
-keys of payments stay. The per-tag ``calls`` index (call id to reservation
-id, one hash field per call) is not expired: Redis 7.0 has no per-field expiry.
+keys of payments stay. (Stores written by earlier versions kept the call
+claims as fields of one ``{tag}:calls`` hash, which never expired; nothing
+reads it any more, and it can be deleted.)
 """
 
 from __future__ import annotations
@@ -1027,7 +1029,7 @@ class RedisAccountStore(AccountStore):
             self._t(tag, "open"),
             self._ledger(tag),
             payer,
-            self._t(tag, "calls"),
+            self._t(tag, "call", r.call_id),
         ]
         # Already text: this runs for every call.
         args = [
@@ -1282,6 +1284,7 @@ class RedisAccountStore(AccountStore):
                         payer,
                         receivable_key,
                         receivable_set,
+                        self._t(tag, "call", r.call_id),
                         # Other slots on a cluster: expired just below instead.
                         *(() if self.is_cluster else claims),
                     ],

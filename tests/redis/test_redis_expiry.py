@@ -109,6 +109,7 @@ async def test_finished_calls_expire_and_money_keys_do_not(
         tag = await store._reservation_tag(rid)
         for key in (
             store._res(tag, rid),
+            store._t(tag, "call", call_id),
             store._k("loc", "res", rid),
             store._k("loc", "call", call_id),
         ):
@@ -119,14 +120,18 @@ async def test_finished_calls_expire_and_money_keys_do_not(
     tag = await store._reservation_tag(still_open)
     for key in (
         store._res(tag, still_open),
+        store._t(tag, "call", "call-open"),
         store._k("loc", "res", still_open),
         store._k("loc", "call", "call-open"),
     ):
         assert await _ttl(store, key) == -1, key
 
     # Everything else under the tags carries money or lists it: none of it expires.
-    reservation_keys = {store._res(await store._reservation_tag(r), r) for r in finished}
-    others = [k for k in await _tag_keys(store) if k not in reservation_keys]
+    expiring = set()
+    for rid, call_id in finished.items():
+        tag = await store._reservation_tag(rid)
+        expiring |= {store._res(tag, rid), store._t(tag, "call", call_id)}
+    others = [k for k in await _tag_keys(store) if k not in expiring]
     assert store._acct("ac1") in others and store._ledger("a:ac1") in others
     assert store._t(f"n:{OTHER}", "rcv", settlement.receivable_id) in others
     for key in others:

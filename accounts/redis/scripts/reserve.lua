@@ -1,7 +1,7 @@
 -- Hold money (or subscription seconds) for one call and record the reservation, atomically.
 -- KEYS: 1 reservation hash, 2 open set of the tag, 3 ledger stream, 4 payer hash
 --       (account or subscription; the reservation hash itself when nobody is held),
---       5 calls of the tag (call id -> reservation id)
+--       5 the call's claim in the tag (its reservation id; expires with the settled reservation)
 -- ARGV: 1 mode (account|subscription|none), 2 amount, 3 floor, 4 max seconds, 5 token,
 --       6 ledger entry ('' when none), 7 reservation id, 8 call id,
 --       9.. reservation field/value pairs
@@ -12,7 +12,7 @@ if existing then
 end
 -- The call id is taken first (one command to test and take it) and given back if
 -- the payer cannot hold the call.
-if redis.call('HSETNX', KEYS[5], ARGV[8], ARGV[7]) == 0 then
+if not redis.call('SET', KEYS[5], ARGV[7], 'NX') then
   return {'dup', 'call ' .. ARGV[8] .. ' already has a reservation'}
 end
 local mode = ARGV[1]
@@ -42,7 +42,7 @@ elseif mode == 'subscription' then
   end
 end
 if refused then
-  redis.call('HDEL', KEYS[5], ARGV[8])
+  redis.call('DEL', KEYS[5])
   return refused
 end
 if ARGV[6] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[6]) end

@@ -2,8 +2,9 @@
 -- KEYS: 1 reservation hash, 2 open set, 3 ledger stream, 4 payer hash (account or
 --       subscription; else the reservation hash), 5 receivable hash, 6 receivable set
 --       (both the reservation hash when there is no receivable),
---       7.. keys that expire with the settled reservation (its global id claims, on a
---       standalone Redis only: on a cluster they live in other slots)
+--       7.. keys that expire with the settled reservation (its call's claim in the tag;
+--       its global id claims on a standalone Redis only: on a cluster they live in
+--       other slots)
 -- ARGV: 1 mode (account|subscription|single|none), 2 token, 3 reservation id,
 --       4 expected amount held, 5 charge, 6 talked seconds, 7 seconds used (subscription),
 --       8 max seconds, 9 timestamp, 10 facility, 11 ledger entry ('' when none),
