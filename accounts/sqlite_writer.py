@@ -163,16 +163,12 @@ class GroupWriter:
                     db.execute("RELEASE write")
                 except sqlite3.Error as exc:
                     # The group cannot be trusted any more: none of it is kept.
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
-                    self._fail(batch, StoreUnavailable(f"account store error: {exc}"))
+                    self._abort(batch, f"account store error: {exc}")
                     return
         try:
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-            self._fail(batch, StoreUnavailable(f"commit failed: {exc}"))
+            self._abort(batch, f"commit failed: {exc}")
             return
         self.commits += 1
         self.writes += len(batch)
@@ -180,6 +176,12 @@ class GroupWriter:
             job.deliver()
         if self._after_commit is not None:
             self._after_commit(db)
+
+    def _abort(self, batch: list[_Job], message: str) -> None:
+        """Roll the whole transaction back; every write of the group fails."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("ROLLBACK")
+        self._fail(batch, StoreUnavailable(message))
 
     @staticmethod
     def _fail(batch: list[_Job], error: BaseException) -> None:
