@@ -46,6 +46,7 @@ from ivr import (
     PromptCatalogue,
     Recorder,
     RtpEndpoint,
+    SparePairs,
     open_recording,
     parse_dtmf_info,
 )
@@ -221,6 +222,7 @@ class CallController:
         self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0)
         self.transport: SipTransport | None = None
         self.ports = PortAllocator(*settings.rtp_ports)
+        self.spares = SparePairs(self.ports, settings.media_host)
         kwargs = {"root": catalogue_root} if catalogue_root is not None else {}
         self.catalogues = {lang: PromptCatalogue(lang, **kwargs) for lang in LANGUAGES}
         self.calls: dict[str, Call] = {}
@@ -244,6 +246,7 @@ class CallController:
         self._loop = loop
         self._wall_offset = time.time() - loop.time()
         self.transport = SipTransport(self.endpoint, self._on_sip_event)
+        self.spares.fill()
         for transport, host, port in self.settings.sip_listen:
             if transport == "udp":
                 bound = await self.transport.listen_udp(host, port)
@@ -289,6 +292,7 @@ class CallController:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        self.spares.close()
         if self.transport is not None:
             await self.transport.close()
 
@@ -659,7 +663,7 @@ class CallController:
         # held: both stand between the INVITE and the carrier INVITE, and binding takes
         # trips round the event loop that need not wait for the store.
         opening = loop.create_task(RtpEndpoint.open(
-            PCMU, host=self.settings.media_host, allocator=self.ports,
+            PCMU, host=self.settings.media_host, spares=self.spares,
             on_event=lambda ev: self._on_carrier_media(call, ev), inactivity_timeout=0,
         ))
         try:
@@ -760,7 +764,7 @@ class CallController:
         flow = call.flow
         try:
             media = await RtpEndpoint.open(
-                PCMU, host=self.settings.media_host, allocator=self.ports,
+                PCMU, host=self.settings.media_host, spares=self.spares,
                 on_event=lambda ev: self._on_facility_media(call, ev), inactivity_timeout=0,
             )
         except MediaError as exc:

@@ -4,7 +4,10 @@ How the controller uses it, per call leg:
 
 * ``ports = PortAllocator(20000, 29999)`` once; ``await RtpEndpoint.open(codec,
   host=..., allocator=ports, remote=(ip, port), telephone_event_pt=101,
-  on_event=callback)`` per leg (``PortsExhausted`` -> answer 503).
+  on_event=callback)`` per leg (``PortsExhausted`` -> answer 503). With
+  ``spares = SparePairs(ports, host)`` (``spares.fill()`` once the loop runs,
+  ``spares.close()`` at the end), ``open(..., spares=spares)`` takes a pair
+  bound ahead and waits for nothing.
   ``codec`` is ``PCMU`` or ``PCMA`` (``Codec(name, payload_type)`` for a
   dynamic type). For the carrier leg the port goes into our offer before the
   answer is known: open without ``remote``, then ``endpoint.configure(codec=...,
@@ -33,7 +36,7 @@ How the controller uses it, per call leg:
 
 from ivr.bridge import Bridge, RelayPath
 from ivr.catalogue import PromptCatalogue, read_wav
-from ivr.endpoint import RtpEndpoint
+from ivr.endpoint import RtpEndpoint, SparePairs
 from ivr.errors import CodecMismatch, MediaError, PortsExhausted, PromptMissing
 from ivr.events import (
     DtmfReceived,
@@ -104,6 +107,7 @@ __all__ = [
     "RtpPacket",
     "SenderReport",
     "SequenceTracker",
+    "SparePairs",
     "StopPlayback",
     "TelephoneEvent",
     "TelephoneEventReceiver",

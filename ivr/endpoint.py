@@ -7,9 +7,11 @@ import contextlib
 import errno
 import functools
 import ipaddress
+import logging
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -19,6 +21,8 @@ from ivr.g711 import Codec
 from ivr.playback import PTIME
 from ivr.ports import PortAllocator
 from ivr.session import MediaSession
+
+_log = logging.getLogger(__name__)
 
 #: A relay handler takes over received datagrams while the leg is bridged.
 RelayHandler = Callable[[bytes, Address], None]
@@ -145,7 +149,7 @@ class RtpEndpoint:
         # Received RTP goes straight to the leg: one Python call less per packet.
         rtp.datagram_received = self._on_rtp  # type: ignore[method-assign]
         assert rtp.transport is not None
-        self._rtp_sendto = rtp.transport.sendto
+        self._rtp_sendto: Callable[[bytes, Address], None] = rtp.transport.sendto
 
     @classmethod
     async def open(
@@ -155,17 +159,26 @@ class RtpEndpoint:
         host: str = "127.0.0.1",
         allocator: PortAllocator | None = None,
         port: int | None = None,
+        spares: SparePairs | None = None,
         remote: Address | None = None,
         on_event: Callable[[MediaEvent], None] | None = None,
         **session_options: Any,
     ) -> RtpEndpoint:
-        """Bind an RTP/RTCP pair on ``port`` or on the next free pair of ``allocator``.
+        """Bind an RTP/RTCP pair on ``port`` or on the next free pair of ``allocator``,
+        or take one ``spares`` bound ahead (then without a trip round the event loop).
 
         Raises ``PortsExhausted`` (answer 503) when no pair can be bound; a
         port taken by another program is skipped, and nothing is left
         allocated on failure.
         """
         loop = asyncio.get_running_loop()
+        if spares is not None:
+            if allocator is not None and allocator is not spares.allocator:
+                raise ValueError("spares come from their own allocator")
+            allocator = spares.allocator
+            if host == spares.host and (pair := spares.take()) is not None:
+                return cls._opened(loop, codec, *pair, allocator, remote, on_event,
+                                   session_options)
         if (allocator is None) == (port is None):
             raise ValueError("give exactly one of allocator or port")
         attempts = allocator.capacity if allocator is not None else 1
@@ -183,19 +196,34 @@ class RtpEndpoint:
                     raise MediaError(f"cannot bind RTP port {p} on {host}: {exc}") from exc
                 last_error = exc
                 continue
-            ssrc = random.getrandbits(32)
-            session = MediaSession(
-                codec,
-                ssrc=ssrc,
-                now=loop.time(),
-                remote=remote,
-                wall_clock_offset=time.time() - loop.time(),
-                **session_options,
-            )
-            ep = cls(session, p, rtp, rtcp, loop, allocator, on_event)
-            ep._service()
-            return ep
+            return cls._opened(loop, codec, p, rtp, rtcp, allocator, remote, on_event,
+                               session_options)
         raise PortsExhausted(f"no free RTP port pair could be bound on {host}: {last_error}")
+
+    @classmethod
+    def _opened(
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        codec: Codec,
+        port: int,
+        rtp: _Protocol,
+        rtcp: _Protocol,
+        allocator: PortAllocator | None,
+        remote: Address | None,
+        on_event: Callable[[MediaEvent], None] | None,
+        session_options: dict[str, Any],
+    ) -> RtpEndpoint:
+        session = MediaSession(
+            codec,
+            ssrc=random.getrandbits(32),
+            now=loop.time(),
+            remote=remote,
+            wall_clock_offset=time.time() - loop.time(),
+            **session_options,
+        )
+        ep = cls(session, port, rtp, rtcp, loop, allocator, on_event)
+        ep._service()
+        return ep
 
     # -- control -----------------------------------------------------------
 
@@ -341,7 +369,8 @@ class RtpEndpoint:
         session = self.session
         data = session.prompt_packet(at)
         if data is not None:
-            self._rtp_sendto(data, session.remote)
+            # prompt_packet gives a packet only when the peer's address is known.
+            self._rtp_sendto(data, session.remote)  # type: ignore[arg-type]
             return
         for out in session.datagrams_to_send(at):
             proto = self._rtcp if out.rtcp else self._rtp
@@ -377,6 +406,90 @@ class RtpEndpoint:
         self._service()
 
 
+class SparePairs:
+    """RTP/RTCP socket pairs bound ahead of need, from an allocator's range.
+
+    The loop attaches a bound socket in a later iteration, and while it carries
+    a thousand calls an iteration lasts milliseconds to tens of them: binding a
+    leg's pair on the call's path put that wait between the caller's INVITE and
+    the carrier's (and between acceptance and the caller's 200 OK). A leg
+    opened from a spare waits for nothing; each one taken starts the binding of
+    its replacement. Spares count as ports in use.
+    """
+
+    def __init__(self, allocator: PortAllocator, host: str, target: int = 64) -> None:
+        self.allocator = allocator
+        self.host = host
+        # A small range stays mostly for legs that bind their own.
+        self.target = max(0, min(target, allocator.capacity // 4))
+        self._ready: deque[tuple[int, _Protocol, _Protocol]] = deque()
+        self._binding: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    @property
+    def ready(self) -> int:
+        """Pairs bound and waiting for a leg."""
+        return len(self._ready)
+
+    def take(self) -> tuple[int, _Protocol, _Protocol] | None:
+        """A bound pair (port, RTP, RTCP) if one is ready; replacements start binding."""
+        pair = self._ready.popleft() if self._ready else None
+        self.fill()
+        return pair
+
+    def fill(self) -> None:
+        """Start binding pairs until ``target`` are ready or on their way."""
+        if self.closed:
+            return
+        missing = self.target - len(self._ready) - len(self._binding)
+        if missing <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        for _ in range(missing):
+            task = loop.create_task(self._bind(loop))
+            self._binding.add(task)
+            task.add_done_callback(self._binding.discard)
+
+    async def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            port = self.allocator.allocate()
+        except PortsExhausted:
+            return  # calls hold every port; the next leg taken tries again
+        try:
+            rtp, rtcp = await _bind_pair(loop, self.host, port)
+        except OSError as exc:
+            # Taken by another program: the next fill tries the next port.
+            self.allocator.release(port)
+            if exc.errno not in (errno.EADDRINUSE, None):
+                _log.warning("cannot bind a spare RTP pair on %s:%d: %s", self.host, port, exc)
+            return
+        except BaseException:
+            self.allocator.release(port)
+            raise
+        if self.closed:
+            _close_pair(rtp, rtcp)
+            self.allocator.release(port)
+            return
+        self._ready.append((port, rtp, rtcp))
+
+    def close(self) -> None:
+        """Unbind every spare and stop binding more."""
+        self.closed = True
+        for task in list(self._binding):
+            task.cancel()
+        while self._ready:
+            port, rtp, rtcp = self._ready.popleft()
+            _close_pair(rtp, rtcp)
+            self.allocator.release(port)
+
+
+def _close_pair(rtp: _Protocol, rtcp: _Protocol) -> None:
+    for proto in (rtp, rtcp):
+        if proto.transport is not None:
+            proto.transport.close()
+            proto.transport = None
+
+
 async def _bind_pair(
     loop: asyncio.AbstractEventLoop, host: str, port: int
 ) -> tuple[_Protocol, _Protocol]:
@@ -384,7 +497,7 @@ async def _bind_pair(
     _, rtp = await _bind_one(loop, host, port, family)
     try:
         _, rtcp = await _bind_one(loop, host, port + 1, family)
-    except OSError:
+    except BaseException:  # a taken port, or cancelled while attaching
         if rtp.transport is not None:
             rtp.transport.close()
         raise

@@ -44,6 +44,6 @@ class PortAllocator:
         raise AssertionError("free set and port list disagree")
 
     def release(self, port: int) -> None:
-        if port not in self._ports:
+        if not (self.first <= port < self.last and (port - self.first) % 2 == 0):
             raise ValueError(f"port {port} is not from this allocator")
         self._free.add(port)

@@ -4,8 +4,8 @@ Channel 0 is the calling (facility) party, channel 1 the called party. Each
 channel takes G.711 payloads with their RTP timestamps; gaps in timestamps
 (silence suppression) become silence, and a party that stops sending
 altogether is padded with silence against the wall clock so the channels stay
-aligned. ``flush(now)`` (call it about once a second) decodes what is buffered
-in one numpy step and hands it to a writer thread, which appends it and
+aligned. ``flush(now)`` (call it about once a second) hands what is buffered
+to a writer thread, which decodes it in one numpy step, appends it and
 rewrites the header sizes, so the file on disk is always a valid WAV at most
 about one flush interval behind. Disk writes never run on the event loop: a
 stalled disk must not stall the media relay.
@@ -132,14 +132,13 @@ class Recorder:
             for ch in self._channels:
                 ch.buf += ch.silence * (n - len(ch.buf))
         if n:
-            frames = np.empty((n, 2), dtype="<i2")
-            frames[:, 0] = a.codec.decode(bytes(a.buf[:n]))
-            frames[:, 1] = b.codec.decode(bytes(b.buf[:n]))
-            del a.buf[:n]
-            del b.buf[:n]
+            # The event loop only cuts the G.711 bytes off; decoding them to 16-bit
+            # frames is the writer thread's work, like the file I/O.
+            first, second = _take(a.buf, n), _take(b.buf, n)
             self.frames_written += n
-            data, header, f = frames.tobytes(), self._header(self.frames_written), self._file
-            self._writer.submit(lambda: _append(f, data, header))
+            header, f = self._header(self.frames_written), self._file
+            codecs = (a.codec, b.codec)
+            self._writer.submit(lambda: _append(f, _frames(codecs, first, second), header))
 
     def close(self, now: float) -> Path:
         """Write what is left and close the file (in the background; see ``wait_closed``)."""
@@ -171,6 +170,21 @@ class Recorder:
     @property
     def duration(self) -> float:
         return self.frames_written / RATE
+
+
+def _take(buf: bytearray, n: int) -> bytes:
+    """The first ``n`` bytes of ``buf``, removed from it."""
+    head = bytes(buf[:n]) if n < len(buf) else bytes(buf)
+    del buf[:n]
+    return head
+
+
+def _frames(codecs: tuple[Codec, Codec], first: bytes, second: bytes) -> bytes:
+    """Two channels of G.711 bytes as interleaved 16-bit little-endian frames."""
+    frames = np.empty((len(first), 2), dtype="<i2")
+    frames[:, 0] = codecs[0].decode(first)
+    frames[:, 1] = codecs[1].decode(second)
+    return frames.tobytes()
 
 
 def _append(f: BinaryIO, data: bytes, header: bytes) -> None:

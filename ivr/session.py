@@ -315,13 +315,13 @@ class MediaSession:
         """The RTP packet of the one prompt frame due by ``at``, when that frame is all
         there is to send, else None (and nothing changed: ``datagrams_to_send(at)``
         then does the general case: several or no frames due, the first or last
-        frame, a key press or an RTCP report due).
+        frame, a key press, an RTCP report or other output waiting).
 
         This is a media clock tick of a playing leg, fifty times a second per
         call: one call, no intermediate objects.
         """
         player = self._player
-        if (player is None or self._marker_next or self._dtmf_queue
+        if (player is None or self._marker_next or self._dtmf_queue or self._out
                 or at >= self._next_rtcp or self.remote is None):
             return None
         k = player.next_frame
