@@ -1,17 +1,18 @@
-"""Group commit for the SQLite store: writes queued in one loop turn share one COMMIT.
+"""Group commit for the SQLite store: writes made in one loop turn share one COMMIT.
 
-A write is queued from the event loop and run at the end of the current
-loop turn, together with every other write queued meanwhile, as ONE
-transaction: each write inside its own SAVEPOINT (one that fails is rolled
-back alone, the others stand), then a single COMMIT for all of them. No
-write is reported done before the COMMIT that makes it durable has
-returned, so a caller never acts on a write that a crash could still undo;
-if that COMMIT fails, every write of the group fails and nothing is kept.
+The first write of an event loop turn runs at once, in its own transaction:
+a call set up on a quiet controller waits for nothing. Any further write in
+the same turn is queued and run at the start of the next turn, together
+with every other write queued meanwhile, as ONE transaction: each write
+inside its own SAVEPOINT (one that fails is rolled back alone, the others
+stand), then a single COMMIT for all of them. No write is reported done
+before the COMMIT that makes it durable has returned, so a caller never
+acts on a write that a crash could still undo; if that COMMIT fails, every
+write of the group fails and nothing is kept.
 
-One call at a time pays one commit per write, as before; with many calls in
-progress (a busy controller, the API), the commit's log frames, lock calls
-and (with ``synchronous=FULL``) fsync are shared by every write that was
-waiting. Transactions stay strictly serial: one connection, ``BEGIN
+With many calls in progress (a busy controller, the API), the commit's log
+frames, lock calls and (with ``synchronous=FULL``) fsync are shared by
+every write that was waiting. Transactions stay strictly serial: one connection, ``BEGIN
 IMMEDIATE``, all on the event loop's thread. (A writer thread was measured
 and rejected: CPython's GIL hand-offs cost more than the statements.)
 """
@@ -83,6 +84,8 @@ class GroupWriter:
         self._after_commit = after_commit
         self._queue: list[_Job] = []
         self._scheduled = False
+        #: A write already ran at once in this loop turn: the next ones are grouped.
+        self._turn_used = False
         #: Transactions committed and writes done (for benchmarks and tests).
         self.commits = 0
         self.writes = 0
@@ -97,12 +100,22 @@ class GroupWriter:
     async def _submit(self, body: Callable[[sqlite3.Connection], T], *, raw: bool) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.append(_Job(body, future, raw))
+        job = _Job(body, future, raw)
+        if not (raw or self._queue or self._turn_used):
+            # Nothing waiting and nothing written yet this turn: commit it now.
+            self._turn_used = True
+            loop.call_soon(self._next_turn)
+            self._run_batch([job])
+            return future.result()
+        self._queue.append(job)
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self.flush)
         # A caller cancelled before its turn leaves nothing written (see ``flush``).
         return await future
+
+    def _next_turn(self) -> None:
+        self._turn_used = False
 
     def flush(self) -> None:
         """Run everything queued, in order: consecutive writes as one transaction each group."""

@@ -189,12 +189,13 @@ def _deposit(n: int, amount: int = 100, key: str | None = None) -> LedgerTransac
 async def test_concurrent_writes_share_one_commit_and_each_stands_alone(tmp_path: Path) -> None:
     store = await seeded(tmp_path / "a.sqlite3")
     commits = store.writer.commits
-    # Twenty deposits queued in one loop turn, one of them reusing a key: it alone fails.
+    # Twenty deposits in one loop turn, one of them reusing a key: it alone fails.
+    # The first commits at once, the other nineteen together.
     results = await asyncio.gather(
         *(store.post(_deposit(n, key="k1" if n == 7 else None)) for n in range(20)),
         return_exceptions=True,
     )
-    assert store.writer.commits == commits + 1
+    assert store.writer.commits == commits + 2
     failed = [r for r in results if isinstance(r, Exception)]
     assert len(failed) == 1 and "k1" in str(failed[0])
     assert isinstance(results[7], Exception)
@@ -227,12 +228,16 @@ async def test_a_failed_group_commit_fails_every_write_of_the_group(tmp_path: Pa
 
 async def test_a_write_cancelled_before_its_turn_changes_nothing(tmp_path: Path) -> None:
     store = await seeded(tmp_path / "a.sqlite3")
-    task = asyncio.ensure_future(store.post(_deposit(1)))
-    await asyncio.sleep(0)  # queued, not yet run
-    task.cancel()
+    first = asyncio.ensure_future(store.post(_deposit(1)))
+    second = asyncio.ensure_future(store.post(_deposit(2)))
+    await asyncio.sleep(0)  # the first is written at once, the second waits for the group
+    assert first.done()
+    second.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    await store.post(_deposit(2))
-    assert (await store.get_account("a1")).balance_units == 10_000 + 100
-    assert [t.idempotency_key for t in await store.transactions(account_id="a1")] == ["k1", "g2"]
+        await second
+    await first
+    await store.post(_deposit(3))
+    assert (await store.get_account("a1")).balance_units == 10_000 + 200
+    keys = [t.idempotency_key for t in await store.transactions(account_id="a1")]
+    assert keys == ["k1", "g1", "g3"]
     await store.close()
