@@ -46,16 +46,28 @@ async def settled_state(
         await asyncio.sleep(0.2)
 
 
-def test_two_serve_nodes_never_overspend_one_account(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis", ["standalone", "cluster"])
+def test_two_serve_nodes_never_overspend_one_account(tmp_path: Path, redis: str) -> None:
     hold = longest_hold_units()
     # Three longest calls and half of a fourth: the six calls placed at once (three
     # on each node) cannot all be held, and neither node can take every hold.
     deposit_units = 3 * hold + hold // 2
     deposit = from_units(deposit_units)
-    server = SERVERS.single()
     prefix = unique_prefix()
+    url, cluster = "", []
+    where: dict[str, str] = {}
+    if redis == "cluster":
+        # With cluster nodes in the config the URL is not used.
+        cluster = SERVERS.cluster().nodes
+        where["store__cluster_nodes"] = "[" + ", ".join(f'"{n}"' for n in cluster) + "]"
+    else:
+        url = SERVERS.single().url
+
+    def open_store() -> RedisAccountStore:
+        return RedisAccountStore(url or None, cluster_nodes=cluster, prefix=prefix)
+
     nodes = [
-        prepare_node(tmp_path / f"node{n}", server.url, prefix, {NUMBER: (ACCOUNT, deposit)})
+        prepare_node(tmp_path / f"node{n}", url, prefix, {NUMBER: (ACCOUNT, deposit)}, **where)
         for n in (1, 2)
     ]
     started: list[Service] = []
@@ -77,7 +89,7 @@ def test_two_serve_nodes_never_overspend_one_account(tmp_path: Path) -> None:
         pids = [sipp.process.pid for sipp in facilities if sipp.process is not None]
 
         async def check() -> tuple[int, int, list[CallDetailRecord], object]:
-            store = RedisAccountStore(server.url, prefix=prefix)
+            store = open_store()
             await store.open()
             try:
                 balance, held, records = await settled_state(store)
