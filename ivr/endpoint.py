@@ -20,7 +20,7 @@ from ivr.events import Address, MediaEvent
 from ivr.g711 import Codec
 from ivr.playback import PTIME
 from ivr.ports import PortAllocator
-from ivr.session import MediaSession
+from ivr.session import MediaSession, analyse_inband
 
 _log = logging.getLogger(__name__)
 
@@ -150,6 +150,7 @@ class RtpEndpoint:
         rtp.datagram_received = self._on_rtp  # type: ignore[method-assign]
         assert rtp.transport is not None
         self._rtp_sendto: Callable[[bytes, Address], None] = rtp.transport.sendto
+        session.inband_queue = self._queue_inband
 
     @classmethod
     async def open(
@@ -289,6 +290,7 @@ class RtpEndpoint:
         self.relay_rtcp = None
         self._on_event = None
         self._rtp_sendto = _ignore_datagram
+        self.session.inband_queue = None  # the session <-> endpoint cycle
         if self._allocator is not None:
             self._allocator.release(self.port)
 
@@ -385,6 +387,15 @@ class RtpEndpoint:
                 else:
                     self.events.put_nowait(ev)
 
+    def _queue_inband(self, session: MediaSession) -> None:
+        # Every leg with audio to analyse in this turn of the loop is analysed at
+        # its end, in one pass (the numpy calls cost more than their arithmetic).
+        legs = _inband_waiting.get(self.loop)
+        if legs is None:
+            legs = _inband_waiting[self.loop] = []
+            self.loop.call_soon(_analyse_waiting, self.loop)
+        legs.append(self)
+
     def _leave_clock(self) -> None:
         if self._clock is not None:
             self._clock.discard(self)
@@ -404,6 +415,17 @@ class RtpEndpoint:
 
     def resume(self) -> None:
         self._service()
+
+
+_inband_waiting: dict[asyncio.AbstractEventLoop, list[RtpEndpoint]] = {}
+
+
+def _analyse_waiting(loop: asyncio.AbstractEventLoop) -> None:
+    legs = [leg for leg in _inband_waiting.pop(loop, ()) if not leg.closed]
+    heard = analyse_inband([leg.session for leg in legs], loop.time())
+    for leg, digit in zip(legs, heard, strict=True):
+        if digit:
+            leg._service()
 
 
 class SparePairs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ivr.events import (
@@ -21,7 +22,7 @@ from ivr.events import (
     RtcpReportReceived,
 )
 from ivr.g711 import Codec
-from ivr.inband import InbandDetector
+from ivr.inband import InbandDetector, feed_many
 from ivr.playback import FRAME_SAMPLES, PTIME, PromptPlayer
 from ivr.rfc4733 import TelephoneEventReceiver, event_packets, parse_red
 from ivr.rtcp import (
@@ -95,6 +96,11 @@ class MediaSession:
         self._events_rx = TelephoneEventReceiver(CLOCK_RATE)
         self._inband = InbandDetector() if inband else None
         self._inband_pending = bytearray()
+        #: Where a session with a batch of received audio to analyse for in-band
+        #: DTMF puts itself (once), so that many are analysed together by
+        #: ``analyse_inband``; None analyses each batch on arrival.
+        self.inband_queue: Callable[[MediaSession], None] | None = None
+        self._inband_queued = False
         self.stats: ReceptionStats | None = None
         self.packets_sent = 0
         self.octets_sent = 0
@@ -164,10 +170,11 @@ class MediaSession:
                 # delay on a key press, well inside the menu's choice timeout.
                 self._inband_pending += payload
                 if len(self._inband_pending) >= INBAND_BATCH:
-                    audio = self.codec.decode(bytes(self._inband_pending))
-                    self._inband_pending.clear()
-                    for d in self._inband.feed(audio):
-                        self._events.append(DtmfReceived(d.digit, "inband", 0, now))
+                    if self.inband_queue is None:
+                        analyse_inband((self,), now)
+                    elif not self._inband_queued:
+                        self._inband_queued = True
+                        self.inband_queue(self)
             return len(self._events) != events
         if pt == self.telephone_event_pt or pt == self.redundancy_pt:
             try:
@@ -399,4 +406,28 @@ class MediaSession:
                 self._events.append(MediaTimedOut(self.last_received, now))
 
 
-__all__ = ["FRAME_SAMPLES", "MediaSession", "Outgoing"]
+def analyse_inband(sessions: Sequence[MediaSession], now: float) -> list[bool]:
+    """In-band DTMF analysis of the audio each session has gathered, for all of them
+    in one vectorised pass (``feed_many``); per session, whether it got a digit
+    (a ``DtmfReceived`` event waits in it)."""
+    heard = [False] * len(sessions)
+    ready: list[tuple[int, MediaSession, InbandDetector]] = []
+    for i, session in enumerate(sessions):
+        session._inband_queued = False
+        if session._inband is not None and session._inband_pending:
+            ready.append((i, session, session._inband))
+    if not ready:
+        return heard
+    chunks = []
+    for _, session, _ in ready:
+        chunks.append(session.codec.decode(bytes(session._inband_pending)))
+        session._inband_pending.clear()
+    found = feed_many([detector for _, _, detector in ready], chunks)
+    for (i, session, _), digits in zip(ready, found, strict=True):
+        for d in digits:
+            session._events.append(DtmfReceived(d.digit, "inband", 0, now))
+        heard[i] = bool(digits)
+    return heard
+
+
+__all__ = ["FRAME_SAMPLES", "MediaSession", "Outgoing", "analyse_inband"]

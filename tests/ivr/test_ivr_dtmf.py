@@ -18,6 +18,7 @@ from ivr.inband import (
     WINDOW,
     InbandDetector,
     dtmf_tone,
+    feed_many,
     window_analysis,
     window_hits,
 )
@@ -361,3 +362,42 @@ def test_window_decisions_and_streamed_digits_match_the_reference() -> None:
             ]
             assert got == expected, chunk
     assert total_hits > 300  # the cases really exercise the tone path
+
+
+def test_many_streams_analysed_together_find_what_each_finds_alone() -> None:
+    rng = np.random.default_rng(21)
+    speech = PromptCatalogue("en").render(("intro_prepaid", "recording_notice")).astype(float)
+    keys = varied_key_presses(5, 40)
+    streams = [
+        keys,
+        speech[: len(keys)],
+        np.zeros(len(keys)),
+        keys + rng.normal(0, 2500, len(keys)),
+        np.concatenate([speech[:12_000], keyed("159#", -15.0), speech[:9000]]),
+        dtmf_tone("5", 1000).astype(float),
+        rng.normal(0, 3000, len(keys)),
+    ]
+    alone = [InbandDetector() for _ in streams]
+    together = [InbandDetector() for _ in streams]
+    expected: list[list[tuple[str, float]]] = [[] for _ in streams]
+    got: list[list[tuple[str, float]]] = [[] for _ in streams]
+    pos = [0] * len(streams)
+    while any(p < len(x) for p, x in zip(pos, streams, strict=True)):
+        # Uneven chunks, some streams silent in a round (as legs are in a loop turn).
+        chunks = []
+        for i, x in enumerate(streams):
+            n = int(rng.choice([0, 1, 79, 160, 1280, 1443]))
+            chunks.append(x[pos[i] : pos[i] + n])
+            pos[i] += n
+        for i, c in enumerate(chunks):
+            expected[i] += [(d.digit, d.at) for d in alone[i].feed(c)]
+        for i, found in enumerate(feed_many(together, chunks)):
+            got[i] += [(d.digit, d.at) for d in found]
+    assert got == expected
+    assert "".join(d for d, _ in expected[4]) == "159#"
+    assert [d for d, _ in expected[5]] == ["5"]
+    assert expected[1] == expected[2] == expected[6] == []
+    assert sum(len(e) for e in expected) > 30
+    assert feed_many([], []) == []
+    with pytest.raises(ValueError, match="2 detectors for 1 chunks"):
+        feed_many([InbandDetector(), InbandDetector()], [np.zeros(10)])
