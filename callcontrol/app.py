@@ -851,7 +851,7 @@ class CallController:
             call.timer.cancel()
             call.timer = None
         if call.bridge is not None:
-            call.bridge.recorder = None  # closed below, off the event loop
+            call.bridge.recorder = None  # closed in _finish, once a recording being created exists
             call.bridge.stop()
             call.bridge.on_inactive = None  # the call <-> bridge cycle
         for media in (call.carrier_media, call.facility_media):
@@ -880,11 +880,9 @@ class CallController:
             self._take_recorder(call, await _opened_recorder(call))
         recorder = call.recorder
         if recorder is not None and not recorder.closed:
-            # Closing fsyncs the file: a disk wait that must not stall every other call.
-            try:
-                await asyncio.to_thread(recorder.close, ended.end_at)
-            except OSError as exc:
-                log.error("call %s: recording not closed cleanly: %s", call.id, exc)
+            # Closing only queues the last audio and the file's fsync for the recording
+            # writer thread: nothing here waits for the disk.
+            recorder.close(ended.end_at)
         if call.auth_task is not None and not call.auth_task.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(call.auth_task)

@@ -83,9 +83,20 @@ def _blocks(samples: npt.NDArray[np.float64], count: int) -> npt.NDArray[np.floa
     )
 
 
+#: Rows per matrix product: OpenBLAS hands larger ones to its worker threads, which
+#: made a product of a few hundred rows fifty times slower and left a thread spinning.
+_PRODUCT_ROWS = 192
+
+
 def _projections(blocks: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     # Each window's cosine then sine terms at the eight frequencies, shape (k, 16).
-    proj: npt.NDArray[np.float64] = blocks @ _BLOCK_BASIS
+    if len(blocks) <= _PRODUCT_ROWS:
+        proj: npt.NDArray[np.float64] = blocks @ _BLOCK_BASIS
+    else:
+        proj = np.empty((len(blocks), _BLOCK_BASIS.shape[1]))
+        for start in range(0, len(blocks), _PRODUCT_ROWS):
+            end = start + _PRODUCT_ROWS
+            np.matmul(blocks[start:end], _BLOCK_BASIS, out=proj[start:end])
     return proj[:-1, :16] + proj[1:, 16:]
 
 
