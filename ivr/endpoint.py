@@ -439,7 +439,7 @@ class SparePairs:
     its replacement. Spares count as ports in use.
     """
 
-    def __init__(self, allocator: PortAllocator, host: str, target: int = 64) -> None:
+    def __init__(self, allocator: PortAllocator, host: str, target: int = 128) -> None:
         self.allocator = allocator
         self.host = host
         # A small range stays mostly for legs that bind their own.
@@ -516,13 +516,21 @@ async def _bind_pair(
     loop: asyncio.AbstractEventLoop, host: str, port: int
 ) -> tuple[_Protocol, _Protocol]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    _, rtp = await _bind_one(loop, host, port, family)
-    try:
-        _, rtcp = await _bind_one(loop, host, port + 1, family)
-    except BaseException:  # a taken port, or cancelled while attaching
-        if rtp.transport is not None:
-            rtp.transport.close()
-        raise
+    if _is_address(host):
+        rtp, rtcp = await _attach_pair(loop, _bound(host, port, family),
+                                       _bound(host, port + 1, family))
+    else:
+        # Names go through the loop's resolver (in its thread pool), one at a time.
+        _, rtp = await loop.create_datagram_endpoint(
+            lambda: _Protocol(_ignore_datagram), local_addr=(host, port), family=family)
+        try:
+            _, rtcp = await loop.create_datagram_endpoint(
+                lambda: _Protocol(_ignore_datagram), local_addr=(host, port + 1),
+                family=family)
+        except BaseException:  # a taken port, or cancelled while attaching
+            if rtp.transport is not None:
+                rtp.transport.close()
+            raise
     with contextlib.suppress(OSError):
         sock = rtp.transport.get_extra_info("socket") if rtp.transport else None
         if sock is not None:
@@ -530,28 +538,59 @@ async def _bind_pair(
     return rtp, rtcp
 
 
-async def _bind_one(
-    loop: asyncio.AbstractEventLoop, host: str, port: int, family: int
-) -> tuple[asyncio.BaseTransport, _Protocol]:
-    """One UDP endpoint on ``host:port``.
+def _bound(host: str, port: int, family: int) -> Callable[[], socket.socket]:
+    def bind() -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((host, port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
-    For an address literal the socket is bound here and handed over: given
-    ``local_addr`` instead, the loop resolves it in its thread pool first,
-    milliseconds per bind under load, and the carrier leg's port is on the
-    post-dial path. Names still go through the loop's resolver.
-    """
-    if not _is_address(host):
-        return await loop.create_datagram_endpoint(
-            lambda: _Protocol(_ignore_datagram), local_addr=(host, port), family=family)
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    return bind
+
+
+async def _attach_pair(
+    loop: asyncio.AbstractEventLoop,
+    bind_rtp: Callable[[], socket.socket],
+    bind_rtcp: Callable[[], socket.socket],
+) -> tuple[_Protocol, _Protocol]:
+    """Both sockets bound here (an address literal: given ``local_addr`` instead, the
+    loop would resolve it in its thread pool first, milliseconds under load), then
+    handed to the loop together: attaching takes a trip round the loop, and the two
+    share it."""
+    rtp_sock = bind_rtp()
     try:
-        sock.setblocking(False)
-        sock.bind((host, port))
-        return await loop.create_datagram_endpoint(
-            lambda: _Protocol(_ignore_datagram), sock=sock)
+        rtcp_sock = bind_rtcp()
     except BaseException:
-        sock.close()
+        rtp_sock.close()
         raise
+    socks = (rtp_sock, rtcp_sock)
+    tasks = [loop.create_task(loop.create_datagram_endpoint(
+        lambda: _Protocol(_ignore_datagram), sock=sock)) for sock in socks]
+    try:
+        await asyncio.wait(tasks)
+    except BaseException:  # cancelled: whatever attached is closed, the rest given up
+        for task, sock in zip(tasks, socks, strict=True):
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result()[0].close()
+            else:
+                task.cancel()
+                sock.close()
+        raise
+    failure = next((t.exception() for t in tasks if t.exception() is not None), None)
+    if failure is not None:
+        for task, sock in zip(tasks, socks, strict=True):
+            if task.exception() is None:
+                task.result()[0].close()
+            else:
+                sock.close()
+        raise failure
+    rtp = tasks[0].result()[1]
+    rtcp = tasks[1].result()[1]
+    return rtp, rtcp
 
 
 @functools.lru_cache(maxsize=64)
