@@ -81,6 +81,7 @@ from accounts.store import (
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
+    checked_charge,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -904,14 +905,7 @@ class SqliteAccountStore(AccountStore):
         at: datetime,
         receivable_id: str | None = None,
     ) -> Reservation:
-        if talked_seconds < 0:
-            raise InvalidRequest("talked seconds must not be negative")
-        earning = (Book.REVENUE, Book.FEES, Book.TAX)
-        for leg in charge_legs:
-            if leg.book not in earning or leg.amount_units < 0:
-                raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
-        charge = sum(leg.amount_units for leg in charge_legs)
-        legs = [leg for leg in charge_legs if leg.amount_units]
+        charge, legs = checked_charge(talked_seconds, charge_legs)
         when = ts(at)
 
         def body(db: sqlite3.Connection) -> Any:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from accounts.cdr import CallDetailRecord, CdrFilter
+from accounts.errors import InvalidRequest
 from accounts.model import (
     Account,
     AccountStatus,
+    Book,
     Invoice,
     LedgerTransaction,
     Leg,
@@ -30,6 +32,20 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+
+#: The books a call's charge is earned in.
+EARNING_BOOKS = (Book.REVENUE, Book.FEES, Book.TAX)
+
+
+def checked_charge(talked_seconds: int, charge_legs: Sequence[Leg]) -> tuple[int, list[Leg]]:
+    """A settlement's charge and its non-zero legs; ``InvalidRequest`` if the input is wrong."""
+    if talked_seconds < 0:
+        raise InvalidRequest("talked seconds must not be negative")
+    for leg in charge_legs:
+        if leg.book not in EARNING_BOOKS or leg.amount_units < 0:
+            raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
+    charge = sum(leg.amount_units for leg in charge_legs)
+    return charge, [leg for leg in charge_legs if leg.amount_units]
 
 
 def restriction_id(r: Restriction) -> str:
