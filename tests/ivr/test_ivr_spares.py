@@ -102,3 +102,22 @@ def test_spares_must_share_the_allocator() -> None:
             await RtpEndpoint.open(PCMU, allocator=PortAllocator(lo, hi), spares=spares)
 
     asyncio.run(main())
+
+
+def test_a_host_name_binds_through_the_resolver() -> None:
+    async def main() -> None:
+        lo, hi = free_range(4)
+        ports = PortAllocator(lo, hi)
+        spares = SparePairs(ports, "localhost", target=1)
+        spares.fill()
+        await _until_ready(spares, 1)
+        taken = await RtpEndpoint.open(PCMU, host="localhost", spares=spares)
+        own = await RtpEndpoint.open(PCMU, host="localhost", allocator=ports)
+        assert {taken.port, own.port} <= set(range(lo, hi, 2))
+        assert taken.port != own.port
+        for leg in (taken, own):
+            leg.close()
+        spares.close()
+        assert ports.in_use == 0
+
+    asyncio.run(main())
