@@ -659,13 +659,22 @@ class CallController:
         request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=call.pin,
                               dialled=call.dialled, at=self.wall_now(),
                               use_debit=call.use_debit)
-        # The carrier leg's RTP ports are bound while the payer is found and funds are
-        # held: both stand between the INVITE and the carrier INVITE, and binding takes
-        # trips round the event loop that need not wait for the store.
-        opening = loop.create_task(RtpEndpoint.open(
-            PCMU, host=self.settings.media_host, spares=self.spares,
-            on_event=lambda ev: self._on_carrier_media(call, ev), inactivity_timeout=0,
-        ))
+        # The carrier leg's RTP ports: a pair bound ahead, else bound while the payer is
+        # found and funds are held (both stand between the INVITE and the carrier
+        # INVITE, and binding takes trips round the event loop).
+        def on_event(ev: MediaEvent) -> None:
+            self._on_carrier_media(call, ev)
+
+        opening: asyncio.Future[RtpEndpoint]
+        leg = RtpEndpoint.take_spare(PCMU, self.spares, on_event=on_event, inactivity_timeout=0)
+        if leg is not None:
+            opening = loop.create_future()
+            opening.set_result(leg)
+        else:
+            opening = loop.create_task(RtpEndpoint.open(
+                PCMU, host=self.settings.media_host, spares=self.spares, on_event=on_event,
+                inactivity_timeout=0,
+            ))
         try:
             await self._authorize_with(call, request, started, opening)
         finally:
@@ -673,7 +682,7 @@ class CallController:
                 opening.add_done_callback(_close_unused_leg)
 
     async def _authorize_with(self, call: Call, request: CallRequest, started: float,
-                              opening: asyncio.Task[RtpEndpoint]) -> None:
+                              opening: asyncio.Future[RtpEndpoint]) -> None:
         loop = asyncio.get_running_loop()
         result: Authorization | Refusal | None
         try:
@@ -763,7 +772,10 @@ class CallController:
         """Answer the facility and bridge the legs (the called party accepted)."""
         flow = call.flow
         try:
-            media = await RtpEndpoint.open(
+            media = RtpEndpoint.take_spare(
+                PCMU, self.spares, on_event=lambda ev: self._on_facility_media(call, ev),
+                inactivity_timeout=0,
+            ) or await RtpEndpoint.open(
                 PCMU, host=self.settings.media_host, spares=self.spares,
                 on_event=lambda ev: self._on_facility_media(call, ev), inactivity_timeout=0,
             )
@@ -932,7 +944,7 @@ class CallController:
         }, separators=(",", ":")))
 
 
-def _close_unused_leg(opening: asyncio.Task[RtpEndpoint]) -> None:
+def _close_unused_leg(opening: asyncio.Future[RtpEndpoint]) -> None:
     """A carrier leg bound for a call that was refused or ended before dialling."""
     if not opening.cancelled() and opening.exception() is None:
         opening.result().close()

@@ -177,9 +177,11 @@ class RtpEndpoint:
             if allocator is not None and allocator is not spares.allocator:
                 raise ValueError("spares come from their own allocator")
             allocator = spares.allocator
-            if host == spares.host and (pair := spares.take()) is not None:
-                return cls._opened(loop, codec, *pair, allocator, remote, on_event,
-                                   session_options)
+            if host == spares.host:
+                leg = cls.take_spare(codec, spares, remote=remote, on_event=on_event,
+                                     **session_options)
+                if leg is not None:
+                    return leg
         if (allocator is None) == (port is None):
             raise ValueError("give exactly one of allocator or port")
         attempts = allocator.capacity if allocator is not None else 1
@@ -200,6 +202,24 @@ class RtpEndpoint:
             return cls._opened(loop, codec, p, rtp, rtcp, allocator, remote, on_event,
                                session_options)
         raise PortsExhausted(f"no free RTP port pair could be bound on {host}: {last_error}")
+
+    @classmethod
+    def take_spare(
+        cls,
+        codec: Codec,
+        spares: SparePairs,
+        *,
+        remote: Address | None = None,
+        on_event: Callable[[MediaEvent], None] | None = None,
+        **session_options: Any,
+    ) -> RtpEndpoint | None:
+        """A leg on a pair ``spares`` bound ahead (on ``spares.host``), at once, without
+        a trip round the event loop; None when none is ready (then ``open``)."""
+        pair = spares.take()
+        if pair is None:
+            return None
+        return cls._opened(asyncio.get_running_loop(), codec, *pair, spares.allocator, remote,
+                           on_event, session_options)
 
     @classmethod
     def _opened(
