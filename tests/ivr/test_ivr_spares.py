@@ -126,3 +126,21 @@ def test_a_host_name_binds_through_the_resolver() -> None:
         assert ports.in_use == 0
 
     asyncio.run(main())
+
+
+def test_take_spare_gives_a_leg_at_once_or_none() -> None:
+    async def main() -> None:
+        lo, hi = free_range(8)
+        ports = PortAllocator(lo, hi)
+        spares = SparePairs(ports, "127.0.0.1", target=1)
+        assert RtpEndpoint.take_spare(PCMU, spares) is None  # none bound yet
+        await _until_ready(spares, 1)
+        leg = RtpEndpoint.take_spare(PCMU, spares, remote=("127.0.0.1", 9))
+        assert leg is not None and lo <= leg.port < hi
+        assert leg.session.remote == ("127.0.0.1", 9)
+        leg.close()
+        await _until_ready(spares, 1)
+        spares.close()
+        assert ports.in_use == 0
+
+    asyncio.run(main())
