@@ -8,6 +8,7 @@ import errno
 import functools
 import ipaddress
 import logging
+import math
 import random
 import socket
 import time
@@ -50,51 +51,74 @@ class _Protocol(asyncio.DatagramProtocol):
         pass
 
 
-class MediaClock:
-    """One timer per event loop that sends the due prompt frames of every playing leg.
+#: Ticks per frame time: each playing leg is paced by one of them.
+CLOCK_SLOTS = 4
 
-    A 20 ms tick for all legs replaces one loop timer per packet per leg. Frame
-    times still come from each prompt's start (``PromptPlayer``), so pacing does
-    not drift; each tick sends the frames due by half a tick after its scheduled
-    time, which is exactly one frame per leg per tick whatever the loop's
-    lateness (a frame leaves at most half a tick from its nominal time).
+
+class MediaClock:
+    """The timers of one event loop that send the due prompt frames of every playing leg.
+
+    A 20 ms tick per group of legs replaces one loop timer per packet per leg.
+    Frame times still come from each prompt's start (``PromptPlayer``), so
+    pacing does not drift; each tick sends the frames due by half a tick after
+    its scheduled time, which is exactly one frame per leg per tick whatever the
+    loop's lateness (a frame leaves at most half a tick from its nominal time).
+    Legs are spread over ``CLOCK_SLOTS`` ticks a fixed fraction of the frame
+    time apart, so no single callback sends every leg's frame (a few
+    milliseconds with hundreds of prompts playing) while signalling waits.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._legs: dict[RtpEndpoint, None] = {}
-        self._handle: asyncio.TimerHandle | None = None
-        self._next = 0.0
+        self._slots: list[dict[RtpEndpoint, None]] = [{} for _ in range(CLOCK_SLOTS)]
+        self._slot_of: dict[RtpEndpoint, int] = {}
+        self._handles: list[asyncio.TimerHandle | None] = [None] * CLOCK_SLOTS
+        self._next = [0.0] * CLOCK_SLOTS
 
     @property
     def playing(self) -> int:
         """How many legs the clock is pacing."""
-        return len(self._legs)
+        return len(self._slot_of)
+
+    @property
+    def slots(self) -> list[int]:
+        """How many legs each of the ticks paces."""
+        return [len(legs) for legs in self._slots]
 
     def add(self, leg: RtpEndpoint) -> None:
-        self._legs[leg] = None
-        if self._handle is None:
-            self._next = self.loop.time() + PTIME
-            self._handle = self.loop.call_at(self._next, self._tick)
+        if leg in self._slot_of:
+            return
+        slot = min(range(CLOCK_SLOTS), key=lambda i: len(self._slots[i]))
+        self._slots[slot][leg] = None
+        self._slot_of[leg] = slot
+        if self._handles[slot] is None:
+            # Slot i ticks at i/CLOCK_SLOTS of the frame time past each multiple of it.
+            offset = slot * PTIME / CLOCK_SLOTS
+            self._next[slot] = offset + PTIME * (math.floor((self.loop.time() - offset) / PTIME)
+                                                 + 1)
+            self._handles[slot] = self.loop.call_at(self._next[slot], self._tick, slot)
 
     def discard(self, leg: RtpEndpoint) -> None:
-        self._legs.pop(leg, None)
+        slot = self._slot_of.pop(leg, None)
+        if slot is not None:
+            del self._slots[slot][leg]
 
-    def _tick(self) -> None:
+    def _tick(self, slot: int) -> None:
         now = self.loop.time()
-        scheduled = self._next
+        scheduled = self._next[slot]
         if now - scheduled >= PTIME:  # the loop stalled: rejoin the grid, the players skip
             scheduled += PTIME * int((now - scheduled) / PTIME)
         at = scheduled + PTIME / 2
-        for leg in list(self._legs):
+        legs = self._slots[slot]
+        for leg in list(legs):
             leg._on_clock(at)
-        if not self._legs:
-            self._handle = None
-            if _clocks.get(self.loop) is self:
+        if not legs:
+            self._handles[slot] = None
+            if not self._slot_of and _clocks.get(self.loop) is self:
                 del _clocks[self.loop]
             return
-        self._next = scheduled + PTIME
-        self._handle = self.loop.call_at(self._next, self._tick)
+        self._next[slot] = scheduled + PTIME
+        self._handles[slot] = self.loop.call_at(self._next[slot], self._tick, slot)
 
 
 _clocks: dict[asyncio.AbstractEventLoop, MediaClock] = {}
