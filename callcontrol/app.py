@@ -862,13 +862,15 @@ class CallController:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+        # The legs close first: a bridge stopped over closed legs hands them nothing back
+        # (no media sessions resumed, serviced and reported on for a moment).
+        for media in (call.carrier_media, call.facility_media):
+            if media is not None:
+                media.close()
         if call.bridge is not None:
             call.bridge.recorder = None  # closed in _finish, once a recording being created exists
             call.bridge.stop()
             call.bridge.on_inactive = None  # the call <-> bridge cycle
-        for media in (call.carrier_media, call.facility_media):
-            if media is not None:
-                media.close()
         for dialog in (call.carrier_dialog, call.facility_dialog):
             if dialog is not None:
                 self.endpoint.remove_dialog(dialog)
