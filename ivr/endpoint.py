@@ -8,7 +8,6 @@ import errno
 import functools
 import ipaddress
 import logging
-import math
 import random
 import socket
 import time
@@ -51,74 +50,51 @@ class _Protocol(asyncio.DatagramProtocol):
         pass
 
 
-#: Ticks per frame time: each playing leg is paced by one of them.
-CLOCK_SLOTS = 4
-
-
 class MediaClock:
-    """The timers of one event loop that send the due prompt frames of every playing leg.
+    """One timer per event loop that sends the due prompt frames of every playing leg.
 
-    A 20 ms tick per group of legs replaces one loop timer per packet per leg.
-    Frame times still come from each prompt's start (``PromptPlayer``), so
-    pacing does not drift; each tick sends the frames due by half a tick after
-    its scheduled time, which is exactly one frame per leg per tick whatever the
-    loop's lateness (a frame leaves at most half a tick from its nominal time).
-    Legs are spread over ``CLOCK_SLOTS`` ticks a fixed fraction of the frame
-    time apart, so no single callback sends every leg's frame (a few
-    milliseconds with hundreds of prompts playing) while signalling waits.
+    A 20 ms tick for all legs replaces one loop timer per packet per leg. Frame
+    times still come from each prompt's start (``PromptPlayer``), so pacing does
+    not drift; each tick sends the frames due by half a tick after its scheduled
+    time, which is exactly one frame per leg per tick whatever the loop's
+    lateness (a frame leaves at most half a tick from its nominal time).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._slots: list[dict[RtpEndpoint, None]] = [{} for _ in range(CLOCK_SLOTS)]
-        self._slot_of: dict[RtpEndpoint, int] = {}
-        self._handles: list[asyncio.TimerHandle | None] = [None] * CLOCK_SLOTS
-        self._next = [0.0] * CLOCK_SLOTS
+        self._legs: dict[RtpEndpoint, None] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._next = 0.0
 
     @property
     def playing(self) -> int:
         """How many legs the clock is pacing."""
-        return len(self._slot_of)
-
-    @property
-    def slots(self) -> list[int]:
-        """How many legs each of the ticks paces."""
-        return [len(legs) for legs in self._slots]
+        return len(self._legs)
 
     def add(self, leg: RtpEndpoint) -> None:
-        if leg in self._slot_of:
-            return
-        slot = min(range(CLOCK_SLOTS), key=lambda i: len(self._slots[i]))
-        self._slots[slot][leg] = None
-        self._slot_of[leg] = slot
-        if self._handles[slot] is None:
-            # Slot i ticks at i/CLOCK_SLOTS of the frame time past each multiple of it.
-            offset = slot * PTIME / CLOCK_SLOTS
-            self._next[slot] = offset + PTIME * (math.floor((self.loop.time() - offset) / PTIME)
-                                                 + 1)
-            self._handles[slot] = self.loop.call_at(self._next[slot], self._tick, slot)
+        self._legs[leg] = None
+        if self._handle is None:
+            self._next = self.loop.time() + PTIME
+            self._handle = self.loop.call_at(self._next, self._tick)
 
     def discard(self, leg: RtpEndpoint) -> None:
-        slot = self._slot_of.pop(leg, None)
-        if slot is not None:
-            del self._slots[slot][leg]
+        self._legs.pop(leg, None)
 
-    def _tick(self, slot: int) -> None:
+    def _tick(self) -> None:
         now = self.loop.time()
-        scheduled = self._next[slot]
+        scheduled = self._next
         if now - scheduled >= PTIME:  # the loop stalled: rejoin the grid, the players skip
             scheduled += PTIME * int((now - scheduled) / PTIME)
         at = scheduled + PTIME / 2
-        legs = self._slots[slot]
-        for leg in list(legs):
+        for leg in list(self._legs):
             leg._on_clock(at)
-        if not legs:
-            self._handles[slot] = None
-            if not self._slot_of and _clocks.get(self.loop) is self:
+        if not self._legs:
+            self._handle = None
+            if _clocks.get(self.loop) is self:
                 del _clocks[self.loop]
             return
-        self._next[slot] = scheduled + PTIME
-        self._handles[slot] = self.loop.call_at(self._next[slot], self._tick, slot)
+        self._next = scheduled + PTIME
+        self._handle = self.loop.call_at(self._next, self._tick)
 
 
 _clocks: dict[asyncio.AbstractEventLoop, MediaClock] = {}
