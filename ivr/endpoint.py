@@ -462,8 +462,9 @@ class SparePairs:
     def __init__(self, allocator: PortAllocator, host: str, target: int = 128) -> None:
         self.allocator = allocator
         self.host = host
-        # A small range stays mostly for legs that bind their own.
-        self.target = max(0, min(target, allocator.capacity // 4))
+        # Ports being bound are neither spare nor free: a leg asking for one then may
+        # find the range exhausted, so a small range keeps few of them on the way.
+        self.target = max(0, min(target, max(1, allocator.capacity // 16)))
         self._ready: deque[tuple[int, _Protocol, _Protocol]] = deque()
         self._binding: set[asyncio.Task[None]] = set()
         self.closed = False

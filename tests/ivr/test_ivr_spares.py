@@ -22,7 +22,7 @@ async def _until_ready(spares: SparePairs, count: int) -> None:
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_leg_from_a_spare_carries_media_and_gives_its_port_back(loop_kind: str) -> None:
     async def main() -> None:
-        lo, hi = free_range(16)
+        lo, hi = free_range(64)
         ports = PortAllocator(lo, hi)
         spares = SparePairs(ports, "127.0.0.1", target=3)
         spares.fill()
@@ -56,7 +56,7 @@ def test_leg_from_a_spare_carries_media_and_gives_its_port_back(loop_kind: str) 
 
 def test_without_a_ready_spare_a_leg_binds_its_own() -> None:
     async def main() -> None:
-        lo, hi = free_range(8)
+        lo, hi = free_range(32)
         ports = PortAllocator(lo, hi)
         spares = SparePairs(ports, "127.0.0.1", target=2)
         ep = await RtpEndpoint.open(PCMU, host="127.0.0.1", spares=spares)
@@ -76,7 +76,7 @@ def test_without_a_ready_spare_a_leg_binds_its_own() -> None:
 
 def test_spares_never_hold_the_ports_legs_need() -> None:
     async def main() -> None:
-        lo, hi = free_range(4)  # four pairs: at most one is kept spare
+        lo, hi = free_range(4)  # four pairs: one is kept spare at most
         ports = PortAllocator(lo, hi)
         spares = SparePairs(ports, "127.0.0.1", target=64)
         assert spares.target == 1
