@@ -421,9 +421,9 @@ class SqliteAccountStore(AccountStore):
             raise StoreUnavailable("the account store is not open")
         return self._writer
 
-    async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, body: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
         """Run ``body(db)`` as one atomic write transaction, durable when this returns."""
-        return await self.writer.write(body)
+        return await self.writer.write(body, urgent=urgent)
 
     async def run_on_writer(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body(db)`` outside any transaction, in turn with the queued writes.
@@ -873,7 +873,8 @@ class SqliteAccountStore(AccountStore):
                     ),
                     created,
                 )
-        await self._write(body)
+        # A call is waiting to be placed on this hold: it is not kept for a group.
+        await self._write(body, urgent=True)
         return r
 
     async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:

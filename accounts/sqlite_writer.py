@@ -1,8 +1,10 @@
 """Group commit for the SQLite store: writes made in one loop turn share one COMMIT.
 
 The first write of an event loop turn runs at once, in its own transaction:
-a call set up on a quiet controller waits for nothing. Any further write in
-the same turn is queued and run at the start of the next turn, together
+a call set up on a quiet controller waits for nothing; so does an urgent
+write (a caller waits on it: the hold that lets a call be placed), which
+is never kept for a group. Any further write in the same turn is queued
+and run at the start of the next turn, together
 with every other write queued meanwhile, as ONE transaction: each write
 inside its own SAVEPOINT (one that fails is rolled back alone, the others
 stand), then a single COMMIT for all of them. No write is reported done
@@ -90,21 +92,30 @@ class GroupWriter:
         self.commits = 0
         self.writes = 0
 
-    async def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._submit(body, raw=False)
+    async def write(self, body: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
+        """Run ``body(db)`` as one atomic write, durable when this returns.
+
+        ``urgent``: run it now, alone, even when other writes wait for a group:
+        a loop turn on a busy controller can last tens of milliseconds, far
+        longer than the commit that waiting would share.
+        """
+        return await self._submit(body, raw=False, urgent=urgent)
 
     async def call(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body(db)`` outside any transaction, in turn with the queued writes."""
         return await self._submit(body, raw=True)
 
-    async def _submit(self, body: Callable[[sqlite3.Connection], T], *, raw: bool) -> T:
+    async def _submit(
+        self, body: Callable[[sqlite3.Connection], T], *, raw: bool, urgent: bool = False
+    ) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(body, future, raw)
-        if not (raw or self._queue or self._turn_used):
-            # Nothing waiting and nothing written yet this turn: commit it now.
-            self._turn_used = True
-            loop.call_soon(self._next_turn)
+        if urgent or not (raw or self._queue or self._turn_used):
+            # Urgent, or nothing waiting and nothing written yet this turn: commit it now.
+            if not self._turn_used:
+                self._turn_used = True
+                loop.call_soon(self._next_turn)
             self._run_batch([job])
             return future.result()
         self._queue.append(job)

@@ -241,3 +241,24 @@ async def test_a_write_cancelled_before_its_turn_changes_nothing(tmp_path: Path)
     keys = [t.idempotency_key for t in await store.transactions(account_id="a1")]
     assert keys == ["k1", "g1", "g3"]
     await store.close()
+
+
+async def test_an_urgent_write_commits_at_once_even_while_others_wait(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    commits = store.writer.commits
+    first = asyncio.ensure_future(store.post(_deposit(1)))
+    second = asyncio.ensure_future(store.post(_deposit(2)))
+    urgent = asyncio.ensure_future(
+        store.writer.write(
+            lambda db: db.execute("SELECT balance FROM accounts WHERE id = 'a1'").fetchone()[0],
+            urgent=True,
+        )
+    )
+    await asyncio.sleep(0)
+    # The first deposit went at once, the second waits for its group; the urgent
+    # write did not wait behind it (and so saw the balance without it).
+    assert first.done() and urgent.done() and not second.done()
+    assert urgent.result() == 10_000 + 100
+    await second
+    assert store.writer.commits == commits + 3
+    await store.close()
