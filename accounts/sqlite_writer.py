@@ -3,8 +3,9 @@
 The first write of an event loop turn runs at once, in its own transaction:
 a call set up on a quiet controller waits for nothing; so does an urgent
 write (a caller waits on it: the hold that lets a call be placed), which
-is never kept for a group. Any further write in the same turn is queued
-and run at the start of the next turn, together
+is never kept for a group: it takes the writes already waiting with it.
+Any further write in the same turn is queued and run at the start of the
+next turn, together
 with every other write queued meanwhile, as ONE transaction: each write
 inside its own SAVEPOINT (one that fails is rolled back alone, the others
 stand), then a single COMMIT for all of them. No write is reported done
@@ -111,19 +112,24 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(body, future, raw)
-        if urgent or not (raw or self._queue or self._turn_used):
-            # Urgent, or nothing waiting and nothing written yet this turn: commit it now.
-            if not self._turn_used:
-                self._turn_used = True
-                loop.call_soon(self._next_turn)
+        if not self._turn_used and (urgent or not (raw or self._queue)):
+            self._turn_used = True
+            loop.call_soon(self._next_turn)
+        elif not urgent:
+            self._queue.append(job)
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self.flush)
+            # A caller cancelled before its turn leaves nothing written (see ``flush``).
+            return await future
+        if self._queue:
+            # Urgent: what waits for the next group goes now, in the same commit.
+            self._queue.append(job)
+            self.flush()
+        else:
+            # Nothing waiting and nothing written yet this turn: commit it now.
             self._run_batch([job])
-            return future.result()
-        self._queue.append(job)
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self.flush)
-        # A caller cancelled before its turn leaves nothing written (see ``flush``).
-        return await future
+        return future.result()
 
     def _next_turn(self) -> None:
         self._turn_used = False

@@ -255,10 +255,10 @@ async def test_an_urgent_write_commits_at_once_even_while_others_wait(tmp_path: 
         )
     )
     await asyncio.sleep(0)
-    # The first deposit went at once, the second waits for its group; the urgent
-    # write did not wait behind it (and so saw the balance without it).
-    assert first.done() and urgent.done() and not second.done()
-    assert urgent.result() == 10_000 + 100
+    # The first deposit went at once, the second waited for its group; the urgent
+    # write did not wait: it took the second with it, in one commit.
+    assert first.done() and urgent.done()
+    assert urgent.result() == 10_000 + 200
     await second
-    assert store.writer.commits == commits + 3
+    assert store.writer.commits == commits + 2
     await store.close()
