@@ -57,6 +57,11 @@ def _bindable(host: str, port: int, kind: int) -> bool:
     return True
 
 
+#: Ports a config names for a peer that is not always listening (carrier gateways):
+#: ``free_port`` never hands them out for anything else.
+_RESERVED: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1", *, tcp_too: bool = False, span: int = 1) -> int:
     """A port free for UDP on ``host`` (and TCP with ``tcp_too``), with ``span - 1`` more after it.
 
@@ -70,6 +75,8 @@ def free_port(host: str = "127.0.0.1", *, tcp_too: bool = False, span: int = 1) 
         if port + span >= 65535:
             continue
         ports = range(port, port + span)
+        if any(p in _RESERVED for p in ports):
+            continue  # a carrier port: free only until its SIPp starts
         if all(_bindable(host, p, socket.SOCK_DGRAM) for p in ports) and (
             not tcp_too or _bindable(host, port, socket.SOCK_STREAM)
         ):
@@ -198,6 +205,8 @@ class ServicePorts:
         while http == sip:
             http = free_port(tcp_too=True)
         carrier = free_port(span=1)
+        # Bound only while a carrier SIPp runs: no other SIPp may take it meanwhile.
+        _RESERVED.add(carrier)
         return cls(sip=sip, http=http, carrier=carrier,
                    rtp=free_range(rtp_size, within=rtp_within, min_free=rtp_min_free))
 
