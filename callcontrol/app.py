@@ -772,10 +772,8 @@ class CallController:
         """Answer the facility and bridge the legs (the called party accepted)."""
         flow = call.flow
         try:
-            media = RtpEndpoint.take_spare(
-                PCMU, self.spares, on_event=lambda ev: self._on_facility_media(call, ev),
-                inactivity_timeout=0,
-            ) or await RtpEndpoint.open(
+            # A spare pair is taken at once: open() then returns without suspending.
+            media = await RtpEndpoint.open(
                 PCMU, host=self.settings.media_host, spares=self.spares,
                 on_event=lambda ev: self._on_facility_media(call, ev), inactivity_timeout=0,
             )

@@ -297,13 +297,11 @@ class RtpEndpoint:
             self._timer.cancel()
         self._timer = None
         self._leave_clock()
+        _close_pair(self._rtp, self._rtcp)
         for proto in (self._rtp, self._rtcp):
-            if proto.transport is not None:
-                proto.transport.close()
             # Cut the endpoint <-> protocol <-> transport and handler cycles, so a
             # finished leg is freed at once by reference counting instead of piling
             # up for a full garbage collection that stalls every other call.
-            proto.transport = None
             proto.on_datagram = _ignore_datagram
             proto.__dict__.pop("datagram_received", None)
         self.relay = None
@@ -538,8 +536,7 @@ async def _bind_pair(
 ) -> tuple[_Protocol, _Protocol]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if _is_address(host):
-        rtp, rtcp = await _attach_pair(loop, _bound(host, port, family),
-                                       _bound(host, port + 1, family))
+        rtp, rtcp = await _attach_pair(loop, host, port, family)
     else:
         # Names go through the loop's resolver (in its thread pool), one at a time.
         _, rtp = await loop.create_datagram_endpoint(
@@ -559,32 +556,27 @@ async def _bind_pair(
     return rtp, rtcp
 
 
-def _bound(host: str, port: int, family: int) -> Callable[[], socket.socket]:
-    def bind() -> socket.socket:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.bind((host, port))
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    return bind
+def _bound(host: str, port: int, family: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def _attach_pair(
-    loop: asyncio.AbstractEventLoop,
-    bind_rtp: Callable[[], socket.socket],
-    bind_rtcp: Callable[[], socket.socket],
+    loop: asyncio.AbstractEventLoop, host: str, port: int, family: int
 ) -> tuple[_Protocol, _Protocol]:
     """Both sockets bound here (an address literal: given ``local_addr`` instead, the
     loop would resolve it in its thread pool first, milliseconds under load), then
     handed to the loop together: attaching takes a trip round the loop, and the two
     share it."""
-    rtp_sock = bind_rtp()
+    rtp_sock = _bound(host, port, family)
     try:
-        rtcp_sock = bind_rtcp()
+        rtcp_sock = _bound(host, port + 1, family)
     except BaseException:
         rtp_sock.close()
         raise
