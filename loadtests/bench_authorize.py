@@ -107,8 +107,9 @@ async def redis_usage(store: AccountStore) -> tuple[float, int] | None:
 
 def commit_usage(store: AccountStore) -> tuple[int, int] | None:
     """The SQLite store's commits and writes so far (how many writes share a commit)."""
-    writer = getattr(store, "_writer", None)
-    return None if writer is None else (writer.commits, writer.writes)
+    if not isinstance(store, SqliteAccountStore):
+        return None
+    return store.writer.commits, store.writer.writes
 
 
 def commit_line(before: tuple[int, int] | None, after: tuple[int, int] | None) -> str:
