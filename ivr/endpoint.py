@@ -13,7 +13,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from ivr.errors import MediaError, PortsExhausted
 from ivr.events import Address, MediaEvent
@@ -32,22 +32,65 @@ def _ignore_datagram(data: bytes, addr: Address) -> None:
     """Where a closed leg's late datagrams go."""
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, Address], None]) -> None:
-        self.on_datagram = on_datagram
-        self.transport: asyncio.DatagramTransport | None = None
+#: Datagrams read from one socket per readiness callback: enough to empty a burst,
+#: few enough that one busy leg cannot hold the loop from the others.
+READ_BATCH = 32
+#: Receive buffer per RTP socket: a few hundred packets queued through a loop stall.
+RCVBUF = 1 << 18
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # The selector loop's datagram transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.on_datagram(data, addr)
+class _Socket:
+    """One bound, non-blocking UDP socket served by the loop's readiness callback.
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable from a peer that went away: the inactivity
-        # timeout handles a dead peer, one error must not end the leg.
-        pass
+    Attaching it is a plain call: a datagram transport's creation takes trips
+    round the event loop, and while the loop carries a thousand calls each trip
+    lasts milliseconds to tens of them, which fell between a caller's INVITE
+    and the carrier's. One readiness callback reads every waiting datagram (up
+    to ``READ_BATCH``). ``datagram_received`` is the handler of each datagram,
+    replaced per leg and per state (session, relay, ignored when closed).
+    """
+
+    __slots__ = ("_fd", "_loop", "datagram_received", "sock")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self.sock = sock
+        self._loop = loop
+        self._fd = sock.fileno()
+        self.datagram_received: Callable[[bytes, Address], None] = _ignore_datagram
+        loop.add_reader(self._fd, self._readable)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def _readable(self) -> None:
+        recvfrom = self.sock.recvfrom
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # ICMP port unreachable from a peer that went away, or the socket
+                # closed by the handler of the last datagram: the inactivity
+                # timeout handles a dead peer, one error must not end the leg.
+                return
+            self.datagram_received(data, addr)
+
+    def sendto(self, data: bytes, address: Address) -> None:
+        try:  # noqa: SIM105 - per packet: suppress() would build a context manager each time
+            self.sock.sendto(data, address)
+        except OSError:
+            # A full send buffer (EAGAIN), an ICMP error or a closed socket: RTP
+            # is never retransmitted, so the packet is lost like one on the wire.
+            pass
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._loop.remove_reader(self._fd)
+            self._fd = -1
+            self.sock.close()
+        self.datagram_received = _ignore_datagram
 
 
 class MediaClock:
@@ -123,8 +166,8 @@ class RtpEndpoint:
         self,
         session: MediaSession,
         port: int,
-        rtp: _Protocol,
-        rtcp: _Protocol,
+        rtp: _Socket,
+        rtcp: _Socket,
         loop: asyncio.AbstractEventLoop,
         allocator: PortAllocator | None,
         on_event: Callable[[MediaEvent], None] | None,
@@ -144,12 +187,9 @@ class RtpEndpoint:
         self.relay: RelayHandler | None = None
         self.relay_rtcp: RelayHandler | None = None
         self.closed = False
-        rtp.on_datagram = self._on_rtp
-        rtcp.on_datagram = self._on_rtcp
-        # Received RTP goes straight to the leg: one Python call less per packet.
-        rtp.datagram_received = self._on_rtp  # type: ignore[method-assign]
-        assert rtp.transport is not None
-        self._rtp_sendto: Callable[[bytes, Address], None] = rtp.transport.sendto
+        rtp.datagram_received = self._on_rtp
+        rtcp.datagram_received = self._on_rtcp
+        self._rtp_sendto: Callable[[bytes, Address], None] = rtp.sendto
         session.inband_queue = self._queue_inband
 
     @classmethod
@@ -166,7 +206,8 @@ class RtpEndpoint:
         **session_options: Any,
     ) -> RtpEndpoint:
         """Bind an RTP/RTCP pair on ``port`` or on the next free pair of ``allocator``,
-        or take one ``spares`` bound ahead (then without a trip round the event loop).
+        or take one ``spares`` bound ahead. On an address literal it never suspends; a
+        host name is resolved first.
 
         Raises ``PortsExhausted`` (answer 503) when no pair can be bound; a
         port taken by another program is skipped, and nothing is left
@@ -184,18 +225,18 @@ class RtpEndpoint:
                     return leg
         if (allocator is None) == (port is None):
             raise ValueError("give exactly one of allocator or port")
+        address = host if _is_address(host) else await _address_of(loop, host)
         attempts = allocator.capacity if allocator is not None else 1
         last_error: OSError | None = None
         for _ in range(attempts):
             p = allocator.allocate() if allocator is not None else port
             assert p is not None
             try:
-                rtp, rtcp = await _bind_pair(loop, host, p)
+                rtp, rtcp = _bind_pair(loop, address, p)
             except OSError as exc:
                 if allocator is not None:
                     allocator.release(p)
-                # uvloop reports a taken port as an OSError without an errno.
-                if exc.errno not in (errno.EADDRINUSE, None):
+                if exc.errno != errno.EADDRINUSE:
                     raise MediaError(f"cannot bind RTP port {p} on {host}: {exc}") from exc
                 last_error = exc
                 continue
@@ -227,8 +268,8 @@ class RtpEndpoint:
         loop: asyncio.AbstractEventLoop,
         codec: Codec,
         port: int,
-        rtp: _Protocol,
-        rtcp: _Protocol,
+        rtp: _Socket,
+        rtcp: _Socket,
         allocator: PortAllocator | None,
         remote: Address | None,
         on_event: Callable[[MediaEvent], None] | None,
@@ -282,12 +323,12 @@ class RtpEndpoint:
         self._service()
 
     def send_raw(self, data: bytes, address: Address) -> None:
-        if self._rtp.transport is not None and not self.closed:
-            self._rtp.transport.sendto(data, address)
+        if not self.closed:
+            self._rtp.sendto(data, address)
 
     def send_raw_rtcp(self, data: bytes, address: Address) -> None:
-        if self._rtcp.transport is not None and not self.closed:
-            self._rtcp.transport.sendto(data, address)
+        if not self.closed:
+            self._rtcp.sendto(data, address)
 
     def close(self) -> None:
         if self.closed:
@@ -297,13 +338,10 @@ class RtpEndpoint:
             self._timer.cancel()
         self._timer = None
         self._leave_clock()
+        # Closing the sockets also drops their handlers, which cuts the endpoint <->
+        # socket cycles: a finished leg is freed at once by reference counting
+        # instead of piling up for a full garbage collection that stalls every call.
         _close_pair(self._rtp, self._rtcp)
-        for proto in (self._rtp, self._rtcp):
-            # Cut the endpoint <-> protocol <-> transport and handler cycles, so a
-            # finished leg is freed at once by reference counting instead of piling
-            # up for a full garbage collection that stalls every other call.
-            proto.on_datagram = _ignore_datagram
-            proto.__dict__.pop("datagram_received", None)
         self.relay = None
         self.relay_rtcp = None
         self._on_event = None
@@ -318,26 +356,25 @@ class RtpEndpoint:
         """Hand received datagrams straight to a relay (bridging) instead of the session."""
         self.relay = rtp
         self.relay_rtcp = rtcp
-        # Bind the handler as the protocol's own datagram_received: one Python
-        # call less on every relayed packet.
-        self._rtp.datagram_received = rtp  # type: ignore[method-assign,assignment]
-        self._rtcp.datagram_received = rtcp  # type: ignore[method-assign,assignment]
+        # The relay is the sockets' handler itself: no call through the leg per packet.
+        self._rtp.datagram_received = rtp
+        self._rtcp.datagram_received = rtcp
         self.suspend_timer()
         self._leave_clock()
 
     def undivert(self) -> None:
         self.relay = None
         self.relay_rtcp = None
-        self._rtp.datagram_received = self._on_rtp  # type: ignore[method-assign]
-        del self._rtcp.datagram_received
+        self._rtp.datagram_received = self._on_rtp
+        self._rtcp.datagram_received = self._on_rtcp
         self.resume()
 
     @property
     def sendto(self) -> Callable[[bytes, Address], None]:
         """The RTP socket's ``sendto``, for the relay's per-packet path."""
-        if self._rtp.transport is None or self.closed:
-            return lambda data, addr: None
-        return self._rtp.transport.sendto
+        if self.closed:
+            return _ignore_datagram
+        return self._rtp.sendto
 
     def _on_rtp(self, data: bytes, addr: Address) -> None:
         # Plain audio that raised no event needs no servicing: its only effect on
@@ -355,9 +392,7 @@ class RtpEndpoint:
             return
         now = self.loop.time()
         for out in self.session.datagrams_to_send(now):
-            proto = self._rtcp if out.rtcp else self._rtp
-            if proto.transport is not None:
-                proto.transport.sendto(out.data, out.address)
+            (self._rtcp if out.rtcp else self._rtp).sendto(out.data, out.address)
         while (ev := self.session.next_event()) is not None:
             if self._on_event is not None:
                 self._on_event(ev)
@@ -393,9 +428,7 @@ class RtpEndpoint:
             self._rtp_sendto(data, session.remote)  # type: ignore[arg-type]
             return
         for out in session.datagrams_to_send(at):
-            proto = self._rtcp if out.rtcp else self._rtp
-            if proto.transport is not None:
-                proto.transport.sendto(out.data, out.address)
+            (self._rtcp if out.rtcp else self._rtp).sendto(out.data, out.address)
         if not session.playing:
             self._service()  # the prompt ended: its event goes out, the leg leaves the clock
         else:
@@ -446,25 +479,29 @@ def _analyse_waiting(loop: asyncio.AbstractEventLoop) -> None:
             leg._service()
 
 
+#: Spare pairs bound per turn of the loop while refilling: a refill never holds
+#: the loop for long.
+BIND_BATCH = 16
+
+
 class SparePairs:
     """RTP/RTCP socket pairs bound ahead of need, from an allocator's range.
 
-    The loop attaches a bound socket in a later iteration, and while it carries
-    a thousand calls an iteration lasts milliseconds to tens of them: binding a
-    leg's pair on the call's path put that wait between the caller's INVITE and
-    the carrier's (and between acceptance and the caller's 200 OK). A leg
-    opened from a spare waits for nothing; each one taken starts the binding of
-    its replacement. Spares count as ports in use.
+    A leg opened from a spare costs no system call on the call's path; each
+    one taken starts the binding of its replacement on the next turn of the
+    loop, ``BIND_BATCH`` pairs at a time. Spares count as ports in use. A host
+    name is resolved once, through the loop's resolver.
     """
 
     def __init__(self, allocator: PortAllocator, host: str, target: int = 128) -> None:
         self.allocator = allocator
         self.host = host
-        # Ports being bound are neither spare nor free: a leg asking for one then may
-        # find the range exhausted, so a small range keeps few of them on the way.
+        # Spares are neither free nor in a call: a small range keeps few of them, so
+        # a leg asking for a pair does not find the range exhausted by spares.
         self.target = max(0, min(target, max(1, allocator.capacity // 16)))
-        self._ready: deque[tuple[int, _Protocol, _Protocol]] = deque()
-        self._binding: set[asyncio.Task[None]] = set()
+        self._ready: deque[tuple[int, _Socket, _Socket]] = deque()
+        self._address: str | None = host if _is_address(host) else None
+        self._pending: asyncio.Handle | asyncio.Task[None] | None = None
         self.closed = False
 
     @property
@@ -472,137 +509,107 @@ class SparePairs:
         """Pairs bound and waiting for a leg."""
         return len(self._ready)
 
-    def take(self) -> tuple[int, _Protocol, _Protocol] | None:
+    def take(self) -> tuple[int, _Socket, _Socket] | None:
         """A bound pair (port, RTP, RTCP) if one is ready; replacements start binding."""
         pair = self._ready.popleft() if self._ready else None
         self.fill()
         return pair
 
     def fill(self) -> None:
-        """Start binding pairs until ``target`` are ready or on their way."""
-        if self.closed:
-            return
-        missing = self.target - len(self._ready) - len(self._binding)
-        if missing <= 0:
+        """Start binding pairs until ``target`` are ready."""
+        if self.closed or self._pending is not None or len(self._ready) >= self.target:
             return
         loop = asyncio.get_running_loop()
-        for _ in range(missing):
-            task = loop.create_task(self._bind(loop))
-            self._binding.add(task)
-            task.add_done_callback(self._binding.discard)
+        if self._address is None:
+            self._pending = loop.create_task(self._resolve(loop))
+        else:
+            self._pending = loop.call_soon(self._bind_some, loop, self._address)
 
-    async def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _resolve(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            port = self.allocator.allocate()
-        except PortsExhausted:
-            return  # calls hold every port; the next leg taken tries again
-        try:
-            rtp, rtcp = await _bind_pair(loop, self.host, port)
-        except OSError as exc:
-            # Taken by another program: the next fill tries the next port.
-            self.allocator.release(port)
-            if exc.errno not in (errno.EADDRINUSE, None):
-                _log.warning("cannot bind a spare RTP pair on %s:%d: %s", self.host, port, exc)
+            self._address = await _address_of(loop, self.host)
+        except (OSError, MediaError) as exc:
+            _log.warning("cannot resolve the media host %s: %s", self.host, exc)
             return
-        except BaseException:
-            self.allocator.release(port)
-            raise
+        finally:
+            self._pending = None
+        self.fill()
+
+    def _bind_some(self, loop: asyncio.AbstractEventLoop, address: str) -> None:
+        self._pending = None
         if self.closed:
-            _close_pair(rtp, rtcp)
-            self.allocator.release(port)
             return
-        self._ready.append((port, rtp, rtcp))
+        bound = 0
+        for _ in range(min(BIND_BATCH, self.target - len(self._ready))):
+            try:
+                port = self.allocator.allocate()
+            except PortsExhausted:
+                return  # calls hold every port; the next leg taken tries again
+            try:
+                rtp, rtcp = _bind_pair(loop, address, port)
+            except OSError as exc:
+                # Taken by another program: the next pair is tried.
+                self.allocator.release(port)
+                if exc.errno != errno.EADDRINUSE:
+                    _log.warning("cannot bind a spare RTP pair on %s:%d: %s", address, port, exc)
+                continue
+            self._ready.append((port, rtp, rtcp))
+            bound += 1
+        if bound:  # a batch that bound nothing waits for the next leg taken
+            self.fill()
 
     def close(self) -> None:
         """Unbind every spare and stop binding more."""
         self.closed = True
-        for task in list(self._binding):
-            task.cancel()
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         while self._ready:
             port, rtp, rtcp = self._ready.popleft()
             _close_pair(rtp, rtcp)
             self.allocator.release(port)
 
 
-def _close_pair(rtp: _Protocol, rtcp: _Protocol) -> None:
-    for proto in (rtp, rtcp):
-        if proto.transport is not None:
-            proto.transport.close()
-            proto.transport = None
+def _close_pair(rtp: _Socket, rtcp: _Socket) -> None:
+    rtp.close()
+    rtcp.close()
 
 
-async def _bind_pair(
-    loop: asyncio.AbstractEventLoop, host: str, port: int
-) -> tuple[_Protocol, _Protocol]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+async def _address_of(loop: asyncio.AbstractEventLoop, host: str) -> str:
+    """An address literal to bind for ``host``; a name goes through the loop's resolver."""
     if _is_address(host):
-        rtp, rtcp = await _attach_pair(loop, host, port, family)
-    else:
-        # Names go through the loop's resolver (in its thread pool), one at a time.
-        _, rtp = await loop.create_datagram_endpoint(
-            lambda: _Protocol(_ignore_datagram), local_addr=(host, port), family=family)
-        try:
-            _, rtcp = await loop.create_datagram_endpoint(
-                lambda: _Protocol(_ignore_datagram), local_addr=(host, port + 1),
-                family=family)
-        except BaseException:  # a taken port, or cancelled while attaching
-            if rtp.transport is not None:
-                rtp.transport.close()
-            raise
-    with contextlib.suppress(OSError):
-        sock = rtp.transport.get_extra_info("socket") if rtp.transport else None
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
-    return rtp, rtcp
+        return host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    infos = await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise MediaError(f"media host {host!r} has no address")
+    return str(infos[0][4][0])
 
 
-def _bound(host: str, port: int, family: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+def _bind_pair(loop: asyncio.AbstractEventLoop, address: str, port: int) -> tuple[_Socket, _Socket]:
+    """The RTP and RTCP sockets on ``port`` and ``port + 1`` of an address literal,
+    bound and attached to the loop at once (no trip round the loop)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    socks: list[socket.socket] = []
     try:
-        sock.setblocking(False)
-        sock.bind((host, port))
+        for p in (port, port + 1):
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            socks.append(sock)
+            sock.setblocking(False)
+            sock.bind((address, p))
+        with contextlib.suppress(OSError):
+            socks[0].setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        rtp = _Socket(loop, socks[0])
     except BaseException:
-        sock.close()
+        for sock in socks:
+            sock.close()
         raise
-    return sock
-
-
-async def _attach_pair(
-    loop: asyncio.AbstractEventLoop, host: str, port: int, family: int
-) -> tuple[_Protocol, _Protocol]:
-    """Both sockets bound here (an address literal: given ``local_addr`` instead, the
-    loop would resolve it in its thread pool first, milliseconds under load), then
-    handed to the loop together: attaching takes a trip round the loop, and the two
-    share it."""
-    rtp_sock = _bound(host, port, family)
     try:
-        rtcp_sock = _bound(host, port + 1, family)
+        rtcp = _Socket(loop, socks[1])
     except BaseException:
-        rtp_sock.close()
+        rtp.close()
+        socks[1].close()
         raise
-    socks = (rtp_sock, rtcp_sock)
-    tasks = [loop.create_task(loop.create_datagram_endpoint(
-        lambda: _Protocol(_ignore_datagram), sock=sock)) for sock in socks]
-    try:
-        await asyncio.wait(tasks)
-    except BaseException:  # cancelled: whatever attached is closed, the rest given up
-        for task, sock in zip(tasks, socks, strict=True):
-            if task.done() and not task.cancelled() and task.exception() is None:
-                task.result()[0].close()
-            else:
-                task.cancel()
-                sock.close()
-        raise
-    failure = next((t.exception() for t in tasks if t.exception() is not None), None)
-    if failure is not None:
-        for task, sock in zip(tasks, socks, strict=True):
-            if task.exception() is None:
-                task.result()[0].close()
-            else:
-                sock.close()
-        raise failure
-    rtp = tasks[0].result()[1]
-    rtcp = tasks[1].result()[1]
     return rtp, rtcp
 
 
