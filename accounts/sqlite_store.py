@@ -42,7 +42,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -138,9 +138,14 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
     amount INTEGER NOT NULL,
     PRIMARY KEY (tx_id, leg)
 ) WITHOUT ROWID;
--- By ref first: a hold's account and hold legs, and a call's revenue, fee and tax
--- legs, land side by side, so a post rewrites fewer index pages.
-CREATE INDEX IF NOT EXISTS ledger_entries_ref ON ledger_entries (ref, book);
+-- By ref alone: an account's account and hold legs land side by side, so a post
+-- rewrites one index page per account. The earning books (revenue, fees, tax: a
+-- handful of refs, three legs on every call) are left out: their balances are
+-- reports over a large share of the ledger, which a scan serves as well, and every
+-- call would otherwise write three more index entries.
+CREATE INDEX IF NOT EXISTS ledger_entries_by_ref ON ledger_entries (ref)
+    WHERE book NOT IN ('revenue', 'fees', 'tax');
+DROP INDEX IF EXISTS ledger_entries_ref;
 DROP INDEX IF EXISTS ledger_entries_book;
 CREATE TRIGGER IF NOT EXISTS ledger_entries_no_update BEFORE UPDATE ON ledger_entries
 BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
@@ -255,8 +260,19 @@ CREATE TABLE IF NOT EXISTS cdrs (
 CREATE INDEX IF NOT EXISTS cdrs_setup ON cdrs (setup_at);
 """
 
+#: The layout this code reads and writes, kept in ``PRAGMA user_version``. A file
+#: of an older layout is brought up to it on open (every change so far is to
+#: indexes, rebuilt from the tables); a file of a newer one is refused.
+SCHEMA_VERSION = 1
+#: The books left out of ``ledger_entries_by_ref`` (the literal text of its WHERE
+#: clause, repeated in the queries that may use it).
+UNINDEXED_BOOKS = "book NOT IN ('revenue', 'fees', 'tax')"
+_EARNING_BOOKS = frozenset({Book.REVENUE.value, Book.FEES.value, Book.TAX.value})
+
 ALL_FACILITIES = "*"
 T = TypeVar("T")
+#: Entries kept in each screening cache before it is emptied.
+CACHE_ENTRIES = 100_000
 #: Page cache per connection, in KiB.
 CACHE_KIB = 65_536
 #: How much of the database file is read through a memory map, in bytes.
@@ -292,6 +308,25 @@ def _dt_req(value: str) -> datetime:
 
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of a DDL script, to run one by one inside a transaction.
+
+    (``executescript`` commits first.) Triggers hold ``;`` inside BEGIN ... END.
+    """
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete statement in the schema: {current.strip()[:60]!r}")
+    return out
+
+
 def _where(conditions: Sequence[tuple[str, object]]) -> tuple[str, list[Any]]:
     """A WHERE clause of every condition whose value is not None, and its parameters.
 
@@ -302,6 +337,20 @@ def _where(conditions: Sequence[tuple[str, object]]) -> tuple[str, list[Any]]:
     if not used:
         return "", []
     return " WHERE " + " AND ".join(clause for clause, _ in used), [v for _, v in used]
+
+@dataclass(frozen=True)
+class _PayerKeys:
+    """Who could pay for calls from one (facility, PIN) to one number: ids, not money."""
+
+    #: At most three: the person's Debit account, the number's AdvanceConnect and
+    #: Direct Bill accounts (one per product per number).
+    account_ids: tuple[str, ...]
+    numbers: dict[str, tuple[str, ...]]
+    #: A subscription exists for the number at the facility (read afresh if so).
+    subscribed: bool
+    #: A Single Call to the number failed payment and is unpaid.
+    barred: bool
+
 
 class SqliteAccountStore(AccountStore):
     """``AccountStore`` on one SQLite file (or ``:memory:``)."""
@@ -330,6 +379,13 @@ class SqliteAccountStore(AccountStore):
         self._writer: GroupWriter | None = None
         #: Set by the checkpointer when the log is long and should start over.
         self._catch_up = threading.Event()
+        #: Screening facts and who could pay, by (facility, PIN, number): read on
+        #: every call, changed rarely. Never money: balances, holds and
+        #: subscription seconds are read afresh on every call. Valid while
+        #: ``PRAGMA data_version`` stays ``_data_version`` (see ``_check_version``).
+        self._screening_cache: dict[tuple[str, str, str], ScreeningFacts] = {}
+        self._payer_cache: dict[tuple[str, str, str], _PayerKeys] = {}
+        self._data_version: int | None = None
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -345,8 +401,14 @@ class SqliteAccountStore(AccountStore):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             db = self._connect()
-            db.executescript(SCHEMA)
         except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open account store {self.path}: {exc}") from exc
+        try:
+            self._upgrade(db)
+        except (sqlite3.Error, StoreUnavailable) as exc:
+            db.close()
+            if isinstance(exc, StoreUnavailable):
+                raise
             raise StoreUnavailable(f"cannot open account store {self.path}: {exc}") from exc
         self._db = db
         self._writer = GroupWriter(db, self._after_commit)
@@ -356,6 +418,33 @@ class SqliteAccountStore(AccountStore):
                 target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
             )
             self._checkpointer.start()
+
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        """Create the schema, or bring an older file's up to ``SCHEMA_VERSION``.
+
+        Inside one ``BEGIN IMMEDIATE``: two processes opening the same file at
+        once do not both migrate it, and a failed migration leaves it as it was.
+        """
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        if found == SCHEMA_VERSION:
+            return
+        if found > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"account store {self.path} has schema version {found}, newer than"
+                f" {SCHEMA_VERSION} that this version of the software reads; upgrade it"
+            )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have just upgraded it.
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in _statements(SCHEMA):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -421,9 +510,48 @@ class SqliteAccountStore(AccountStore):
             raise StoreUnavailable("the account store is not open")
         return self._writer
 
-    async def _write(self, body: Callable[[sqlite3.Connection], T], *, urgent: bool = False) -> T:
-        """Run ``body(db)`` as one atomic write transaction, durable when this returns."""
+    async def _write(
+        self,
+        body: Callable[[sqlite3.Connection], T],
+        *,
+        urgent: bool = False,
+        screening: bool = True,
+    ) -> T:
+        """Run ``body(db)`` as one atomic write transaction, durable when this returns.
+
+        ``screening``: the write may change what screening or the choice of payer
+        reads (people, blocks, numbers, accounts, subscriptions, receivables), so
+        the caches of those are emptied when it runs. Only writes that touch
+        nothing but balances, the ledger, reservations, refunds, invoices and
+        records pass False.
+        """
+        if screening:
+            inner = body
+
+            def body(db: sqlite3.Connection) -> T:
+                # Emptied inside the transaction: no read can come between this
+                # and the COMMIT (both run in one go on the loop's thread), and a
+                # read made before it, of the old rows, is dropped here.
+                self._forget()
+                return inner(db)
+
         return await self.writer.write(body, urgent=urgent)
+
+    def _forget(self) -> None:
+        """Empty the screening and payer caches (a write changed what they hold)."""
+        self._screening_cache.clear()
+        self._payer_cache.clear()
+
+    def _check_version(self, version: int) -> None:
+        """Empty the caches if another connection committed since they were filled.
+
+        ``PRAGMA data_version`` changes only when ANOTHER connection (the
+        ``ics accounts`` command, a separate API process, another store object)
+        commits; this connection's own writes empty the caches themselves.
+        """
+        if version != self._data_version:
+            self._forget()
+            self._data_version = version
 
     async def run_on_writer(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body(db)`` outside any transaction, in turn with the queued writes.
@@ -492,13 +620,16 @@ class SqliteAccountStore(AccountStore):
         return self._account_from(row)
 
     @staticmethod
-    def _account_from(row: sqlite3.Row) -> Account:
-        numbers = row["numbers"]
+    def _account_from(row: sqlite3.Row, numbers: tuple[str, ...] | None = None) -> Account:
+        """An account from its row; its numbers from the row's ``numbers`` column if not given."""
+        if numbers is None:
+            listed = row["numbers"]
+            numbers = tuple(listed.split(",")) if listed else ()
         return Account(
             id=row["id"],
             product=Product(row["product"]),
             status=AccountStatus(row["status"]),
-            numbers=tuple(numbers.split(",")) if numbers else (),
+            numbers=numbers,
             facility_id=row["facility_id"],
             pin=row["pin"],
             credit_limit_units=row["credit_limit"],
@@ -698,7 +829,7 @@ class SqliteAccountStore(AccountStore):
     ) -> LedgerTransaction:
         def body(db: sqlite3.Connection) -> Any:
             return self._post(db, tx, floors, activity=tx.kind in ("deposit", "payment"))
-        result: LedgerTransaction = await self._write(body)
+        result: LedgerTransaction = await self._write(body, screening=False)
         return result
 
     async def transactions(
@@ -751,10 +882,11 @@ class SqliteAccountStore(AccountStore):
         return out
 
     async def book_balance(self, book: str, ref: str) -> int:
-        row = self._one(
-            "SELECT COALESCE(SUM(amount), 0) AS s FROM ledger_entries WHERE book = ? AND ref = ?",
-            (str(book), ref),
-        )
+        sql = "SELECT COALESCE(SUM(amount), 0) AS s FROM ledger_entries WHERE book = ? AND ref = ?"
+        if str(book) not in _EARNING_BOOKS:
+            # The partial index's own condition, spelled out so that the planner uses it.
+            sql += " AND " + UNINDEXED_BOOKS
+        row = self._one(sql, (str(book), ref))
         assert row is not None
         return int(row["s"])
 
@@ -874,7 +1006,7 @@ class SqliteAccountStore(AccountStore):
                     created,
                 )
         # A call is waiting to be placed on this hold: it is not kept for a group.
-        await self._write(body, urgent=True)
+        await self._write(body, urgent=True, screening=False)
         return r
 
     async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:
@@ -894,7 +1026,7 @@ class SqliteAccountStore(AccountStore):
                     raise InvalidState(f"reservation {reservation_id!r} is already settled")
                 raise NotFound(f"no reservation {reservation_id!r}")
             return self._reservation_from(row)
-        result: Reservation = await self._write(body)
+        result: Reservation = await self._write(body, screening=False)
         return result
 
     async def settle(
@@ -1003,7 +1135,7 @@ class SqliteAccountStore(AccountStore):
                     when,
                 )
             return r
-        settled: Reservation = await self._write(body)
+        settled: Reservation = await self._write(body, screening=False)
         return settled
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
@@ -1074,7 +1206,7 @@ class SqliteAccountStore(AccountStore):
                 ),
                 {refund.account_id: 0},
             )
-        await self._write(body)
+        await self._write(body, screening=False)
         return self._refund(refund.id)
 
     async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
@@ -1122,7 +1254,7 @@ class SqliteAccountStore(AccountStore):
                 "UPDATE refunds SET status = ?, decided_at = ? WHERE id = ?",
                 (str(status), ts(at), refund_id),
             )
-        await self._write(body)
+        await self._write(body, screening=False)
         return self._refund(refund_id)
 
     async def get_refund(self, refund_id: str) -> Refund:
@@ -1170,7 +1302,7 @@ class SqliteAccountStore(AccountStore):
                 if "FOREIGN KEY" in str(exc):
                     raise UnknownAccount(f"no account {invoice.account_id!r}") from exc
                 raise DuplicateRequest(f"invoice {invoice.id!r} already exists") from exc
-        await self._write(body)
+        await self._write(body, screening=False)
         return invoice
 
     async def list_invoices(self, account_id: str) -> list[Invoice]:
@@ -1572,7 +1704,26 @@ class SqliteAccountStore(AccountStore):
     async def list_privileged(self) -> list[str]:
         return [r["number"] for r in self._all("SELECT number FROM privileged_numbers ORDER BY 1")]
 
+    def _version(self) -> int:
+        """This connection's ``PRAGMA data_version`` (see ``_check_version``)."""
+        row = self._one("PRAGMA data_version")
+        assert row is not None
+        return int(row[0])
+
     async def screening_facts(
+        self, facility_id: str, pin: str, number_e164: str
+    ) -> ScreeningFacts:
+        self._check_version(self._version())
+        key = (facility_id, pin, number_e164)
+        facts = self._screening_cache.get(key)
+        if facts is None:
+            facts = self._read_screening_facts(facility_id, pin, number_e164)
+            if len(self._screening_cache) >= CACHE_ENTRIES:
+                self._screening_cache.clear()
+            self._screening_cache[key] = facts
+        return facts
+
+    def _read_screening_facts(
         self, facility_id: str, pin: str, number_e164: str
     ) -> ScreeningFacts:
         row = self._one(
@@ -1611,34 +1762,55 @@ class SqliteAccountStore(AccountStore):
     async def payer_candidates(
         self, facility_id: str, pin: str, number_e164: str, at: datetime
     ) -> PayerCandidates:
-        now = ts(at)
+        key = (facility_id, pin, number_e164)
+        keys = self._payer_cache.get(key)
+        rows: list[sqlite3.Row] = []
+        if keys is not None:
+            # The accounts afresh (balances are never cached), and in the same
+            # statement, so in the same read transaction, the version that says
+            # whether the cached ids and flags still hold.
+            rows = self._all(
+                "SELECT (SELECT data_version FROM pragma_data_version) AS data_version, a.*"
+                " FROM (SELECT 1) LEFT JOIN accounts a ON a.id IN (?, ?, ?)",
+                (*keys.account_ids, None, None, None)[:3],
+            )
+            self._check_version(rows[0]["data_version"])
+            present = sum(row["id"] is not None for row in rows)
+            if key not in self._payer_cache or present < len(keys.account_ids):
+                keys = None
+        if keys is None:
+            self._check_version(self._version())
+            keys = self._read_payer_keys(facility_id, pin, number_e164)
+            if len(self._payer_cache) >= CACHE_ENTRIES:
+                self._payer_cache.clear()
+            self._payer_cache[key] = keys
+            rows = self._all(
+                "SELECT a.* FROM accounts a WHERE a.id IN (?, ?, ?)",
+                (*keys.account_ids, None, None, None)[:3],
+            )
         debit: Account | None = None
         advance_connect: Account | None = None
         direct_bill: Account | None = None
-        for row in self._all(
-            self._ACCOUNT_SELECT  # noqa: S608 - constant text, values are bound
-            + " WHERE a.id IN (SELECT account_id FROM account_numbers WHERE number = ?1)"
-            " OR (a.product = 'debit' AND a.facility_id = ?2 AND a.pin = ?3)",
-            (number_e164, facility_id, pin),
-        ):
-            account = self._account_from(row)
+        for row in rows:
+            if row["id"] is None:
+                continue  # the LEFT JOIN's row when no account could pay
+            account = self._account_from(row, keys.numbers[row["id"]])
             if account.product is Product.DEBIT:
-                if account.facility_id == facility_id and account.pin == pin:
-                    debit = account
+                debit = account
             elif account.product is Product.ADVANCE_CONNECT:
                 advance_connect = account
             elif account.product is Product.DIRECT_BILL:
                 direct_bill = account
-        found = self._one(
-            "SELECT EXISTS (SELECT 1 FROM receivables WHERE number = ?1 AND status = 'failed')"
-            " AS barred, s.* FROM (SELECT 1) LEFT JOIN (SELECT * FROM subscriptions"
-            "   WHERE number = ?1 AND facility_id = ?2 AND starts_at <= ?3 AND ends_at > ?3"
-            "   AND covered_seconds - used_seconds - held_seconds > 0"
-            "   ORDER BY ends_at LIMIT 1) s",
-            (number_e164, facility_id, now),
-        )
-        assert found is not None
-        subscription = None if found["id"] is None else self._subscription_from(found)
+        subscription = None
+        if keys.subscribed:
+            found = self._one(
+                "SELECT * FROM subscriptions"
+                " WHERE number = ?1 AND facility_id = ?2 AND starts_at <= ?3 AND ends_at > ?3"
+                " AND covered_seconds - used_seconds - held_seconds > 0"
+                " ORDER BY ends_at LIMIT 1",
+                (number_e164, facility_id, ts(at)),
+            )
+            subscription = None if found is None else self._subscription_from(found)
         invoices: tuple[Invoice, ...] = ()
         paid = 0
         if direct_bill is not None:
@@ -1659,7 +1831,38 @@ class SqliteAccountStore(AccountStore):
             direct_bill=direct_bill,
             direct_bill_invoices=invoices,
             direct_bill_paid_units=paid,
-            single_call_barred=bool(found["barred"]),
+            single_call_barred=keys.barred,
+        )
+
+    def _read_payer_keys(self, facility_id: str, pin: str, number_e164: str) -> _PayerKeys:
+        """Which accounts could pay a call, and the flags that change only by a write."""
+        numbers: dict[str, tuple[str, ...]] = {}
+        for row in self._all(
+            "SELECT a.id, a.product, a.facility_id, a.pin,"
+            " (SELECT group_concat(number, ',') FROM (SELECT number FROM account_numbers n"
+            "   WHERE n.account_id = a.id ORDER BY number)) AS numbers FROM accounts a"
+            " WHERE a.id IN (SELECT account_id FROM account_numbers WHERE number = ?1)"
+            " OR (a.product = 'debit' AND a.facility_id = ?2 AND a.pin = ?3)",
+            (number_e164, facility_id, pin),
+        ):
+            product = row["product"]
+            if product == Product.DEBIT and (row["facility_id"], row["pin"]) != (facility_id, pin):
+                continue
+            if product not in (Product.DEBIT, Product.ADVANCE_CONNECT, Product.DIRECT_BILL):
+                continue
+            numbers[row["id"]] = tuple(row["numbers"].split(",")) if row["numbers"] else ()
+        flags = self._one(
+            "SELECT EXISTS (SELECT 1 FROM receivables WHERE number = ?1 AND status = 'failed')"
+            " AS barred, EXISTS (SELECT 1 FROM subscriptions WHERE number = ?1"
+            "   AND facility_id = ?2) AS subscribed",
+            (number_e164, facility_id),
+        )
+        assert flags is not None
+        return _PayerKeys(
+            account_ids=tuple(numbers),
+            numbers=numbers,
+            subscribed=bool(flags["subscribed"]),
+            barred=bool(flags["barred"]),
         )
 
     # -- CDRs ------------------------------------------------------------------------
@@ -1696,7 +1899,7 @@ class SqliteAccountStore(AccountStore):
                 )
             except sqlite3.IntegrityError as exc:
                 raise DuplicateRequest(f"a record for call {cdr.call_id!r} exists") from exc
-        await self._write(body)
+        await self._write(body, screening=False)
         return await self.get_cdr(cdr.call_id)
 
     async def get_cdr(self, call_id: str) -> CallDetailRecord:
