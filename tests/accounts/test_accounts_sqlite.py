@@ -262,3 +262,29 @@ async def test_an_urgent_write_commits_at_once_even_while_others_wait(tmp_path: 
     await second
     assert store.writer.commits == commits + 2
     await store.close()
+
+
+async def test_a_group_uses_savepoints_only_when_one_of_its_writes_fails(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    await asyncio.gather(*(store.post(_deposit(n)) for n in range(10)))
+    assert not [s for s in statements if "SAVEPOINT" in s]
+
+    def half_then_fail(db: sqlite3.Connection) -> None:
+        # Changes the balance, then fails: the change must not survive.
+        db.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 'a1'")
+        raise ValueError("refused after writing")
+
+    writes = [store.post(_deposit(n)) for n in range(10, 15)]
+    results = await asyncio.gather(
+        *writes[:2], store.writer.write(half_then_fail), *writes[2:], return_exceptions=True
+    )
+    store.db.set_trace_callback(None)
+    assert [type(r).__name__ for r in results].count("ValueError") == 1
+    assert isinstance(results[2], ValueError)
+    assert [s for s in statements if "SAVEPOINT" in s]
+    account = await store.get_account("a1")
+    assert account.balance_units == 10_000 + 15 * 100  # and not the +1
+    assert account.balance_units == await store.book_balance(Book.ACCOUNT, "a1")
+    await store.close()
