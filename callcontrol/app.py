@@ -68,6 +68,7 @@ from .actions import (
     StopCalledPlayback,
 )
 from .cdr import call_record
+from .eager import start_eagerly
 from .errors import CallError, reason_header
 from .events import CallAccepted, CallEnded, KeyPressed
 from .flow import CallFlow, CallGrant, CallState, FlowSettings, Output
@@ -184,7 +185,7 @@ class Call:
         self.use_debit = (request.headers.get("x-payer") or "").strip().lower() == "debit"
         self.facility_dialog: Dialog | None = None
         self.facility_media: RtpEndpoint | None = None
-        self.auth_task: asyncio.Task[None] | None = None
+        self.auth_task: asyncio.Future[None] | None = None
         self.authorization: Authorization | None = None
         self.carrier_call_id = new_call_id()
         self.carrier_invite: Request | None = None
@@ -233,7 +234,7 @@ class CallController:
         self._contacts: dict[str, str] = {}
         self.bound: list[tuple[str, str, int]] = []
         self._finishing: set[asyncio.Task[None]] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall_offset = 0.0
         self.stats = {"started": 0, "ended": 0}
@@ -320,13 +321,14 @@ class CallController:
         if self.transport is not None:
             self.transport.flush()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Any, *, now: bool = False) -> asyncio.Future[Any]:
+        """Run a call's coroutine as a task; ``now``: up to its first suspension at once."""
+        task = start_eagerly(coro) if now else asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("call task failed", exc_info=task.exception())
@@ -537,7 +539,9 @@ class CallController:
         if bad is not None:
             self._feed(call, lambda now: flow.refused(bad, now))
             return
-        call.auth_task = self._spawn(self._authorize(call))
+        # At once: screening, the hold and a spare media port rarely suspend, and
+        # waiting for the loop's next turn would add that turn to the post-dial delay.
+        call.auth_task = self._spawn(self._authorize(call), now=True)
 
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
@@ -659,22 +663,16 @@ class CallController:
         request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=call.pin,
                               dialled=call.dialled, at=self.wall_now(),
                               use_debit=call.use_debit)
-        # The carrier leg's RTP ports: a pair bound ahead, else bound while the payer is
-        # found and funds are held (both stand between the INVITE and the carrier
-        # INVITE, and binding takes trips round the event loop).
+        # The carrier leg's RTP ports, opened while the payer is found and funds are
+        # held: a pair bound ahead, else bound on the spot (a media host given as an
+        # address never makes this wait for the loop).
         def on_event(ev: MediaEvent) -> None:
             self._on_carrier_media(call, ev)
 
-        opening: asyncio.Future[RtpEndpoint]
-        leg = RtpEndpoint.take_spare(PCMU, self.spares, on_event=on_event, inactivity_timeout=0)
-        if leg is not None:
-            opening = loop.create_future()
-            opening.set_result(leg)
-        else:
-            opening = loop.create_task(RtpEndpoint.open(
-                PCMU, host=self.settings.media_host, spares=self.spares, on_event=on_event,
-                inactivity_timeout=0,
-            ))
+        opening: asyncio.Future[RtpEndpoint] = start_eagerly(RtpEndpoint.open(
+            PCMU, host=self.settings.media_host, spares=self.spares, on_event=on_event,
+            inactivity_timeout=0,
+        ))
         try:
             await self._authorize_with(call, request, started, opening)
         finally:

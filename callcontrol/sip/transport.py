@@ -56,6 +56,7 @@ class SipTransport:
         self._sweeper: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._delivering = False  # inside flush()'s event delivery
         self.dropped_connections = 0
 
     def now(self) -> float:
@@ -121,16 +122,26 @@ class SipTransport:
 
     # ------------------------------------------------------------------ engine
     def flush(self) -> None:
-        """Deliver pending events, send pending bytes, re-arm the timer."""
+        """Deliver pending events, send pending bytes, re-arm the timer.
+
+        Called again from an event handler, it sends what that handler produced
+        at once and leaves the remaining events to the delivery in progress, so
+        events are delivered one at a time and in order.
+        """
         endpoint = self.endpoint
-        while True:
-            event = endpoint.next_event()
-            if event is None:
-                break
+        if not self._delivering:
+            self._delivering = True
             try:
-                self.on_event(event)
-            except Exception:
-                log.exception("SIP event handler failed on %r", type(event).__name__)
+                while True:
+                    event = endpoint.next_event()
+                    if event is None:
+                        break
+                    try:
+                        self.on_event(event)
+                    except Exception:
+                        log.exception("SIP event handler failed on %r", type(event).__name__)
+            finally:
+                self._delivering = False
         for transmission in endpoint.datagrams_to_send():
             self._send(transmission)
         self._arm_timer()
