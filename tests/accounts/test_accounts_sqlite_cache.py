@@ -9,6 +9,7 @@ cached: a deposit made elsewhere is seen at once.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -302,3 +303,44 @@ async def test_account_balances_use_the_ref_index(store: SqliteAccountStore) -> 
     for sql in plans:
         detail = " ".join(str(r[3]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
         assert "ledger_entries_by_ref" in detail, detail
+
+
+async def test_payers_read_with_screening_serve_only_the_same_task_with_no_write_between(
+    service: AccountService, store: SqliteAccountStore, other: SqliteAccountStore
+) -> None:
+    await outcome(service, 1)  # fills the caches
+    before = (await store.get_account("ac1")).balance_units
+
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    await store.screening_facts("tx", "100001", TX_AC)
+    candidates = await store.payer_candidates("tx", "100001", TX_AC, T0)
+    store.db.set_trace_callback(None)
+    # One statement read the version and the account: screening's. (Lines starting
+    # "--" are statements SQLite runs inside it.)
+    ours = [sql for sql in statements if not sql.startswith("--")]
+    assert len(ours) == 1 and "data_version" in ours[0] and "accounts" in ours[0]
+    assert candidates.advance_connect is not None
+    assert candidates.advance_connect.balance_units == before
+
+    # A write in between (a deposit by this store): the payers are read again.
+    await store.screening_facts("tx", "100001", TX_AC)
+    await service.deposit("ac1", "1.00", "card", "dep-2", T0)
+    candidates = await store.payer_candidates("tx", "100001", TX_AC, T0)
+    assert candidates.advance_connect is not None
+    assert candidates.advance_connect.balance_units == before + 10_000
+
+    # Another task's payer read does not take this task's screening read.
+    await store.screening_facts("tx", "100001", TX_AC)
+    await other.post(
+        LedgerTransaction(
+            kind="deposit",
+            at=T0,
+            account_id="ac1",
+            idempotency_key="dep-3",
+            legs=(Leg(Book.ACCOUNT, "ac1", 10_000), Leg(Book.FUNDS_IN, "card", -10_000)),
+        )
+    )
+    elsewhere = await asyncio.create_task(store.payer_candidates("tx", "100001", TX_AC, T0))
+    assert elsewhere.advance_connect is not None
+    assert elsewhere.advance_connect.balance_units == before + 20_000
