@@ -21,11 +21,13 @@ import pytest
 from account_helpers import NY_NONE, T0, TX_AC, make_facilities
 
 from accounts import (
+    Account,
     AccountService,
     AccountsPolicy,
     Authorization,
     Book,
     CallRequest,
+    InvalidRequest,
     LedgerTransaction,
     Leg,
     Person,
@@ -272,10 +274,14 @@ async def test_an_older_file_is_upgraded_and_keeps_its_money(path: Path) -> None
     assert isinstance(auth, Authorization)
     await svc.settle(auth.reservation_id, 90, T0 + timedelta(minutes=2))
     await store.close()
-    # Make it a file of the layout before versioning: version 0, the old ref index.
+    # Make it a file of the layout before versioning (version 0, an index of every
+    # leg by ref and book) with the version 1 index too.
     db = sqlite3.connect(path)
-    db.execute("DROP INDEX ledger_entries_by_ref")
     db.execute("CREATE INDEX ledger_entries_ref ON ledger_entries (ref, book)")
+    db.execute(
+        "CREATE INDEX ledger_entries_by_ref ON ledger_entries (ref)"
+        " WHERE book NOT IN ('revenue', 'fees', 'tax')"
+    )
     db.execute("PRAGMA user_version=0")
     db.commit()
     db.close()
@@ -284,7 +290,7 @@ async def test_an_older_file_is_upgraded_and_keeps_its_money(path: Path) -> None
     await again.open()
     try:
         names = {r[0] for r in again.db.execute("SELECT name FROM sqlite_master")}
-        assert "ledger_entries_by_ref" in names and "ledger_entries_ref" not in names
+        assert not {"ledger_entries_by_ref", "ledger_entries_ref"} & names
         assert again.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         account = await again.get_account("ac1")
         assert account.balance_units == await again.book_balance(Book.ACCOUNT, "ac1")
@@ -294,15 +300,39 @@ async def test_an_older_file_is_upgraded_and_keeps_its_money(path: Path) -> None
         await again.close()
 
 
-async def test_account_balances_use_the_ref_index(store: SqliteAccountStore) -> None:
+async def test_account_balances_are_read_through_the_account_index(
+    store: SqliteAccountStore,
+) -> None:
     plans = []
-    for book in (Book.ACCOUNT, Book.HOLD, Book.RECEIVABLE):
+    for book in (Book.ACCOUNT, Book.HOLD):
         store.db.set_trace_callback(plans.append)
         await store.book_balance(book, "ac1")
         store.db.set_trace_callback(None)
+    assert len(plans) == 2
     for sql in plans:
         detail = " ".join(str(r[3]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
-        assert "ledger_entries_by_ref" in detail, detail
+        assert "ledger_transactions_account" in detail, detail
+        assert "SCAN" not in detail, detail
+
+
+async def test_an_account_leg_outside_its_accounts_transaction_is_refused(
+    store: SqliteAccountStore,
+) -> None:
+    await store.create_account(
+        Account(id="a1", product=Product.ADVANCE_CONNECT, created_at=T0, numbers=(TX_AC,))
+    )
+    for account_id in (None, "a2"):
+        with pytest.raises(InvalidRequest, match="belongs in a transaction of that account"):
+            await store.post(
+                LedgerTransaction(
+                    kind="deposit",
+                    at=T0,
+                    account_id=account_id,
+                    legs=(Leg(Book.ACCOUNT, "a1", 100), Leg(Book.FUNDS_IN, "card", -100)),
+                )
+            )
+    assert (await store.get_account("a1")).balance_units == 0
+    assert await store.book_totals() == {}
 
 
 async def test_payers_read_with_screening_serve_only_the_same_task_with_no_write_between(
