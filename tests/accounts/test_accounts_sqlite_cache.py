@@ -14,7 +14,8 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from accounts import (
     Book,
     CallRequest,
     InvalidRequest,
+    InvalidState,
     LedgerTransaction,
     Leg,
     Person,
@@ -374,3 +376,24 @@ async def test_payers_read_with_screening_serve_only_the_same_task_with_no_write
     elsewhere = await asyncio.create_task(store.payer_candidates("tx", "100001", TX_AC, T0))
     assert elsewhere.advance_connect is not None
     assert elsewhere.advance_connect.balance_units == before + 20_000
+
+
+async def test_a_settled_reservation_reads_as_its_row_does(
+    service: AccountService, store: SqliteAccountStore, other: SqliteAccountStore
+) -> None:
+    local_time = timezone(timedelta(hours=-6))
+    first = await service.authorize(replace(call(1), at=T0.astimezone(local_time)))
+    assert isinstance(first, Authorization)
+    await store.heartbeat(first.reservation_id, 30, T0 + timedelta(seconds=40))
+    settled = await service.settle(first.reservation_id, 95, T0 + timedelta(minutes=2))
+    assert settled.reservation == await store.get_reservation(first.reservation_id)
+    assert settled.reservation.heartbeat_seconds == 30
+
+    # Settled meanwhile through another connection: refused here, nothing moves twice.
+    second = await service.authorize(call(2))
+    assert isinstance(second, Authorization)
+    await other.settle(second.reservation_id, talked_seconds=0, charge_legs=(), at=T0)
+    balance = (await store.get_account("ac1")).balance_units
+    with pytest.raises(InvalidState):
+        await store.settle(second.reservation_id, talked_seconds=60, charge_legs=(), at=T0)
+    assert (await store.get_account("ac1")).balance_units == balance
