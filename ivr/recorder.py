@@ -4,11 +4,17 @@ Channel 0 is the calling (facility) party, channel 1 the called party. Each
 channel takes G.711 payloads with their RTP timestamps; gaps in timestamps
 (silence suppression) become silence, and a party that stops sending
 altogether is padded with silence against the wall clock so the channels stay
-aligned. ``flush(now)`` (call it about once a second) hands what is buffered
-to a writer thread, which decodes it in one numpy step, appends it and
-rewrites the header sizes, so the file on disk is always a valid WAV at most
-about one flush interval behind. Disk writes never run on the event loop: a
-stalled disk must not stall the media relay.
+aligned. ``flush(now)`` (call it about once a second) decodes what is
+buffered in one numpy step, appends it and rewrites the header sizes, so the
+file on disk is always a valid WAV at most about one flush interval behind.
+
+Those writes go to the page cache from the caller's thread (the event loop):
+two ``pwrite`` calls a second per call. A thread doing them instead held the
+interpreter lock for every recording's decoding and file calls, and the loop,
+which releases that lock at every packet it sends, waited for it again each
+time: at a thousand calls that added up to loop stalls of 50-200 ms. What
+can wait on the disk for long, the sync that makes a finished recording
+durable and the close, runs on one background thread that does nothing else.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -31,14 +36,16 @@ RATE = 8000
 LAG_ALLOWANCE = 0.5
 #: Timestamp jumps larger than this are a sender restart, not silence.
 MAX_GAP_SAMPLES = 5 * RATE
+#: The WAV header's size: the data follows it.
+HEADER_SIZE = 44
 
 
-class _Writer:
-    """One background thread doing every recording's file I/O, in order."""
+class _Syncer:
+    """One background thread that syncs finished recordings to disk and closes them."""
 
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="recording-sync", daemon=True)
         self._thread.start()
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -50,20 +57,20 @@ class _Writer:
             try:
                 job()
             except OSError as exc:  # a full disk loses recording, never the call
-                _log.error("recording write failed: %s", exc)
+                _log.error("recording sync failed: %s", exc)
 
 
-_writer: _Writer | None = None
-_writer_lock = threading.Lock()
+_syncer: _Syncer | None = None
+_syncer_lock = threading.Lock()
 _log = logging.getLogger(__name__)
 
 
-def _get_writer() -> _Writer:
-    global _writer
-    with _writer_lock:
-        if _writer is None:
-            _writer = _Writer()
-        return _writer
+def _get_syncer() -> _Syncer:
+    global _syncer
+    with _syncer_lock:
+        if _syncer is None:
+            _syncer = _Syncer()
+        return _syncer
 
 
 class _Channel:
@@ -81,15 +88,19 @@ class Recorder:
     def __init__(self, path: Path | str, codecs: tuple[Codec, Codec], now: float) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - kept open for the call
-        self._file.write(self._header(0))
-        self._file.flush()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(self._fd, self._header(0))
+        except BaseException:
+            os.close(self._fd)
+            raise
         self._channels = (_Channel(codecs[0]), _Channel(codecs[1]))
         self.start = now
         self.frames_written = 0
         self.closed = False
+        #: Set once a write failed (a full disk): the call goes on unrecorded from there.
+        self.failed = False
         self._done = threading.Event()
-        self._writer = _get_writer()
 
     @staticmethod
     def _header(frames: int) -> bytes:
@@ -131,37 +142,37 @@ class Recorder:
         if final:
             for ch in self._channels:
                 ch.buf += ch.silence * (n - len(ch.buf))
-        if n:
-            # The event loop only cuts the G.711 bytes off; decoding them to 16-bit
-            # frames is the writer thread's work, like the file I/O.
-            first, second = _take(a.buf, n), _take(b.buf, n)
+        if not n:
+            return
+        frames = _frames((a.codec, b.codec), _take(a.buf, n), _take(b.buf, n))
+        if self.failed:
+            return
+        try:
+            os.pwrite(self._fd, frames, HEADER_SIZE + self.frames_written * 4)
             self.frames_written += n
-            header, f = self._header(self.frames_written), self._file
-            codecs = (a.codec, b.codec)
-            self._writer.submit(lambda: _append(f, _frames(codecs, first, second), header))
+            # Keep the header true to the data so the file is playable at any moment.
+            os.pwrite(self._fd, self._header(self.frames_written), 0)
+        except OSError as exc:  # a full disk loses recording, never the call
+            self.failed = True
+            _log.error("recording %s stopped: %s", self.path, exc)
 
     def close(self, now: float) -> Path:
-        """Write what is left and close the file (in the background; see ``wait_closed``)."""
+        """Write what is left, then sync and close the file in the background (see
+        ``wait_closed``)."""
         if not self.closed:
             self.flush(now, final=True)
             self.closed = True
-            f, done = self._file, self._done
+            fd, done = self._fd, self._done
 
             def finish() -> None:
                 try:
-                    os.fsync(f.fileno())
-                    f.close()
+                    os.fsync(fd)
                 finally:
+                    os.close(fd)
                     done.set()
 
-            self._writer.submit(finish)
+            _get_syncer().submit(finish)
         return self.path
-
-    def drain(self, timeout: float | None = None) -> bool:
-        """Block until everything flushed so far is in the file (for tools and tests)."""
-        written = threading.Event()
-        self._writer.submit(written.set)
-        return written.wait(timeout)
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Block until the file is complete on disk (for tools and tests, not the event loop)."""
@@ -185,16 +196,6 @@ def _frames(codecs: tuple[Codec, Codec], first: bytes, second: bytes) -> bytes:
     frames[:, 0] = codecs[0].decode(first)
     frames[:, 1] = codecs[1].decode(second)
     return frames.tobytes()
-
-
-def _append(f: BinaryIO, data: bytes, header: bytes) -> None:
-    f.write(data)
-    # Keep the header true to the data so the file is playable at any moment.
-    end = f.tell()
-    f.seek(0)
-    f.write(header)
-    f.seek(end)
-    f.flush()
 
 
 def open_recording(

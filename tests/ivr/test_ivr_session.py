@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import wave
 from pathlib import Path
 
@@ -180,7 +181,6 @@ def test_recorder_two_channels_gaps_and_incremental_header(tmp_path: Path) -> No
     rec.add(0, one, 1000 + 60 * 160)  # party 0 skipped 10 frames (silence suppression)
     rec.add(0, one, 1000)  # a late duplicate is dropped
     rec.flush(1.0)
-    assert rec.drain(5)
     # The file is a valid WAV at this point, as after a crash.
     with wave.open(str(path)) as w:
         assert (w.getnchannels(), w.getframerate(), w.getsampwidth()) == (2, 8000, 2)
@@ -198,6 +198,30 @@ def test_recorder_two_channels_gaps_and_incremental_header(tmp_path: Path) -> No
     assert np.all(frames[60 * 160 : 61 * 160, 0] == g711.ulaw_decode(one)[0])
     alaw_silence = g711.alaw_decode(bytes([PCMA.silence_byte]))[0]  # A-law has no exact zero
     assert np.all(frames[8000:, 1] == alaw_silence)
+
+
+def test_recorder_on_a_full_disk_stops_recording_and_raises_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "call.wav"
+    rec = Recorder(path, (PCMU, PCMU), now=0.0)
+    one = g711.ulaw_encode(np.full(160, 1000, dtype=np.int16))
+    for i in range(50):
+        rec.add(0, one, i * 160)
+        rec.add(1, one, i * 160)
+    rec.flush(1.0)
+    assert rec.frames_written == 8000 and not rec.failed
+    # The disk fills up: /dev/full answers every write with ENOSPC.
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, rec._fd)
+    finally:
+        os.close(full)
+    for i in range(50, 100):
+        rec.add(0, one, i * 160)
+        rec.add(1, one, i * 160)
+    rec.flush(2.0)  # no exception: the call goes on unrecorded
+    assert rec.failed and rec.frames_written == 8000
+    rec.close(3.0)
+    assert rec.wait_closed(5)
 
 
 def test_port_allocator_round_robin_exhaustion_and_release() -> None:
