@@ -4,7 +4,7 @@ Screening facts and the ids of the accounts that could pay are served from
 memory; these tests change each of them through this store, through a second
 store on the same file (another connection) and through a separate process,
 and check that the very next authorization sees the change. Balances are never
-cached: a deposit made elsewhere is seen at once.
+cached: money moved elsewhere is seen at once.
 """
 
 from __future__ import annotations
