@@ -596,9 +596,15 @@ class SqliteAccountStore(AccountStore):
     async def run_on_writer(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``body(db)`` outside any transaction, in turn with the queued writes.
 
-        For maintenance and tests (connection settings, checkpoints).
+        For maintenance and tests (connection settings, checkpoints). The
+        screening caches are emptied: such a body may change anything.
         """
-        return await self.writer.call(body)
+
+        def raw(db: sqlite3.Connection) -> T:
+            self._forget()
+            return body(db)
+
+        return await self.writer.call(raw)
 
     def _after_commit(self, db: sqlite3.Connection) -> None:
         if self._catch_up.is_set():

@@ -397,3 +397,15 @@ async def test_a_settled_reservation_reads_as_its_row_does(
     with pytest.raises(InvalidState):
         await store.settle(second.reservation_id, talked_seconds=60, charge_legs=(), at=T0)
     assert (await store.get_account("ac1")).balance_units == balance
+
+
+async def test_maintenance_run_on_the_writer_empties_the_caches(
+    service: AccountService, store: SqliteAccountStore
+) -> None:
+    assert await outcome(service, 1) is Product.ADVANCE_CONNECT
+    await store.run_on_writer(
+        lambda db: db.execute(
+            f"INSERT INTO self_blocks (number, facility_id) VALUES ('{TX_AC}', '*')"
+        )
+    )
+    assert await outcome(service, 2) is RefusalReason.SELF_BLOCKED
