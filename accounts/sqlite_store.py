@@ -1077,7 +1077,9 @@ class SqliteAccountStore(AccountStore):
         if len(self._held) >= CACHE_ENTRIES:
             self._held.clear()
         # As a read of its row would give it (times in UTC), for ``settle``.
-        self._held[r.id] = replace(r, created_at=_dt_req(created))
+        self._held[r.id] = (
+            r if r.created_at.tzinfo is UTC else replace(r, created_at=_dt_req(created))
+        )
         return r
 
     async def heartbeat(self, reservation_id: str, seconds: int, at: datetime) -> Reservation:
