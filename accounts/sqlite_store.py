@@ -89,6 +89,7 @@ from accounts.store import (
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
+    check_account_legs,
     checked_charge,
 )
 from accounts.store import restriction_id as id_of
@@ -878,12 +879,7 @@ class SqliteAccountStore(AccountStore):
         (Every transaction the service posts is so; it is what lets an account's
         legs be found through its transactions, with no index of every leg.)
         """
-        for leg in tx.legs:
-            if leg.book.value in _ACCOUNT_BOOKS and leg.ref != tx.account_id:
-                raise InvalidRequest(
-                    f"a {leg.book} leg on {leg.ref!r} belongs in a transaction of that"
-                    f" account, not of {tx.account_id!r}"
-                )
+        check_account_legs(tx)
 
         def body(db: sqlite3.Connection) -> Any:
             return self._post(db, tx, floors, activity=tx.kind in ("deposit", "payment"))

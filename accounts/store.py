@@ -37,6 +37,22 @@ from accounts.model import (
 EARNING_BOOKS = (Book.REVENUE, Book.FEES, Book.TAX)
 
 
+def check_account_legs(tx: LedgerTransaction) -> None:
+    """Every account and hold leg of ``tx`` must be on its own ``account_id``.
+
+    A transaction moves the money of the one account it is posted for: that is
+    what lets a store find an account's legs through its transactions (and
+    keep each account's writes together), and every posting of the service
+    is so. ``InvalidRequest`` otherwise.
+    """
+    for leg in tx.legs:
+        if leg.book in (Book.ACCOUNT, Book.HOLD) and leg.ref != tx.account_id:
+            raise InvalidRequest(
+                f"a {leg.book} leg on {leg.ref!r} belongs in a transaction of that"
+                f" account, not of {tx.account_id!r}"
+            )
+
+
 def checked_charge(talked_seconds: int, charge_legs: Sequence[Leg]) -> tuple[int, list[Leg]]:
     """A settlement's charge and its non-zero legs; ``InvalidRequest`` if the input is wrong."""
     if talked_seconds < 0:
@@ -153,8 +169,10 @@ class AccountStore(abc.ABC):
     ) -> LedgerTransaction:
         """Append ``tx`` atomically.
 
-        ``floors`` maps account ids to the lowest spendable balance allowed after
-        the post (``InsufficientFunds`` otherwise). A reused idempotency key
+        Its account and hold legs must be on ``tx.account_id``
+        (``check_account_legs``). ``floors`` maps account ids to the lowest
+        spendable balance allowed after the post (``InsufficientFunds``
+        otherwise). A reused idempotency key
         raises ``DuplicateRequest``. ``ACCOUNT`` legs update the account's cached
         balance and last activity; ``UnknownAccount`` if an account leg names no
         account.

@@ -121,6 +121,7 @@ from accounts.store import (
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
+    check_account_legs,
     checked_charge,
 )
 from accounts.store import restriction_id as id_of
@@ -783,18 +784,8 @@ class RedisAccountStore(AccountStore):
         return self._t(tag, "ledger")
 
     def _account_of_legs(self, tx: LedgerTransaction) -> str | None:
-        refs = {leg.ref for leg in tx.legs if leg.book in (Book.ACCOUNT, Book.HOLD)}
-        if len(refs) > 1:
-            raise InvalidRequest(
-                "a transaction moves one account at a time in the shared store,"
-                f" not {sorted(refs)}"
-            )
-        ref = next(iter(refs), None)
-        if ref is not None and tx.account_id is not None and ref != tx.account_id:
-            raise InvalidRequest(
-                f"legs move account {ref!r} but the transaction names {tx.account_id!r}"
-            )
-        return ref
+        check_account_legs(tx)  # so all of them are on tx.account_id, if any
+        return next((leg.ref for leg in tx.legs if leg.book in (Book.ACCOUNT, Book.HOLD)), None)
 
     @_guarded("post")
     async def post(

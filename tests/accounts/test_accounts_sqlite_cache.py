@@ -22,13 +22,11 @@ import pytest
 from account_helpers import NY_NONE, T0, TX_AC, make_facilities
 
 from accounts import (
-    Account,
     AccountService,
     AccountsPolicy,
     Authorization,
     Book,
     CallRequest,
-    InvalidRequest,
     InvalidState,
     LedgerTransaction,
     Leg,
@@ -315,26 +313,6 @@ async def test_account_balances_are_read_through_the_account_index(
         detail = " ".join(str(r[3]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
         assert "ledger_transactions_account" in detail, detail
         assert "SCAN" not in detail, detail
-
-
-async def test_an_account_leg_outside_its_accounts_transaction_is_refused(
-    store: SqliteAccountStore,
-) -> None:
-    await store.create_account(
-        Account(id="a1", product=Product.ADVANCE_CONNECT, created_at=T0, numbers=(TX_AC,))
-    )
-    for account_id in (None, "a2"):
-        with pytest.raises(InvalidRequest, match="belongs in a transaction of that account"):
-            await store.post(
-                LedgerTransaction(
-                    kind="deposit",
-                    at=T0,
-                    account_id=account_id,
-                    legs=(Leg(Book.ACCOUNT, "a1", 100), Leg(Book.FUNDS_IN, "card", -100)),
-                )
-            )
-    assert (await store.get_account("a1")).balance_units == 0
-    assert await store.book_totals() == {}
 
 
 async def test_payers_read_with_screening_serve_only_the_same_task_with_no_write_between(

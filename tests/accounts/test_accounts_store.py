@@ -131,6 +131,26 @@ async def test_post_floor_refuses_and_changes_nothing(store: AccountStore) -> No
     }
 
 
+async def test_an_account_leg_outside_its_accounts_transaction_is_refused(
+    store: AccountStore,
+) -> None:
+    await store.create_account(ac())
+    await store.create_account(ac("a2", "+15125550111"))
+    for account_id in (None, "a2"):
+        for book in (Book.ACCOUNT, Book.HOLD):
+            with pytest.raises(InvalidRequest, match="belongs in a transaction of that account"):
+                await store.post(
+                    LedgerTransaction(
+                        kind="deposit",
+                        at=T0,
+                        account_id=account_id,
+                        legs=(Leg(book, "a1", 100), Leg(Book.FUNDS_IN, "card", -100)),
+                    )
+                )
+    assert (await store.get_account("a1")).balance_units == 0
+    assert await store.book_totals() == {}
+
+
 def test_unbalanced_transaction_is_refused() -> None:
     with pytest.raises(ValueError, match="does not balance"):
         LedgerTransaction(kind="x", at=T0, legs=(Leg(Book.ACCOUNT, "a", 1),))
