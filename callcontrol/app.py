@@ -890,8 +890,8 @@ class CallController:
             self._take_recorder(call, await _opened_recorder(call))
         recorder = call.recorder
         if recorder is not None and not recorder.closed:
-            # Closing only queues the last audio and the file's fsync for the recording
-            # writer thread: nothing here waits for the disk.
+            # Closing writes the last audio to the page cache and queues the file's
+            # fsync for the recording sync thread: nothing here waits for the disk.
             recorder.close(ended.end_at)
         if call.auth_task is not None and not call.auth_task.done():
             with contextlib.suppress(Exception):

@@ -254,8 +254,8 @@ class RtpEndpoint:
         on_event: Callable[[MediaEvent], None] | None = None,
         **session_options: Any,
     ) -> RtpEndpoint | None:
-        """A leg on a pair ``spares`` bound ahead (on ``spares.host``), at once, without
-        a trip round the event loop; None when none is ready (then ``open``)."""
+        """A leg on a pair ``spares`` bound ahead (on ``spares.host``), at once, with no
+        system call; None when none is ready (then ``open`` binds one)."""
         pair = spares.take()
         if pair is None:
             return None
