@@ -144,3 +144,66 @@ def test_take_spare_gives_a_leg_at_once_or_none() -> None:
         assert ports.in_use == 0
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_binding_a_pair_on_an_address_never_suspends(loop_kind: str) -> None:
+    async def main() -> None:
+        lo, hi = free_range(8)
+        ports = PortAllocator(lo, hi)
+        spares = SparePairs(ports, "127.0.0.1", target=1)  # none bound yet
+        legs = []
+        for coro in (RtpEndpoint.open(PCMU, host="127.0.0.1", allocator=ports),
+                     RtpEndpoint.open(PCMU, host="127.0.0.1", spares=spares)):
+            with pytest.raises(StopIteration) as done:
+                coro.send(None)
+            legs.append(done.value.value)
+        assert all(lo <= leg.port < hi for leg in legs)
+        for leg in legs:
+            leg.close()
+        spares.close()
+        assert ports.in_use == 0
+
+    run(loop_kind, main)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_a_burst_is_read_in_full_and_a_leg_closed_by_its_handler_reads_no_more(
+    loop_kind: str,
+) -> None:
+    async def main() -> None:
+        lo, hi = free_range(8)
+        ports = PortAllocator(lo, hi)
+        ep = await RtpEndpoint.open(PCMU, host="127.0.0.1", allocator=ports)
+        closing = await RtpEndpoint.open(PCMU, host="127.0.0.1", allocator=ports)
+        got: list[bytes] = []
+        after_close: list[bytes] = []
+
+        def close_on_third(data: bytes, addr: tuple[str, int]) -> None:
+            after_close.append(data)
+            if len(after_close) == 3:
+                closing.close()
+
+        ep.divert(lambda data, addr: got.append(data), lambda data, addr: None)
+        closing.divert(close_on_third, lambda data, addr: None)
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        try:
+            # More than one readiness callback reads (32 each), all sent before the
+            # loop runs again.
+            for i in range(100):
+                peer.sendto(i.to_bytes(2, "big"), ("127.0.0.1", ep.port))
+                peer.sendto(i.to_bytes(2, "big"), ("127.0.0.1", closing.port))
+            for _ in range(200):
+                if len(got) == 100:
+                    break
+                await asyncio.sleep(0.005)
+            assert [int.from_bytes(d, "big") for d in got] == list(range(100))
+            # Datagrams still queued on a closed leg go nowhere, and nothing raises.
+            assert len(after_close) == 3 and closing.closed
+        finally:
+            peer.close()
+        ep.close()
+        assert ports.in_use == 0
+
+    run(loop_kind, main)
