@@ -146,9 +146,10 @@ class Recorder:
                 ch.buf += ch.silence * (n - len(ch.buf))
         if not n:
             return
-        frames = _frames((a.codec, b.codec), _take(a.buf, n), _take(b.buf, n))
+        first, second = _take(a.buf, n), _take(b.buf, n)
         if self.failed:
-            return
+            return  # the buffers are still emptied, so a failed recording holds no audio
+        frames = _frames((a.codec, b.codec), first, second)
         try:
             os.pwrite(self._fd, frames, HEADER_SIZE + self.frames_written * 4)
             self.frames_written += n
@@ -185,9 +186,9 @@ class Recorder:
         return self.frames_written / RATE
 
 
-def _take(buf: bytearray, n: int) -> bytes:
+def _take(buf: bytearray, n: int) -> bytearray:
     """The first ``n`` bytes of ``buf``, removed from it."""
-    head = bytes(buf[:n]) if n < len(buf) else bytes(buf)
+    head = buf[:n]
     del buf[:n]
     return head
 
@@ -202,7 +203,7 @@ def _pair_table(first: Codec, second: Codec) -> npt.NDArray[np.int16]:
     return table.reshape(65536, 2)
 
 
-def _frames(codecs: tuple[Codec, Codec], first: bytes, second: bytes) -> bytes:
+def _frames(codecs: tuple[Codec, Codec], first: bytearray, second: bytearray) -> bytes:
     """Two channels of G.711 bytes as interleaved 16-bit little-endian frames."""
     # One lookup per frame in a table of code pairs: a third of the time of
     # decoding each channel and interleaving the two.
