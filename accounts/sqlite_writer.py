@@ -2,24 +2,25 @@
 
 The first write of an event loop turn runs at once, in its own transaction:
 a call set up on a quiet controller waits for nothing; so does an urgent
-write (a caller waits on it: the hold that lets a call be placed), which
-is never kept for a group: it takes the writes already waiting with it.
-Any further write in the same turn is queued and run at the start of the
-next turn, together
-with every other write queued meanwhile, as ONE transaction, then a single
-COMMIT for all of them. Each write is still atomic on its own: should one
-fail, the transaction is rolled back and the group run again with each write
-inside its own SAVEPOINT (the one that fails is rolled back alone, the others
-stand); groups where none fails, nearly all, pay for no savepoints. No write is reported done
-before the COMMIT that makes it durable has returned, so a caller never
-acts on a write that a crash could still undo; if that COMMIT fails, every
-write of the group fails and nothing is kept.
+write (a caller waits on it: the hold that lets a call be placed), which is
+never kept for a group: it takes the writes already waiting with it. Any
+further write in the same turn is queued and run at the start of the next
+turn, together with every other write queued meanwhile, as ONE transaction,
+then a single COMMIT for all of them. Each write is still atomic on its own:
+should one fail, the transaction is rolled back and the group run again with
+each write inside its own SAVEPOINT (the one that fails is rolled back alone,
+the others stand); groups where none fails, nearly all, pay for no
+savepoints. No write is reported done before the COMMIT that makes it
+durable has returned, so a caller never acts on a write that a crash could
+still undo; if that COMMIT fails, every write of the group fails and nothing
+is kept.
 
 With many calls in progress (a busy controller, the API), the commit's log
-frames, lock calls and (with ``synchronous=FULL``) fsync are shared by
-every write that was waiting. Transactions stay strictly serial: one connection, ``BEGIN
-IMMEDIATE``, all on the event loop's thread. (A writer thread was measured
-and rejected: CPython's GIL hand-offs cost more than the statements.)
+frames, lock calls and (with ``synchronous=FULL``) fsync are shared by every
+write that was waiting. Transactions stay strictly serial: one connection,
+``BEGIN IMMEDIATE``, all on the event loop's thread. (A writer thread was
+measured and rejected: CPython's GIL hand-offs cost more than the
+statements.)
 """
 
 from __future__ import annotations
