@@ -10,6 +10,7 @@ cached: money moved elsewhere is seen at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -53,25 +54,27 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "accounts.sqlite3"
 
 
-@pytest.fixture
-async def store(path: Path) -> AsyncIterator[SqliteAccountStore]:
+@contextlib.asynccontextmanager
+async def opened(path: Path) -> AsyncIterator[SqliteAccountStore]:
     s = SqliteAccountStore(path)
     await s.open()
     try:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def store(path: Path) -> AsyncIterator[SqliteAccountStore]:
+    async with opened(path) as s:
+        yield s
 
 
 @pytest.fixture
 async def other(path: Path, store: SqliteAccountStore) -> AsyncIterator[SqliteAccountStore]:
     """A second store on the same file: its commits come from another connection."""
-    s = SqliteAccountStore(path)
-    await s.open()
-    try:
+    async with opened(path) as s:
         yield s
-    finally:
-        await s.close()
 
 
 def service_on(store: SqliteAccountStore) -> AccountService:
@@ -264,16 +267,14 @@ async def test_a_newer_schema_is_refused_with_a_clear_error(path: Path) -> None:
 
 
 async def test_an_older_file_is_upgraded_and_keeps_its_money(path: Path) -> None:
-    store = SqliteAccountStore(path)
-    await store.open()
-    svc = service_on(store)
-    await store.add_person(Person(facility_id="tx", pin="100001"))
-    account = await svc.open_advance_connect([TX_AC], T0, account_id="ac1")
-    await svc.deposit(account.id, "25.00", "card", "dep-1", T0)
-    auth = await svc.authorize(call(1))
-    assert isinstance(auth, Authorization)
-    await svc.settle(auth.reservation_id, 90, T0 + timedelta(minutes=2))
-    await store.close()
+    async with opened(path) as store:
+        svc = service_on(store)
+        await store.add_person(Person(facility_id="tx", pin="100001"))
+        account = await svc.open_advance_connect([TX_AC], T0, account_id="ac1")
+        await svc.deposit(account.id, "25.00", "card", "dep-1", T0)
+        auth = await svc.authorize(call(1))
+        assert isinstance(auth, Authorization)
+        await svc.settle(auth.reservation_id, 90, T0 + timedelta(minutes=2))
     # Make it a file of the layout before versioning (version 0, an index of every
     # leg by ref and book) with the version 1 index too.
     db = sqlite3.connect(path)
@@ -286,9 +287,7 @@ async def test_an_older_file_is_upgraded_and_keeps_its_money(path: Path) -> None
     db.commit()
     db.close()
 
-    again = SqliteAccountStore(path)
-    await again.open()
-    try:
+    async with opened(path) as again:
         names = {r[0] for r in again.db.execute("SELECT name FROM sqlite_master")}
         assert not {"ledger_entries_by_ref", "ledger_entries_ref"} & names
         assert again.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -296,8 +295,6 @@ async def test_an_older_file_is_upgraded_and_keeps_its_money(path: Path) -> None
         assert account.balance_units == await again.book_balance(Book.ACCOUNT, "ac1")
         assert await again.book_balance(Book.HOLD, "ac1") == 0
         assert sum((await again.book_totals()).values()) == 0
-    finally:
-        await again.close()
 
 
 async def test_account_balances_are_read_through_the_account_index(
