@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Caller, Context, StrictQuery
 from api.errors import NotFound, responses
-from api.live_calls import LiveCall
+from api.live_calls import LiveCallView
 
 router = APIRouter(prefix="/v1/calls", tags=["live calls"], dependencies=[StrictQuery])
 
@@ -30,7 +30,7 @@ class LiveCallOut(BaseModel):
     max_seconds: int | None = None
 
     @classmethod
-    def of(cls, call: LiveCall) -> LiveCallOut:
+    def of(cls, call: LiveCallView) -> LiveCallOut:
         return cls(
             call_id=call.call_id, facility=call.facility, pin=call.pin, number=call.number,
             state=call.state, started_at=call.started_at, product=call.product,

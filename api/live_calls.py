@@ -1,34 +1,49 @@
-"""What the HTTP service needs from the call controller to show and end live calls."""
+"""What the HTTP service needs from the call controller to show and end live calls.
+
+The controller (``callcontrol``) implements ``LiveCalls`` and returns its own
+snapshots; they satisfy ``LiveCallView`` by their attributes, so neither
+package imports the other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 
-@dataclass(frozen=True)
-class LiveCall:
-    """A call in progress, as an operator sees it."""
+class LiveCallView(Protocol):
+    """A call in progress, as an operator sees it (read-only)."""
 
-    call_id: str
-    facility: str
-    pin: str
-    number: str
-    state: str  # e.g. "screening", "ringing", "prompting", "connected"
-    started_at: datetime
-    product: str | None = None
-    answered_at: datetime | None = None
-    recorded: bool = True
-    max_seconds: int | None = None
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def facility(self) -> str: ...
+    @property
+    def pin(self) -> str: ...
+    @property
+    def number(self) -> str: ...
+    @property
+    def state(self) -> str:
+        """"screening", "ringing", "prompting" or "connected"."""
+        ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def product(self) -> str | None: ...
+    @property
+    def answered_at(self) -> datetime | None: ...
+    @property
+    def recorded(self) -> bool: ...
+    @property
+    def max_seconds(self) -> int | None: ...
 
 
 @runtime_checkable
 class LiveCalls(Protocol):
     """Implemented by the call controller; the admin API lists and hangs up calls."""
 
-    def list_calls(self) -> Sequence[LiveCall]:
+    def list_calls(self) -> Sequence[LiveCallView]:
         """Every call in progress on this node, oldest first."""
         ...
 

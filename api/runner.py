@@ -49,7 +49,7 @@ async def open_account_service(
 
 
 async def run_standalone(config_path: str | Path, *, listen: str | None = None) -> int:
-    from ics.config import load_config
+    from settings.config import load_config
 
     config = load_config(Path(config_path))
     host, port = parse_listen(listen or config.http.listen)

@@ -13,5 +13,5 @@
 * `callcontrol.app.CallController` is the asyncio adapter: SIP transports,
   media legs, the account store; it implements the HTTP service's
   ``LiveCalls`` (``list_calls()``, ``await hang_up(call_id, reason)``).
-* `callcontrol.service.serve(config_path)` is ``ics serve``.
+* ``ics serve`` itself (store, controller and HTTP wired together) is `ics.service`.
 """

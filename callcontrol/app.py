@@ -32,7 +32,7 @@ from accounts import (
     Refusal,
     Settlement,
 )
-from api.live_calls import LiveCall
+from callcontrol.live import LiveCall
 from ivr import (
     PCMA,
     PCMU,
@@ -204,7 +204,11 @@ class Call:
 
 
 class CallController:
-    """Carries every call of one node; implements the HTTP service's `LiveCalls`."""
+    """Carries every call of one node.
+
+    It implements the HTTP service's ``LiveCalls`` protocol with
+    `callcontrol.live.LiveCall` snapshots.
+    """
 
     def __init__(
         self,

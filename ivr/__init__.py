@@ -36,7 +36,6 @@ How the controller uses it, per call leg:
 
 from ivr.bridge import Bridge, RelayPath
 from ivr.catalogue import PromptCatalogue, read_wav
-from ivr.endpoint import RtpEndpoint, SparePairs
 from ivr.errors import CodecMismatch, MediaError, PortsExhausted, PromptMissing
 from ivr.events import (
     DtmfReceived,
@@ -67,6 +66,7 @@ from ivr.recorder import Recorder, open_recording
 from ivr.rfc4733 import TelephoneEvent, TelephoneEventReceiver, event_packets
 from ivr.rtcp import ReceiverReport, ReceptionStats, SenderReport, parse_compound
 from ivr.rtp import RtpPacket, SequenceTracker
+from ivr.rtp_sockets import RtpEndpoint, SparePairs
 from ivr.session import MediaSession
 from ivr.sip_info import InfoDigit, parse_dtmf_info
 

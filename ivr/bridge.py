@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ivr.endpoint import RtpEndpoint
 from ivr.events import Address
 from ivr.g711 import Codec
 from ivr.recorder import Recorder
+from ivr.rtp_sockets import RtpEndpoint
 
 
 class RelayPath:

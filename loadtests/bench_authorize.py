@@ -50,8 +50,8 @@ from accounts import (  # noqa: E402
     Person,
     SqliteAccountStore,
 )
-from ics.config import load_config  # noqa: E402
 from rating import InvalidNumber, Product, classify_number  # noqa: E402
+from settings.config import load_config  # noqa: E402
 
 FACILITY = "tx-state-prison"
 PIN = "100001"

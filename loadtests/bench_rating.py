@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ics.config import load_config
 from rating import (
     JURISDICTIONS,
     PRODUCTS,
@@ -29,6 +28,7 @@ from rating import (
     rate_call,
     rerate_arrays,
 )
+from settings.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCH = date(1970, 1, 1)

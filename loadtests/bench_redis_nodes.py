@@ -51,8 +51,8 @@ from accounts import (  # noqa: E402
     RedisAccountStore,
 )
 from accounts.redis.verify import verify_store  # noqa: E402
-from ics.config import load_config  # noqa: E402
 from rating import Product  # noqa: E402
+from settings.config import load_config  # noqa: E402
 
 FACILITY = "tx-state-prison"
 PIN = "100001"

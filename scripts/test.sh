@@ -26,7 +26,7 @@ PYTHON="${PYTHON:-python3}"
 echo "== ruff"
 "$PYTHON" -m ruff check .
 echo "== mypy"
-"$PYTHON" -m mypy rating ics accounts callcontrol ivr api 2>&1 | tail -n 20
-"$PYTHON" -m mypy rating ics accounts callcontrol ivr api >/dev/null
+"$PYTHON" -m mypy rating settings ics accounts callcontrol ivr api 2>&1 | tail -n 20
+"$PYTHON" -m mypy rating settings ics accounts callcontrol ivr api >/dev/null
 echo "== pytest"
 "$PYTHON" -m pytest "$@"

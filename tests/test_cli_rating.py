@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from ics.cli import main
-from ics.config import load_config
 from rating import Product, quote, quote_document
+from settings.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo.toml"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from ics.config import ConfigError, ServiceConfig, default_config_path, load_config
 from rating import FacilityKind, Product
+from settings.config import ConfigError, ServiceConfig, default_config_path, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

@@ -21,25 +21,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-    import sys
-
     from api.runner import run_standalone
-    from ics.config import ConfigError, default_config_path
+    from ics.commands.service_runner import run_service
+    from settings.config import default_config_path
 
     path = args.config or default_config_path()
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    try:
-        with runner:
-            return runner.run(run_standalone(path, listen=args.listen))
-    except ConfigError as exc:
-        print(f"ics api: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"ics api: {exc}", file=sys.stderr)
-        return 1
+    return run_service("api", lambda: run_standalone(path, listen=args.listen))

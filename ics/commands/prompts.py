@@ -47,7 +47,7 @@ def _facilities(config: Path | None, required: bool) -> dict[str, str]:
             raise SystemExit(f"ics prompts: config {path} does not exist")
         return {}
     try:
-        from ics.config import load_config
+        from settings.config import load_config
     except ImportError as exc:
         raise SystemExit(f"ics prompts: cannot read configs here ({exc})") from None
     try:

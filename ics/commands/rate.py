@@ -85,7 +85,7 @@ def _dec(text: str) -> Any:
 
 def load_or_report(path: Path | None, prog: str) -> Any:
     """Load the service config, or print the error and return None."""
-    from ics.config import ConfigError, default_config_path, load_config
+    from settings.config import ConfigError, default_config_path, load_config
 
     try:
         return load_config(path or default_config_path())

@@ -25,25 +25,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-    import sys
-
-    from callcontrol.service import serve
-    from ics.config import ConfigError, default_config_path
+    from ics.commands.service_runner import run_service
+    from ics.service import serve
+    from settings.config import default_config_path
 
     path = args.config or default_config_path()
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    try:
-        with runner:
-            return runner.run(serve(path, grace=args.grace, http=not args.no_http))
-    except ConfigError as exc:
-        print(f"ics serve: {exc}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"ics serve: {exc}", file=sys.stderr)
-        return 1
+    return run_service("serve", lambda: serve(path, grace=args.grace, http=not args.no_http))

@@ -11,7 +11,7 @@ from account_helpers import T0
 
 from accounts import SqliteAccountStore, seed_if_empty
 from ics.cli import main as ics_main
-from ics.config import load_config
+from settings.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,8 +24,8 @@ from accounts import (
     seed_if_empty,
 )
 from ics.cli import main as ics_main
-from ics.config import load_config
 from rating import Product
+from settings.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "configs" / "demo.toml"

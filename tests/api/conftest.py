@@ -18,7 +18,7 @@ import uvicorn
 from accounts import SqliteAccountStore, seed_if_empty
 from api import Metrics, create_app
 from api.runner import demo_seed_path, open_account_service
-from ics.config import AdminToken, ServiceConfig, load_config
+from settings.config import AdminToken, ServiceConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "configs" / "demo.toml"
@@ -82,7 +82,7 @@ class RecordingLiveCalls:
 
 @pytest.fixture
 def live_calls() -> RecordingLiveCalls:
-    from api import LiveCall
+    from callcontrol.live import LiveCall
 
     return RecordingLiveCalls([
         LiveCall(call_id="call-tx-1", facility="tx-state-prison", pin="100001",

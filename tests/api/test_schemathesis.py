@@ -41,7 +41,7 @@ def api_schema(config: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture(scope="module")
 def config() -> Any:
-    from ics.config import load_config
+    from settings.config import load_config
     from tests.api.conftest import DEMO_CONFIG
 
     return load_config(DEMO_CONFIG)

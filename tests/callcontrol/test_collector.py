@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from callcontrol.service import _keep_long_lived_frozen
+from ics.service import _keep_long_lived_frozen
 
 
 def test_survivors_are_frozen_each_period_and_thawed_after_the_thaw_period() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from api.runner import open_account_service
 from callcontrol.app import CallController, ControllerSettings, trunks_from_config
-from ics.config import load_config
+from settings.config import load_config
 
 from .conftest import free_port
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from callcontrol.service import LoopLagWatch
+from ics.service import LoopLagWatch
 
 
 def test_summary_gives_the_window_figures_and_starts_a_new_window() -> None:

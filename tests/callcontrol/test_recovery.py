@@ -10,7 +10,7 @@ from pathlib import Path
 from accounts import Authorization, CallOutcome, CallRequest, NotFound
 from api.runner import open_account_service
 from callcontrol.app import CallController, ControllerSettings, trunks_from_config
-from ics.config import load_config
+from settings.config import load_config
 
 # Noon in Texas: inside the demo facility's calling hours.
 NOON_CHICAGO = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)

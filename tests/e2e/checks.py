@@ -82,7 +82,7 @@ def assert_billed(service: Service, record: Any, *, talked_about: float,
     assert record.accept_at is not None and record.answer_at is not None, record
     assert record.setup_at <= record.answer_at <= record.accept_at <= record.end_at, record
     assert abs(record.talked_seconds - talked_about) <= tolerance, record
-    from ics.config import load_config
+    from settings.config import load_config
 
     facility = load_config(service.config_path).facility(record.facility_id)
     expected = quote(facility.rated, record.number_e164, Product(record.product),

@@ -14,8 +14,8 @@ from pathlib import Path
 from audio import RtpSink
 from harness import Service, Sipp, SippResult
 
-from ics.config import load_config
 from rating import Product, max_affordable_seconds
+from settings.config import load_config
 
 #: name -> (number, account). ``+15125550142`` has $0.07: 72 s at the test tariff,
 #: so the one-minute warning plays at 12 s and BYE comes at 72 s. ``+15125550143``

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ivr_loops import LOOPS, free_range, run
 
-import ivr.endpoint
+import ivr.rtp_sockets
 from ivr import PCMA, PCMU, PortAllocator, RtpEndpoint
 from ivr.catalogue import PromptCatalogue
 from ivr.events import DtmfReceived, MediaEvent
@@ -36,7 +36,7 @@ def test_each_leg_hears_its_own_keys(loop_kind: str, monkeypatch: pytest.MonkeyP
         batches.append(len(sessions))
         return analyse_inband(sessions, now)
 
-    monkeypatch.setattr(ivr.endpoint, "analyse_inband", counted)
+    monkeypatch.setattr(ivr.rtp_sockets, "analyse_inband", counted)
 
     async def main() -> None:
         lo, hi = free_range(8)

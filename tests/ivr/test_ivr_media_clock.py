@@ -12,9 +12,9 @@ import pytest
 from ivr_loops import LOOPS, free_range, run
 
 from ivr import PCMU, Bridge, MediaEvent, PlaybackFinished, PortAllocator, RtpEndpoint
-from ivr.endpoint import media_clock
 from ivr.playback import FRAME_SAMPLES, PTIME
 from ivr.rtp import RtpPacket
+from ivr.rtp_sockets import media_clock
 
 
 class Listener(asyncio.DatagramProtocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rating_builders import DEMO
 
-from ics.config import ServiceConfig, load_config
+from settings.config import ServiceConfig, load_config
 
 
 @pytest.fixture(scope="session")

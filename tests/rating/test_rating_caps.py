@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 from rating_builders import REPO, flat_rates, make_facility
 
-from ics.config import load_regulation
 from rating import (
     AncillaryFee,
     AncillaryKind,
@@ -22,6 +21,7 @@ from rating import (
     Surcharge,
     check_facility,
 )
+from settings.config import load_regulation
 
 PRISON, JAIL = FacilityKind.PRISON, FacilityKind.JAIL
 D2021, D2024, D2025 = date(2021, 10, 26), date(2025, 1, 1), date(2026, 4, 6)
@@ -182,7 +182,7 @@ def test_no_regulation_or_before_any_table_means_no_check() -> None:
 
 
 def test_demo_tariffs_pass_the_caps_in_force_today(demo: object) -> None:
-    from ics.config import ServiceConfig
+    from settings.config import ServiceConfig
 
     assert isinstance(demo, ServiceConfig)
     for facility in demo.facilities.values():

@@ -236,7 +236,7 @@ def test_max_affordable_seconds_is_exactly_consistent_with_quote(
 
 
 def test_max_affordable_seconds_demo_numbers(demo: object) -> None:
-    from ics.config import ServiceConfig
+    from settings.config import ServiceConfig
 
     assert isinstance(demo, ServiceConfig)
     tx = demo.facility("tx-state-prison").rated
@@ -265,7 +265,7 @@ def test_round_ratio_to_cent_half_up() -> None:
 
 
 def test_quote_document_matches_the_design_contract(demo: object) -> None:
-    from ics.config import ServiceConfig
+    from settings.config import ServiceConfig
 
     assert isinstance(demo, ServiceConfig)
     doc = quote_document(demo.facility("tx-state-prison").rated, "5125550100", 15, TODAY)
@@ -286,7 +286,7 @@ def test_quote_document_matches_the_design_contract(demo: object) -> None:
 
 
 def test_quote_document_omits_single_call_where_not_allowed(demo: object) -> None:
-    from ics.config import ServiceConfig
+    from settings.config import ServiceConfig
 
     assert isinstance(demo, ServiceConfig)
     ak = demo.facility("ak-regional-jail").rated
@@ -298,7 +298,7 @@ def test_quote_document_omits_single_call_where_not_allowed(demo: object) -> Non
 
 
 def test_quote_document_cap_absent_where_no_federal_cap(demo: object) -> None:
-    from ics.config import ServiceConfig
+    from settings.config import ServiceConfig
 
     assert isinstance(demo, ServiceConfig)
     tx = demo.facility("tx-state-prison").rated

@@ -32,7 +32,7 @@ EPOCH = date(1970, 1, 1)
 
 
 def _facilities(demo: object) -> list[RatedFacility]:
-    from ics.config import ServiceConfig
+    from settings.config import ServiceConfig
 
     assert isinstance(demo, ServiceConfig)
     lines = (

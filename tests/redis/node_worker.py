@@ -26,7 +26,7 @@ from accounts import (  # noqa: E402
     RedisAccountStore,
     Refusal,
 )
-from ics.config import load_config  # noqa: E402
+from settings.config import load_config  # noqa: E402
 
 FACILITY = "tx-state-prison"
 PIN = "100001"

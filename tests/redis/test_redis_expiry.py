@@ -24,8 +24,8 @@ from accounts import (
 )
 from accounts.redis.verify import verify_store
 from ics.cli import main as ics_main
-from ics.config import StoreConfig, load_config
 from rating import Product
+from settings.config import StoreConfig, load_config
 
 pytestmark = pytest.mark.e2e
 

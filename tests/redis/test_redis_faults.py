@@ -28,7 +28,7 @@ from accounts import (
 )
 from accounts.settlement_journal import JournaledSettlement, SettlementJournal
 from api.metrics import Metrics
-from ics.config import load_config
+from settings.config import load_config
 
 pytestmark = pytest.mark.e2e
 

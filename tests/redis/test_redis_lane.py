@@ -26,7 +26,7 @@ from accounts import (
     RedisAccountStore,
 )
 from accounts.redis.lane import Lane, pack
-from ics.config import load_config
+from settings.config import load_config
 
 pytestmark = pytest.mark.e2e
 

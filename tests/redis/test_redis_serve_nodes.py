@@ -13,8 +13,8 @@ from redis_servers import SERVERS, unique_prefix
 
 from accounts import AccountStore, CallDetailRecord, CdrFilter, RedisAccountStore
 from accounts.redis.verify import verify_store
-from ics.config import load_config
 from rating import Product, from_units, quote
+from settings.config import load_config
 
 pytestmark = pytest.mark.e2e
 # SIPp is part of the test set-up (scripts/test.sh installs sip-tester): missing, it fails.

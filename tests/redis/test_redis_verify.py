@@ -21,7 +21,7 @@ from accounts import (
 )
 from accounts.redis.verify import verify_store
 from ics.cli import main as ics_main
-from ics.config import load_config
+from settings.config import load_config
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,8 @@
-"""The `ics serve` process: config, store, recovery, SIP, HTTP and a clean shutdown on signals."""
+"""The `ics serve` process: config, store, recovery, SIP, HTTP and a clean shutdown on signals.
+
+It sits above every layer (call control, accounts, the HTTP service) and wires them
+together, so that none of them needs to import another sideways.
+"""
 
 from __future__ import annotations
 
@@ -148,7 +152,7 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
     from api.runner import open_account_service
     from api.server import make_server, parse_listen
     from callcontrol.app import CallController, ControllerSettings, trunks_from_config
-    from ics.config import load_config
+    from settings.config import load_config
 
     setup_logging()
     config = load_config(Path(config_path))

@@ -1,0 +1,1 @@
+"""The service configuration that every layer reads (``settings.config``), apart from the CLI."""
