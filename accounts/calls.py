@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from accounts.cdr import CallDetailRecord, CallOutcome
+from accounts.cdr import CallDetailRecord, CallOutcome, call_detail_record
 from accounts.errors import (
     DuplicateRequest,
     InsufficientFunds,
@@ -410,40 +410,33 @@ class Calls(ServiceCore):
 
     async def _recovered_cdr(self, settlement: Settlement, at: datetime) -> None:
         r = settlement.reservation
-        q = settlement.quote
         try:
             await self.store.get_cdr(r.call_id)
             return
         except NotFound:
             pass
         talked = r.talked_seconds or 0
-        answered = r.heartbeat_at is not None
-        cdr = CallDetailRecord(
+        record = call_detail_record(
             call_id=r.call_id,
             facility_id=r.facility_id,
             pin=r.pin,
-            number_e164=r.number_e164,
-            jurisdiction=str(q.jurisdiction) if q is not None else "",
-            product=str(r.product),
-            payer_account_id=r.account_id,
+            number=r.number_e164,
+            authorization=None,
+            settlement=settlement,
             setup_at=r.created_at,
-            answer_at=None,
-            accept_at=None,
-            end_at=r.heartbeat_at if answered else at,
+            end_at=r.heartbeat_at if r.heartbeat_at is not None else at,
             talked_seconds=talked,
-            billed_seconds=q.billed_seconds if q is not None else 0,
-            charge_units=q.charge_units if q is not None else 0,
-            fee_units=q.fees_units if q is not None else 0,
-            tax_units=q.taxes_units if q is not None else 0,
-            total_units=q.total_units if q is not None else 0,
             outcome=CallOutcome.COMPLETED if talked else CallOutcome.FAILED,
             disconnect_reason="settled after restart from the last heartbeat",
             disconnect_side="controller",
             recovered=True,
-            reservation_id=r.id,
         )
         with contextlib.suppress(DuplicateRequest):
-            await self.store.add_cdr(cdr)
+            await self.record_call(record)
+
+    async def record_call(self, record: CallDetailRecord) -> CallDetailRecord:
+        """Write the CDR of a finished call; ``DuplicateRequest`` if the call has one."""
+        return await self.store.add_cdr(record)
 
     # -- Single Call receivables ------------------------------------------------
     async def confirm_single_call(
