@@ -94,7 +94,6 @@ class Billing(ServiceCore):
         await self.review_credit_limit(account_id, at)
         return tx
 
-
     async def _payments(self, account_id: str) -> list[LedgerTransaction]:
         return await self.store.transactions(account_id=account_id, kind="payment")
 
@@ -206,7 +205,6 @@ class Billing(ServiceCore):
                 return account
         return await self.store.update_account(account_id, credit_limit_units=raised)
 
-
     # -- statements -------------------------------------------------------------
     async def statement(self, account_id: str, year: int, month: int) -> Statement:
         """Deposits, each call's duration and charge, and balances for one calendar month (UTC)."""
@@ -248,5 +246,3 @@ class Billing(ServiceCore):
             other=tuple(other),
             closing_balance_units=closing,
         )
-
-

@@ -109,7 +109,6 @@ class Calls(ServiceCore):
         self._reservations[held.id] = held
         return held
 
-
     # -- screening -------------------------------------------------------------
     async def screen(
         self, facility_id: str, pin: str, number: str, at: datetime
@@ -148,7 +147,6 @@ class Calls(ServiceCore):
         if not facility.within_calling_hours(at):
             return Refusal(RefusalReason.OUTSIDE_HOURS)
         return ScreeningResult(person=person, called=called, privileged=facts.privileged)
-
 
     # -- authorization ---------------------------------------------------------
     async def authorize(self, request: CallRequest) -> Authorization | Refusal:
