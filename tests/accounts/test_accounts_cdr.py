@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from account_helpers import CA_DB, NY_NONE, T0, TX_AC, make_facilities
@@ -18,6 +19,7 @@ from accounts import (
     CallRequest,
     DuplicateRequest,
     Person,
+    Settlement,
     SqliteAccountStore,
     call_detail_record,
 )
@@ -44,6 +46,27 @@ async def open_store(path: Path) -> SqliteAccountStore:
     await store.open()
     await store.add_person(Person(facility_id="tx", pin="100001"))
     return store
+
+
+def controller_record(
+    authorization: Authorization | None,
+    settlement: Settlement | None,
+    **facts: Any,
+) -> CallDetailRecord:
+    """The record of a call that ended under its controller; ``facts`` override the defaults."""
+    defaults: dict[str, Any] = {
+        "call_id": "call-1",
+        "facility_id": "tx",
+        "pin": "100001",
+        "number": TX_AC,
+        "setup_at": T0,
+        "end_at": T0 + timedelta(seconds=60),
+        "talked_seconds": 0,
+        "outcome": CallOutcome.COMPLETED,
+    }
+    return call_detail_record(
+        authorization=authorization, settlement=settlement, **(defaults | facts)
+    )
 
 
 async def fund(service: AccountService, product: Product) -> str:
@@ -92,19 +115,14 @@ async def test_normal_end_and_recovery_give_the_same_record_for_the_same_call(
 
         auth = await talking_call(ended, number)
         settlement = await ended.settle(auth.reservation_id, 75, HEARTBEAT_AT)
-        normal = call_detail_record(
-            call_id="call-1",
-            facility_id="tx",
-            pin="100001",
+        normal = controller_record(
+            auth,
+            settlement,
             number=number,
-            authorization=auth,
-            settlement=settlement,
-            setup_at=T0,
             answer_at=T0 + timedelta(seconds=3),
             accept_at=T0 + timedelta(seconds=5),
             end_at=HEARTBEAT_AT,
             talked_seconds=75,
-            outcome=CallOutcome.COMPLETED,
             disconnect_reason="caller hung up",
             disconnect_side="caller",
         )
@@ -189,48 +207,36 @@ async def test_a_recovered_call_record_in_every_field(tmp_path: Path) -> None:
     assert (silent.end_at, silent.reservation_id) == (now, never_answered.reservation_id)
 
 
+async def authorized_ac_call(service: AccountService, deposit: str) -> Authorization:
+    account = await service.open_advance_connect([TX_AC], T0, account_id="ac1")
+    await service.deposit(account.id, deposit, "card", "dep-1", T0)
+    auth = await service.authorize(
+        CallRequest(call_id="call-1", facility_id="tx", pin="100001", dialled=TX_AC, at=T0)
+    )
+    assert isinstance(auth, Authorization), auth
+    return auth
+
+
 async def test_the_controller_record_of_a_call_that_never_got_a_payer() -> None:
-    record = call_detail_record(
-        call_id="refused-1",
-        facility_id="tx",
-        pin="100001",
+    record = controller_record(
+        None,
+        None,
         number="5125550100",
-        authorization=None,
-        settlement=None,
-        setup_at=T0,
-        end_at=T0 + timedelta(seconds=2),
-        talked_seconds=0,
         outcome=CallOutcome.REFUSED,
         disconnect_reason="no payer",
-        recording_path=None,
     )
     # What was dialled, as dialled; nobody pays, nothing is charged.
     assert (record.number_e164, record.jurisdiction, record.product) == ("5125550100", "", "")
     assert (record.payer_account_id, record.reservation_id) == (None, None)
     assert (record.total_units, record.billed_seconds, record.recovered) == (0, 0, False)
+    assert (record.outcome, record.disconnect_reason) == (CallOutcome.REFUSED, "no payer")
 
 
 async def test_a_settlement_that_failed_leaves_the_controller_s_count_and_no_charge(
     service: AccountService,
 ) -> None:
-    account = await service.open_advance_connect([TX_AC], T0, account_id="ac1")
-    await service.deposit(account.id, "25.00", "card", "dep-1", T0)
-    auth = await service.authorize(
-        CallRequest(call_id="call-1", facility_id="tx", pin="100001", dialled=TX_AC, at=T0)
-    )
-    assert isinstance(auth, Authorization)
-    record = call_detail_record(
-        call_id="call-1",
-        facility_id="tx",
-        pin="100001",
-        number="5125550100",
-        authorization=auth,
-        settlement=None,
-        setup_at=T0,
-        end_at=T0 + timedelta(seconds=60),
-        talked_seconds=42,
-        outcome=CallOutcome.COMPLETED,
-    )
+    auth = await authorized_ac_call(service, "25.00")
+    record = controller_record(auth, None, number="5125550100", talked_seconds=42)
     assert (record.number_e164, record.jurisdiction, record.product) == (
         TX_AC,
         "intrastate",
@@ -243,26 +249,10 @@ async def test_a_settlement_that_failed_leaves_the_controller_s_count_and_no_cha
 async def test_the_settled_length_wins_over_the_controller_s_count(
     service: AccountService,
 ) -> None:
-    account = await service.open_advance_connect([TX_AC], T0, account_id="ac1")
-    await service.deposit(account.id, "1.00", "card", "dep-1", T0)
-    auth = await service.authorize(
-        CallRequest(call_id="call-1", facility_id="tx", pin="100001", dialled=TX_AC, at=T0)
-    )
-    assert isinstance(auth, Authorization)
+    auth = await authorized_ac_call(service, "1.00")
     # Talked past the authorized limit (the hang-up came late): billed at the limit.
     settlement = await service.settle(auth.reservation_id, auth.max_seconds + 30, T0)
-    record = call_detail_record(
-        call_id="call-1",
-        facility_id="tx",
-        pin="100001",
-        number=TX_AC,
-        authorization=auth,
-        settlement=settlement,
-        setup_at=T0,
-        end_at=T0 + timedelta(seconds=auth.max_seconds + 30),
-        talked_seconds=auth.max_seconds + 30,
-        outcome=CallOutcome.COMPLETED,
-    )
+    record = controller_record(auth, settlement, talked_seconds=auth.max_seconds + 30)
     assert record.talked_seconds == auth.max_seconds
     assert settlement.quote is not None
     assert record.total_units == settlement.quote.total_units == auth.reservation.amount_units
@@ -271,18 +261,7 @@ async def test_the_settled_length_wins_over_the_controller_s_count(
 async def test_a_call_s_record_is_written_once(
     service: AccountService, store: AccountStore
 ) -> None:
-    record = call_detail_record(
-        call_id="call-9",
-        facility_id="tx",
-        pin="100001",
-        number=TX_AC,
-        authorization=None,
-        settlement=None,
-        setup_at=T0,
-        end_at=T0,
-        talked_seconds=0,
-        outcome=CallOutcome.FAILED,
-    )
+    record = controller_record(None, None, call_id="call-9", outcome=CallOutcome.FAILED)
     await service.record_call(record)
     with pytest.raises(DuplicateRequest):
         await service.record_call(replace(record, outcome=CallOutcome.COMPLETED))
