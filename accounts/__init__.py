@@ -1,6 +1,6 @@
 """Stateful money: accounts, the ledger, screening data and real-time call authorization."""
 
-from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter, export_csv
+from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter, call_detail_record, export_csv
 from accounts.errors import (
     AccountsError,
     DuplicateRequest,
@@ -97,6 +97,7 @@ __all__ = [
     "StoreUnavailable",
     "Subscription",
     "UnknownAccount",
+    "call_detail_record",
     "export_csv",
     "normalize_number",
     "parse_amount",

@@ -8,8 +8,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from rating import cents_str
+
+if TYPE_CHECKING:
+    from accounts.calls import Authorization, Settlement
 
 
 class CallOutcome(StrEnum):
@@ -53,6 +57,76 @@ class CallDetailRecord:
     #: Settled after a crash from the last heartbeat rather than at hang-up.
     recovered: bool = False
     reservation_id: str | None = None
+
+
+def call_detail_record(
+    *,
+    call_id: str,
+    facility_id: str,
+    pin: str,
+    number: str,
+    authorization: Authorization | None,
+    settlement: Settlement | None,
+    setup_at: datetime,
+    end_at: datetime,
+    talked_seconds: int,
+    outcome: CallOutcome,
+    answer_at: datetime | None = None,
+    accept_at: datetime | None = None,
+    disconnect_reason: str = "",
+    disconnect_side: str = "",
+    recording_path: str | None = None,
+    recovered: bool = False,
+) -> CallDetailRecord:
+    """One CDR: who called whom, who paid, when, for how long, what it cost and how it ended.
+
+    The one builder for every way a call ends: hung up under its controller
+    (``authorization`` known, ``settlement`` if settling worked), or settled
+    later from its reservation alone (``authorization`` None, ``recovered``).
+    Who paid comes from the reservation, the money from the settlement's
+    quote; ``number`` is what was dialled, kept when the call never got as far
+    as a reservation. The settled reservation's talked seconds (capped at the
+    authorized length) win over ``talked_seconds``, the controller's count.
+    """
+    auth = authorization
+    reservation = settlement.reservation if settlement is not None else None
+    if reservation is None and auth is not None:
+        reservation = auth.reservation
+    q = settlement.quote if settlement is not None else None
+    jurisdiction = ""
+    if q is not None:
+        jurisdiction = str(q.jurisdiction)
+    elif auth is not None:
+        jurisdiction = str(auth.called.jurisdiction)
+    talked = talked_seconds
+    if settlement is not None and settlement.reservation.talked_seconds is not None:
+        talked = settlement.reservation.talked_seconds
+    return CallDetailRecord(
+        call_id=call_id,
+        facility_id=facility_id,
+        pin=pin,
+        number_e164=reservation.number_e164 if reservation is not None else number,
+        jurisdiction=jurisdiction,
+        product=str(reservation.product) if reservation is not None else "",
+        payer_account_id=reservation.account_id if reservation is not None else None,
+        setup_at=setup_at,
+        answer_at=answer_at,
+        accept_at=accept_at,
+        end_at=end_at,
+        talked_seconds=talked,
+        billed_seconds=q.billed_seconds if q is not None else 0,
+        charge_units=q.charge_units if q is not None else 0,
+        fee_units=q.fees_units if q is not None else 0,
+        tax_units=q.taxes_units if q is not None else 0,
+        total_units=q.total_units if q is not None else 0,
+        outcome=outcome,
+        disconnect_reason=disconnect_reason,
+        disconnect_side=disconnect_side,
+        privileged=auth.privileged if auth is not None else False,
+        recording_path=recording_path,
+        recovered=recovered,
+        reservation_id=reservation.id if reservation is not None else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from accounts import (
     CallRequest,
     Refusal,
     Settlement,
+    call_detail_record,
 )
 from callcontrol.live import LiveCall
 from ivr import (
@@ -67,7 +68,6 @@ from .actions import (
     SendHeartbeat,
     StopCalledPlayback,
 )
-from .cdr import call_record
 from .eager import start_eagerly
 from .errors import CallError, reason_header
 from .events import CallAccepted, CallEnded, KeyPressed
@@ -914,13 +914,17 @@ class CallController:
                 self.metrics.settlement_made(
                     call.facility_id, str(auth.product),
                     settlement.quote.total_units if settlement.quote is not None else 0)
-        record = call_record(
+        record = call_detail_record(
             call_id=call.id, facility_id=call.facility_id, pin=call.pin, number=call.dialled,
-            ended=ended, wall=self.wall, authorization=auth, settlement=settlement,
+            authorization=auth, settlement=settlement, setup_at=self.wall(ended.setup_at),
+            answer_at=self.wall(ended.answer_at) if ended.answer_at is not None else None,
+            accept_at=self.wall(ended.accept_at) if ended.accept_at is not None else None,
+            end_at=at, talked_seconds=ended.talked_seconds, outcome=ended.outcome,
+            disconnect_reason=ended.text, disconnect_side=ended.side,
             recording_path=call.recording_path,
         )
         try:
-            await self.service.store.add_cdr(record)
+            await self.service.record_call(record)
         except Exception as exc:
             log.error("call %s: CDR not written: %s", call.id, exc)
         self.stats["ended"] += 1
