@@ -404,9 +404,7 @@ class CallController:
         call = self.calls.get(call_id)
         if call is None:
             return False
-        how = Disposition(outcomes.OPERATOR.status, outcomes.OPERATOR.cause,
-                          reason or outcomes.OPERATOR.text, outcomes.OPERATOR.outcome)
-        self._hang_up(call, how)
+        self._hang_up(call, outcomes.by_operator(reason))
         self._flush()
         return True
 
@@ -548,8 +546,8 @@ class CallController:
         self.stats["started"] += 1
         if self.metrics is not None:
             self.metrics.call_started(facility_id)
-        details = verdict.details
-        self._feed(call, lambda now: flow.call_requested(details, now))
+        self._apply(call, flow.call_requested(verdict.details, now))
+        self._arm(call)
 
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
@@ -634,8 +632,7 @@ class CallController:
             negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
         except (SdpError, ValueError) as exc:
             log.info("call %s: carrier answer unusable: %s", call.id, exc)
-            self._feed(call, lambda now: [HangUpCarrier(outcomes.CARRIER_FAILURE.reason),
-                                          *flow.carrier_failed(outcomes.CARRIER_FAILURE, now)])
+            self._feed(call, flow.carrier_answer_unusable)
             return
         assert call.carrier_media is not None
         _configure_leg(call.carrier_media, negotiated)

@@ -341,6 +341,11 @@ class CallFlow:
         self._move(Input.CARRIER_FAILED)
         return self._reject(how, "called" if how.outcome.value == "busy" else "", now)
 
+    def carrier_answer_unusable(self, now: float) -> list[Output]:
+        """The called phone answered with an SDP we cannot use: BYE it, 503 the caller."""
+        how = outcomes.CARRIER_FAILURE
+        return [HangUpCarrier(how.reason), *self.carrier_failed(how, now)]
+
     # -- caller (facility) ----------------------------------------------------
 
     def caller_cancelled(self, now: float) -> list[Output]:

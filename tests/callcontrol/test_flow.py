@@ -268,6 +268,28 @@ def test_carrier_final_responses_map_to_the_outcome_table(
     assert ended(out).outcome is outcome
 
 
+def test_an_unusable_carrier_answer_byes_the_carrier_and_is_503() -> None:
+    flow = requested_call(0.0)
+    flow.authorized(GRANT, 0.01)
+    flow.carrier_progress(180, 0.5)
+    out = flow.carrier_answer_unusable(2.0)
+    assert kinds(out) == [HangUpCarrier, RejectCaller, CallEnded]
+    assert out[0] == HangUpCarrier('Q.850;cause=41;text="carrier failure"')
+    assert rejection(out) == RejectCaller(503, 'Q.850;cause=41;text="carrier failure"')
+    assert ended(out).outcome is CallOutcome.FAILED and ended(out).answer_at is None
+
+
+@pytest.mark.parametrize(("reason", "text"), [("fraud suspected", "fraud suspected"),
+                                               ("", "ended by an operator")])
+def test_an_operator_hang_up_names_the_operators_reason(reason: str, text: str) -> None:
+    flow, clock, _ = connected_call()
+    out = flow.hang_up(outcomes.by_operator(reason), clock.advance(10.0))
+    assert kinds(out) == [HangUpCarrier, HangUpCaller, CallEnded]
+    assert out[1] == HangUpCaller(f'Q.850;cause=16;text="{text}"')
+    end = ended(out)
+    assert end.text == text and end.side == "controller" and end.talked_seconds == 10
+
+
 # -- dialing ----------------------------------------------------------------------------
 
 
