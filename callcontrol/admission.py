@@ -8,9 +8,9 @@ clock. An INVITE turned away here leaves no call record; what is refused once
 the call exists (no PIN, a number that cannot be dialled, screening) is the
 flow's to answer (`callcontrol.flow.CallFlow.call_requested`).
 
-The caller's request (PIN, dialled number, payer) is read from the INVITE by
-`header_details`, apart from the admission itself, so that a trunk whose
-callers give them later, by keypad, can be admitted by the same step.
+What the caller asks for (PIN, dialled number, payer) is not part of the
+admission: a header trunk's INVITE carries it (`header_details`), and a trunk
+whose callers give it later, by keypad, is admitted by the same step.
 """
 
 from __future__ import annotations
@@ -39,12 +39,11 @@ class Turnaway:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """An INVITE that becomes a call: where it came from, what it offers, what it asks for."""
+    """An INVITE that becomes a call: its facility, its offer and Request-URI, when it came."""
 
     facility_id: str
     offer: SessionDescription
     uri: SipUri
-    details: CallDetails
     at: float
 
 
@@ -98,4 +97,4 @@ class Admission:
             return Turnaway(488, f"Not Acceptable Here ({exc})", _NO_USABLE_AUDIO)
         except (SipError, ValueError) as exc:
             return Turnaway(400, f"Bad Request ({exc})")
-        return Admitted(trunk_id, offer, uri, header_details(request, uri), now)
+        return Admitted(trunk_id, offer, uri, now)

@@ -69,7 +69,7 @@ from .actions import (
     SendHeartbeat,
     StopCalledPlayback,
 )
-from .admission import Admission, Turnaway
+from .admission import Admission, Turnaway, header_details
 from .cdr import call_record
 from .eager import start_eagerly
 from .errors import CallError
@@ -206,7 +206,6 @@ class Call:
         self.recorder: Recorder | None = None
         self.recording_open: asyncio.Task[Recorder | None] | None = None
         self.recording_path: str | None = None
-        self.catalogue: PromptCatalogue | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
 
@@ -361,6 +360,11 @@ class CallController:
         """Our Contact towards the facility: on the transport its INVITE came over."""
         return self._contacts.get(call.transport, self.contact)
 
+    def _catalogue(self, call: Call) -> PromptCatalogue | None:
+        """The prompts in the call's language, once authorization chose it."""
+        grant = call.flow.grant
+        return self.catalogues[grant.language] if grant is not None else None
+
     def _flush(self) -> None:
         if self.transport is not None:
             self.transport.flush()
@@ -467,7 +471,7 @@ class CallController:
             if call.carrier_tx is not None:
                 ep.cancel(call.carrier_tx, now)
         elif isinstance(out, PlayToCalled):
-            media, catalogue = call.carrier_media, call.catalogue
+            media, catalogue = call.carrier_media, self._catalogue(call)
             if media is not None and catalogue is not None and not media.closed:
                 media.play(catalogue.encoded(out.sequence, media.session.codec))
         elif isinstance(out, StopCalledPlayback):
@@ -546,7 +550,8 @@ class CallController:
         self.stats["started"] += 1
         if self.metrics is not None:
             self.metrics.call_started(facility_id)
-        self._apply(call, flow.call_requested(verdict.details, now))
+        # A header trunk's INVITE says what the caller asks for.
+        self._apply(call, flow.call_requested(header_details(request, verdict.uri), now))
         self._arm(call)
 
     def _on_request(self, event: RequestReceived) -> None:
@@ -727,7 +732,6 @@ class CallController:
             return  # the caller closes the unused leg
         call.carrier_media = media
         lang = result.language if result.language in self.catalogues else "en"
-        call.catalogue = self.catalogues[lang]
         grant = CallGrant.from_authorization(result, lang)
         self._feed(call, lambda now: flow.authorized(grant, now))
         self._flush()
@@ -843,7 +847,7 @@ class CallController:
 
     def _warn(self, call: Call) -> None:
         """One minute left: both parties hear the warning; the bridge and recording go on."""
-        bridge, catalogue = call.bridge, call.catalogue
+        bridge, catalogue = call.bridge, self._catalogue(call)
         a, b = call.facility_media, call.carrier_media
         if bridge is None or not bridge.running or catalogue is None or a is None or b is None:
             return

@@ -71,7 +71,6 @@ def test_an_admitted_invite_carries_its_facility_offer_request_and_time() -> Non
     assert verdict.facility_id == FACILITY
     assert verdict.at == 5000.25
     assert verdict.uri.user == "+15125550100"
-    assert verdict.details == CallDetails(pin="100001", dialled="+15125550100", use_debit=False)
     assert verdict.offer.media[0].port == 6070
 
 
@@ -158,7 +157,11 @@ def test_header_details_read_pin_payer_and_the_dialled_user_part(
 def test_a_missing_pin_or_odd_number_is_still_admitted_the_flow_refuses_it() -> None:
     # These leave a call record, so they are the flow's answers, not admission's.
     gate = admission()
-    no_pin = gate.judge(invite(extra=()), FACILITY, 1.0)
-    assert isinstance(no_pin, Admitted) and no_pin.details.pin == ""
-    odd = gate.judge(invite(call_id="c3", uri="sip:abc@127.0.0.1"), FACILITY, 2.0)
-    assert isinstance(odd, Admitted) and odd.details.dialled == "abc"
+    no_pin = invite(extra=())
+    verdict = gate.judge(no_pin, FACILITY, 1.0)
+    assert isinstance(verdict, Admitted)
+    assert header_details(no_pin, verdict.uri).pin == ""
+    odd = invite(call_id="c3", uri="sip:abc@127.0.0.1")
+    verdict = gate.judge(odd, FACILITY, 2.0)
+    assert isinstance(verdict, Admitted)
+    assert header_details(odd, verdict.uri).dialled == "abc"
