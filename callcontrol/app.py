@@ -4,11 +4,13 @@ around one `CallFlow` per call.
 Everything here is a thin adapter: a new INVITE is judged by
 `callcontrol.admission`, SIP events and media events are turned into flow
 inputs, and the flow's actions into SIP messages, prompt playback, bridging
-and store calls. What a call is (its PIN, number, funds, state and timers)
-is the flow's; a `Call` here holds only its I/O handles. Store calls that the caller is waiting on
-(authorization) run as tasks; the call's end (settlement, CDR, log line) runs
-as a task that first waits for any authorization still in flight, so a call
-cancelled mid-authorization still releases its reservation.
+and store calls. What a call is (its PIN, number, funds, state and
+deadlines) is the flow's; a `Call` here holds its I/O handles: SIP
+transactions and dialogs, media legs, the recorder, tasks and the timer.
+Store calls that the caller is waiting on (authorization) run as tasks; the
+call's end (settlement, CDR, log line) runs as a task that first waits for
+any authorization still in flight, so a call cancelled mid-authorization
+still releases its reservation.
 """
 
 from __future__ import annotations
