@@ -7,13 +7,13 @@
   transition table is `callcontrol.flow.TRANSITIONS`) and holds the call's
   state: feed it ``call_requested`` (the PIN and number: from the INVITE, or
   later from a menu), ``authorized``, ``refused``, ``carrier_progress``,
-  ``carrier_answered``, ``carrier_answer_unusable``, ``carrier_failed``,
-  ``caller_cancelled``, ``caller_hung_up``, ``called_hung_up``, ``digit``,
-  ``prompt_finished``, ``media_lost``, ``caller_lost``, ``hang_up`` and
-  ``handle_timer`` at ``get_timer()``, each with ``now`` (and
-  ``funds_held`` when the payer's funds are held); carry out the actions it
-  returns (`callcontrol.actions`) and record its facts (`callcontrol.events`,
-  ending with one ``CallEnded``).
+  ``carrier_answered``, ``carrier_answer_unusable``, ``carrier_unreachable``,
+  ``carrier_failed``, ``caller_cancelled``, ``caller_hung_up``,
+  ``called_hung_up``, ``digit``, ``prompt_finished``, ``media_lost``,
+  ``caller_lost``, ``hang_up`` and ``handle_timer`` at ``get_timer()``, each
+  with ``now`` (and ``funds_held`` when the payer's funds are held); carry
+  out the actions it returns (`callcontrol.actions`) and record its facts
+  (`callcontrol.events`, ending with one ``CallEnded``).
 * `callcontrol.outcomes` is the facility-side outcome table (status, Q.850
   cause, CDR outcome) and the dialled-number pre-check.
 * `callcontrol.app.CallController` is the asyncio adapter, I/O only: SIP

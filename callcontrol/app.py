@@ -528,11 +528,10 @@ class CallController:
                 self._feed(call, call.flow.caller_lost)
         elif isinstance(event, (TransactionTimedOut, TransportError)):
             call = self.by_carrier_tx.get(event.transaction_id)
-            if call is not None and event.request.method == "INVITE":
-                how = (outcomes.CARRIER_SILENT if isinstance(event, TransactionTimedOut)
-                       else outcomes.CARRIER_FAILURE)
-                if call.flow.state in (CallState.DIALING, CallState.RINGING):
-                    self._feed(call, lambda now: call.flow.carrier_failed(how, now))
+            if call is not None and event.request.method == "INVITE" and call.flow.state in (
+                    CallState.DIALING, CallState.RINGING):
+                flow, silent = call.flow, isinstance(event, TransactionTimedOut)
+                self._feed(call, lambda now: flow.carrier_unreachable(now, timed_out=silent))
         elif isinstance(event, MessageRejected):
             log.debug("SIP message from %s rejected (%s): %s", event.source, event.status,
                       event.detail)

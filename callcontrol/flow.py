@@ -341,6 +341,12 @@ class CallFlow:
         self._move(Input.CARRIER_FAILED)
         return self._reject(how, "called" if how.outcome.value == "busy" else "", now)
 
+    def carrier_unreachable(self, now: float, *, timed_out: bool) -> list[Output]:
+        """The carrier INVITE got no response at all (``timed_out``, RFC 3261 timer B) or
+        could not be sent: 503, cause 102 for the silence, 41 for the failure."""
+        return self.carrier_failed(outcomes.CARRIER_SILENT if timed_out
+                                   else outcomes.CARRIER_FAILURE, now)
+
     def carrier_answer_unusable(self, now: float) -> list[Output]:
         """The called phone answered with an SDP we cannot use: BYE it, 503 the caller."""
         how = outcomes.CARRIER_FAILURE

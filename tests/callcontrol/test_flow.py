@@ -268,6 +268,18 @@ def test_carrier_final_responses_map_to_the_outcome_table(
     assert ended(out).outcome is outcome
 
 
+@pytest.mark.parametrize(("timed_out", "cause", "text"),
+                         [(True, 102, "carrier did not respond"), (False, 41, "carrier failure")])
+def test_a_carrier_invite_that_never_got_through_is_503(timed_out: bool, cause: int,
+                                                        text: str) -> None:
+    flow = requested_call(0.0)
+    flow.authorized(GRANT, 0.01)
+    out = flow.carrier_unreachable(4.0, timed_out=timed_out)
+    assert kinds(out) == [RejectCaller, CallEnded]  # no dialog, no transaction left to end
+    assert rejection(out) == RejectCaller(503, f'Q.850;cause={cause};text="{text}"')
+    assert ended(out).outcome is CallOutcome.FAILED and ended(out).side == ""
+
+
 def test_an_unusable_carrier_answer_byes_the_carrier_and_is_503() -> None:
     flow = requested_call(0.0)
     flow.authorized(GRANT, 0.01)
