@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .flow import CallDetails
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeCall:
+    """Screen the call and hold the payer's funds (answer with ``authorized``/``refused``)."""
+
+    details: CallDetails
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +90,7 @@ class BlockFacility:
 
 
 Action = (
-    RingCaller | RejectCaller | DialCarrier | CancelCarrier | PlayToCalled | StopCalledPlayback
-    | ConnectCaller | HangUpCarrier | HangUpCaller | PlayLimitWarning | SendHeartbeat
-    | BlockFacility
+    AuthorizeCall | RingCaller | RejectCaller | DialCarrier | CancelCarrier | PlayToCalled
+    | StopCalledPlayback | ConnectCaller | HangUpCarrier | HangUpCaller | PlayLimitWarning
+    | SendHeartbeat | BlockFacility
 )

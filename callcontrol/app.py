@@ -1,12 +1,16 @@
 """The asyncio wiring of the call controller: SIP transports, media legs and the account store
 around one `CallFlow` per call.
 
-Everything here is a thin adapter: SIP events and media events are turned into
-flow inputs, and the flow's actions into SIP messages, prompt playback,
-bridging and store calls. Store calls that the caller is waiting on
-(authorization) run as tasks; the call's end (settlement, CDR, log line) runs
-as a task that first waits for any authorization still in flight, so a call
-cancelled mid-authorization still releases its reservation.
+Everything here is a thin adapter: a new INVITE is judged by
+`callcontrol.admission`, SIP events and media events are turned into flow
+inputs, and the flow's actions into SIP messages, prompt playback, bridging
+and store calls. What a call is (its PIN, number, funds, state and
+deadlines) is the flow's; a `Call` here holds its I/O handles: SIP
+transactions and dialogs, media legs, the recorder, tasks and the timer.
+Store calls that the caller is waiting on (authorization) run as tasks; the
+call's end (settlement, CDR, log line) runs as a task that first waits for
+any authorization still in flight, so a call cancelled mid-authorization
+still releases its reservation.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +54,11 @@ from ivr import (
     open_recording,
     parse_dtmf_info,
 )
-from rating import cents_str, rate_str
+from rating import cents_str
 
 from . import outcomes
 from .actions import (
+    AuthorizeCall,
     BlockFacility,
     CancelCarrier,
     ConnectCaller,
@@ -68,10 +72,11 @@ from .actions import (
     SendHeartbeat,
     StopCalledPlayback,
 )
+from .admission import Admission, Turnaway, header_details
 from .eager import start_eagerly
-from .errors import CallError, reason_header
+from .errors import CallError
 from .events import CallAccepted, CallEnded, KeyPressed
-from .flow import CallFlow, CallGrant, CallState, FlowSettings, Output
+from .flow import CallDetails, CallFlow, CallGrant, CallState, FlowSettings, Output
 from .outcomes import Disposition
 from .sip import (
     AckTimedOut,
@@ -89,7 +94,6 @@ from .sip import (
     SessionDescription,
     SipError,
     SipTransport,
-    SipUri,
     TransactionTimedOut,
     TransportError,
     Trunk,
@@ -107,6 +111,13 @@ call_log = logging.getLogger("ics.calls")
 
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9@._-]")
 LANGUAGES = ("en", "es")
+#: What the live-calls view calls each state of the flow.
+_LIVE_STATE = {
+    CallState.COLLECTING: "screening", CallState.AUTHORIZING: "screening",
+    CallState.DIALING: "ringing", CallState.RINGING: "ringing",
+    CallState.PROMPTING: "prompting", CallState.FAREWELL: "prompting",
+    CallState.CONNECTED: "connected", CallState.ENDED: "ended",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,27 +177,26 @@ class ControllerSettings:
 
 
 class Call:
-    """The adapter-side state of one call: its SIP legs, media and money."""
+    """The adapter side of one call: its SIP legs, media, recording and tasks.
 
-    def __init__(self, request: Request, event: RequestReceived, facility_id: str,
-                 flow: CallFlow, offer: SessionDescription, started: datetime) -> None:
+    The call itself (who calls whom, the funds held, what happens next) is
+    ``flow``'s; the read-only properties below are its facts.
+    """
+
+    def __init__(self, request: Request, event: RequestReceived, flow: CallFlow,
+                 offer: SessionDescription, started: datetime) -> None:
         self.id = request.call_id
         self.invite = request
         self.source = event.source
         self.transport = event.transport
         self.connection = event.connection
-        self.facility_id = facility_id
         self.flow = flow
         self.offer = offer
         self.started = started
         self.to_tag = new_tag()
-        self.pin = request.headers.get("x-inmate-pin") or ""
-        self.dialled = ""
-        self.use_debit = (request.headers.get("x-payer") or "").strip().lower() == "debit"
         self.facility_dialog: Dialog | None = None
         self.facility_media: RtpEndpoint | None = None
         self.auth_task: asyncio.Future[None] | None = None
-        self.authorization: Authorization | None = None
         self.carrier_call_id = new_call_id()
         self.carrier_invite: Request | None = None
         self.carrier_tx: str | None = None
@@ -198,9 +208,24 @@ class Call:
         self.recorder: Recorder | None = None
         self.recording_open: asyncio.Task[Recorder | None] | None = None
         self.recording_path: str | None = None
-        self.catalogue: PromptCatalogue | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
+
+    @property
+    def facility_id(self) -> str:
+        return self.flow.facility_id
+
+    @property
+    def pin(self) -> str:
+        return self.flow.pin
+
+    @property
+    def dialled(self) -> str:
+        return self.flow.dialled
+
+    @property
+    def authorization(self) -> Authorization | None:
+        return self.flow.authorization
 
 
 class CallController:
@@ -233,7 +258,14 @@ class CallController:
         self.calls: dict[str, Call] = {}
         self.by_carrier_tx: dict[str, Call] = {}
         self.by_carrier_call_id: dict[str, Call] = {}
-        self.draining = False
+        self.admission = Admission(settings.ring_timeouts, self.calls, settings.media_host)
+        self._flow_settings = {fid: FlowSettings(
+            ring_timeout=ring_timeout,
+            carrier_response_timeout=settings.carrier_response_timeout,
+            heartbeat_interval=settings.heartbeat_seconds,
+            menu_choice_timeout=settings.menu_choice_timeout,
+            menu_attempts=settings.menu_attempts,
+        ) for fid, ring_timeout in settings.ring_timeouts.items()}
         self.contact = "sip:ics@127.0.0.1"
         self._contacts: dict[str, str] = {}
         self.bound: list[tuple[str, str, int]] = []
@@ -305,6 +337,15 @@ class CallController:
     def active_calls(self) -> int:
         return len(self.calls)
 
+    @property
+    def draining(self) -> bool:
+        """New INVITEs are answered 503 (the node is shutting down)."""
+        return self.admission.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.admission.draining = value
+
     # -- helpers ----------------------------------------------------------------
 
     def now(self) -> float:
@@ -320,6 +361,11 @@ class CallController:
     def _contact_for(self, call: Call) -> str:
         """Our Contact towards the facility: on the transport its INVITE came over."""
         return self._contacts.get(call.transport, self.contact)
+
+    def _catalogue(self, call: Call) -> PromptCatalogue | None:
+        """The prompts in the call's language, once authorization chose it."""
+        grant = call.flow.grant
+        return self.catalogues[grant.language] if grant is not None else None
 
     def _flush(self) -> None:
         if self.transport is not None:
@@ -350,10 +396,7 @@ class CallController:
                 facility=call.facility_id,
                 pin=call.pin,
                 number=auth.called.e164 if auth is not None else call.dialled,
-                state={CallState.AUTHORIZING: "screening", CallState.DIALING: "ringing",
-                       CallState.RINGING: "ringing", CallState.PROMPTING: "prompting",
-                       CallState.FAREWELL: "prompting", CallState.CONNECTED: "connected",
-                       CallState.ENDED: "ended"}[state],
+                state=_LIVE_STATE[state],
                 started_at=call.started,
                 product=str(auth.product) if auth is not None else None,
                 answered_at=self.wall(flow.accept_at) if flow.accept_at is not None else None,
@@ -367,9 +410,7 @@ class CallController:
         call = self.calls.get(call_id)
         if call is None:
             return False
-        how = Disposition(outcomes.OPERATOR.status, outcomes.OPERATOR.cause,
-                          reason or outcomes.OPERATOR.text, outcomes.OPERATOR.outcome)
-        self._hang_up(call, how)
+        self._hang_up(call, outcomes.by_operator(reason))
         self._flush()
         return True
 
@@ -416,7 +457,11 @@ class CallController:
     def _do(self, call: Call, out: Output) -> None:
         now = self.now()
         ep = self.endpoint
-        if isinstance(out, RingCaller):
+        if isinstance(out, AuthorizeCall):
+            # At once: screening, the hold and a spare media port rarely suspend, and
+            # waiting for the loop's next turn would add that turn to the post-dial delay.
+            call.auth_task = self._spawn(self._authorize(call, out.details), now=True)
+        elif isinstance(out, RingCaller):
             ep.respond(call.invite, 180, now, to_tag=call.to_tag,
                        headers=[("Contact", f"<{self._contact_for(call)}>")])
         elif isinstance(out, RejectCaller):
@@ -428,7 +473,7 @@ class CallController:
             if call.carrier_tx is not None:
                 ep.cancel(call.carrier_tx, now)
         elif isinstance(out, PlayToCalled):
-            media, catalogue = call.carrier_media, call.catalogue
+            media, catalogue = call.carrier_media, self._catalogue(call)
             if media is not None and catalogue is not None and not media.closed:
                 media.play(catalogue.encoded(out.sequence, media.session.codec))
         elif isinstance(out, StopCalledPlayback):
@@ -483,11 +528,10 @@ class CallController:
                 self._feed(call, call.flow.caller_lost)
         elif isinstance(event, (TransactionTimedOut, TransportError)):
             call = self.by_carrier_tx.get(event.transaction_id)
-            if call is not None and event.request.method == "INVITE":
-                how = (outcomes.CARRIER_SILENT if isinstance(event, TransactionTimedOut)
-                       else outcomes.CARRIER_FAILURE)
-                if call.flow.state in (CallState.DIALING, CallState.RINGING):
-                    self._feed(call, lambda now: call.flow.carrier_failed(how, now))
+            if call is not None and event.request.method == "INVITE" and call.flow.state in (
+                    CallState.DIALING, CallState.RINGING):
+                flow, silent = call.flow, isinstance(event, TransactionTimedOut)
+                self._feed(call, lambda now: flow.carrier_unreachable(now, timed_out=silent))
         elif isinstance(event, MessageRejected):
             log.debug("SIP message from %s rejected (%s): %s", event.source, event.status,
                       event.detail)
@@ -495,57 +539,21 @@ class CallController:
     def _on_invite(self, event: RequestReceived) -> None:
         request = event.request
         now = self.now()
-        ep = self.endpoint
-        if self.draining:
-            ep.respond(request, 503, now, to_tag=new_tag(), headers=[
-                ("Retry-After", "30"), ("Reason", outcomes.SHUTTING_DOWN.reason)])
+        verdict = self.admission.judge(request, event.trunk_id, now)
+        if isinstance(verdict, Turnaway):
+            self.endpoint.respond(request, verdict.status, now, verdict.phrase, to_tag=new_tag(),
+                                  headers=verdict.headers)
             return
-        facility_id = event.trunk_id
-        if facility_id is None or facility_id not in self.settings.ring_timeouts:
-            ep.respond(request, 403, now, to_tag=new_tag(),
-                       headers=[("Reason", reason_header(21, "facility not allowed"))])
-            return
-        if request.call_id in self.calls:
-            ep.respond(request, 482, now, to_tag=new_tag())
-            return
-        if not request.headers.get_list("contact"):
-            ep.respond(request, 400, now, "Bad Request (no Contact)", to_tag=new_tag())
-            return
-        try:
-            uri = SipUri.parse(request.uri)
-            offer = SessionDescription.parse(request.body)
-            answer_offer(offer, self.settings.media_host, 9)  # refuse what we could not answer
-        except SdpError as exc:
-            ep.respond(request, 488, now, f"Not Acceptable Here ({exc})", to_tag=new_tag(),
-                       headers=[("Reason", reason_header(65, "no usable audio offer"))])
-            return
-        except (SipError, ValueError) as exc:
-            ep.respond(request, 400, now, f"Bad Request ({exc})", to_tag=new_tag())
-            return
-        s = self.settings
-        flow = CallFlow(facility_id, now, FlowSettings(
-            ring_timeout=s.ring_timeouts[facility_id],
-            carrier_response_timeout=s.carrier_response_timeout,
-            heartbeat_interval=s.heartbeat_seconds,
-            menu_choice_timeout=s.menu_choice_timeout,
-            menu_attempts=s.menu_attempts,
-        ))
-        call = Call(request, event, facility_id, flow, offer, self.wall_now())
-        call.dialled = uri.user or ""
+        facility_id = verdict.facility_id
+        flow = CallFlow(facility_id, now, self._flow_settings[facility_id])
+        call = Call(request, event, flow, verdict.offer, self.wall_now())
         self.calls[call.id] = call
         self.stats["started"] += 1
         if self.metrics is not None:
             self.metrics.call_started(facility_id)
-        if not call.pin:
-            self._feed(call, lambda now: flow.refused(outcomes.MISSING_PIN, now))
-            return
-        bad = outcomes.check_dialled(call.dialled)
-        if bad is not None:
-            self._feed(call, lambda now: flow.refused(bad, now))
-            return
-        # At once: screening, the hold and a spare media port rarely suspend, and
-        # waiting for the loop's next turn would add that turn to the post-dial delay.
-        call.auth_task = self._spawn(self._authorize(call), now=True)
+        # A header trunk's INVITE says what the caller asks for.
+        self._apply(call, flow.call_requested(header_details(request, verdict.uri), now))
+        self._arm(call)
 
     def _on_request(self, event: RequestReceived) -> None:
         request = event.request
@@ -630,8 +638,7 @@ class CallController:
             negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
         except (SdpError, ValueError) as exc:
             log.info("call %s: carrier answer unusable: %s", call.id, exc)
-            self._feed(call, lambda now: [HangUpCarrier(outcomes.CARRIER_FAILURE.reason),
-                                          *flow.carrier_failed(outcomes.CARRIER_FAILURE, now)])
+            self._feed(call, flow.carrier_answer_unusable)
             return
         assert call.carrier_media is not None
         _configure_leg(call.carrier_media, negotiated)
@@ -661,12 +668,12 @@ class CallController:
 
     # -- authorization and the carrier leg ------------------------------------------------
 
-    async def _authorize(self, call: Call) -> None:
+    async def _authorize(self, call: Call, details: CallDetails) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=call.pin,
-                              dialled=call.dialled, at=self.wall_now(),
-                              use_debit=call.use_debit)
+        request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=details.pin,
+                              dialled=details.dialled, at=self.wall_now(),
+                              use_debit=details.use_debit)
         # The carrier leg's RTP ports, opened while the payer is found and funds are
         # held: a pair bound ahead, else bound on the spot (a media host given as an
         # address never makes this wait for the loop).
@@ -700,7 +707,7 @@ class CallController:
             self.metrics.observe_authorization(loop.time() - started)
         flow = call.flow
         if isinstance(result, Authorization):
-            call.authorization = result
+            flow.funds_held(result)
             if self.metrics is not None:
                 self.metrics.reservation_made(call.facility_id, str(result.product),
                                               result.reservation.amount_units)
@@ -726,8 +733,7 @@ class CallController:
             return  # the caller closes the unused leg
         call.carrier_media = media
         lang = result.language if result.language in self.catalogues else "en"
-        call.catalogue = self.catalogues[lang]
-        grant = _grant(result, lang)
+        grant = CallGrant.from_authorization(result, lang)
         self._feed(call, lambda now: flow.authorized(grant, now))
         self._flush()
 
@@ -842,7 +848,7 @@ class CallController:
 
     def _warn(self, call: Call) -> None:
         """One minute left: both parties hear the warning; the bridge and recording go on."""
-        bridge, catalogue = call.bridge, call.catalogue
+        bridge, catalogue = call.bridge, self._catalogue(call)
         a, b = call.facility_media, call.carrier_media
         if bridge is None or not bridge.running or catalogue is None or a is None or b is None:
             return
@@ -977,20 +983,6 @@ def _configure_leg(media: RtpEndpoint, negotiated: NegotiatedAudio) -> None:
         codec = Codec(negotiated.codec, negotiated.payload_type)
     media.configure(codec=codec, remote=(negotiated.remote_address, negotiated.remote_port),
                     telephone_event_pt=negotiated.telephone_event)
-
-
-def _grant(auth: Authorization, lang: str) -> CallGrant:
-    q = auth.max_quote
-    rate = Decimal(rate_str(q.rate_units)) if q is not None else Decimal(0)
-    cost = Decimal(cents_str(q.total_units)) if q is not None else Decimal(0)
-    return CallGrant(
-        max_seconds=auth.max_seconds,
-        language=lang,
-        privileged=auth.privileged,
-        single_call_charge=cost if auth.single_call_offer else None,
-        rate_per_minute=rate,
-        max_cost=cost,
-    )
 
 
 #: Trunk id of the carrier gateway: trusted for in-dialog requests (BYE, INFO), never a caller.

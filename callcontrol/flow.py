@@ -1,4 +1,5 @@
-"""One inmate call as a sans-IO B2BUA state machine: authorize, dial, prompt, bridge, supervise.
+"""One inmate call as a sans-IO B2BUA state machine: screen, authorize, dial, prompt, bridge,
+supervise.
 
 Inputs are methods taking ``now`` (seconds on any monotonic clock); each returns
 the actions for the adapter to carry out and the facts it should record, in
@@ -6,8 +7,13 @@ order. ``get_timer()`` says when ``handle_timer`` is next due. All state
 transitions are in the one table `TRANSITIONS`; an input the current state does
 not accept raises `IllegalTransition` and changes nothing.
 
-The flow holds the called party's `AcceptanceMenu` and translates its actions,
-so the whole call, prompt included, can be driven in memory with a fake clock.
+A call starts once `callcontrol.admission` has admitted its INVITE, in
+``COLLECTING``: what the caller asks for (`CallDetails`: PIN, dialled number,
+payer) arrives by ``call_requested``, from the INVITE itself on a header trunk,
+and could as well come later from a voice menu. The flow holds the call's
+state (those details, the funds held, timers) and the called party's
+`AcceptanceMenu`, translating its actions, so the whole call, prompt included,
+can be driven in memory with a fake clock.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+from accounts import Authorization
 from ivr import (
     Accept,
     AcceptanceMenu,
@@ -29,10 +36,12 @@ from ivr import (
     Play,
     StopPlayback,
 )
+from rating import cents_str, rate_str
 
 from . import outcomes
 from .actions import (
     Action,
+    AuthorizeCall,
     BlockFacility,
     CancelCarrier,
     ConnectCaller,
@@ -54,6 +63,7 @@ Output = Action | Event
 
 
 class CallState(enum.Enum):
+    COLLECTING = "collecting"  # admitted; what the caller asks for is not known yet
     AUTHORIZING = "authorizing"  # screening and reserving funds
     DIALING = "dialing"  # INVITE sent to the carrier, no ringing yet
     RINGING = "ringing"  # the called phone rings
@@ -64,6 +74,7 @@ class CallState(enum.Enum):
 
 
 class Input(enum.Enum):
+    REQUESTED = "requested"  # the caller's PIN and number are known
     AUTHORIZED = "authorized"
     REFUSED = "refused"
     CARRIER_TRYING = "carrier-trying"
@@ -84,6 +95,10 @@ class Input(enum.Enum):
 
 S, In = CallState, Input
 TRANSITIONS: dict[tuple[CallState, Input], CallState] = {
+    (S.COLLECTING, In.REQUESTED): S.AUTHORIZING,
+    (S.COLLECTING, In.REFUSED): S.ENDED,
+    (S.COLLECTING, In.CALLER_CANCELLED): S.ENDED,
+    (S.COLLECTING, In.HANG_UP): S.ENDED,
     (S.AUTHORIZING, In.AUTHORIZED): S.DIALING,
     (S.AUTHORIZING, In.REFUSED): S.ENDED,
     (S.AUTHORIZING, In.CALLER_CANCELLED): S.ENDED,
@@ -142,6 +157,18 @@ class FlowSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CallDetails:
+    """What the caller asks for: who calls (PIN), the number dialled, who pays.
+
+    ``use_debit``: the caller's own debit account pays, if it can.
+    """
+
+    pin: str
+    dialled: str
+    use_debit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CallGrant:
     """What authorization decided, as the flow needs it."""
 
@@ -154,6 +181,21 @@ class CallGrant:
     rate_per_minute: Decimal = Decimal(0)
     max_cost: Decimal = Decimal(0)
 
+    @classmethod
+    def from_authorization(cls, auth: Authorization, language: str) -> CallGrant:
+        """What the prompt needs of ``auth``, spoken in ``language``."""
+        q = auth.max_quote
+        rate = Decimal(rate_str(q.rate_units)) if q is not None else Decimal(0)
+        cost = Decimal(cents_str(q.total_units)) if q is not None else Decimal(0)
+        return cls(
+            max_seconds=auth.max_seconds,
+            language=language,
+            privileged=auth.privileged,
+            single_call_charge=cost if auth.single_call_offer else None,
+            rate_per_minute=rate,
+            max_cost=cost,
+        )
+
 
 class CallFlow:
     """One call from the facility INVITE to its end."""
@@ -163,8 +205,12 @@ class CallFlow:
     ) -> None:
         self.facility_id = facility_id
         self.settings = settings or FlowSettings()
-        self.state = CallState.AUTHORIZING
+        self.state = CallState.COLLECTING
         self.setup_at = now
+        self.details: CallDetails | None = None
+        #: The funds held for the call, from the moment they are held whatever the
+        #: call does meanwhile: its end settles or releases them.
+        self.authorization: Authorization | None = None
         self.grant: CallGrant | None = None
         self.menu: AcceptanceMenu | None = None
         self.dial_at: float | None = None
@@ -216,7 +262,35 @@ class CallFlow:
     def _reject(self, how: Disposition, side: str, now: float) -> list[Output]:
         return [RejectCaller(how.status, how.reason), self._end(how, side, now)]
 
-    # -- authorization --------------------------------------------------------
+    @property
+    def pin(self) -> str:
+        """The caller's PIN; empty while not given."""
+        return self.details.pin if self.details is not None else ""
+
+    @property
+    def dialled(self) -> str:
+        """The number as dialled; empty while not given."""
+        return self.details.dialled if self.details is not None else ""
+
+    # -- screening and authorization ------------------------------------------
+
+    def call_requested(self, details: CallDetails, now: float) -> list[Output]:
+        """The caller's PIN and number are known: authorize, or refuse what cannot be.
+
+        No PIN is 403; a number that is plainly not one is 404 or 484
+        (`outcomes.check_dialled`), before anything is spent on it.
+        """
+        bad = (outcomes.MISSING_PIN if not details.pin
+               else outcomes.check_dialled(details.dialled))
+        self._move(Input.REQUESTED if bad is None else Input.REFUSED)
+        self.details = details
+        if bad is not None:
+            return self._reject(bad, "", now)
+        return [AuthorizeCall(details)]
+
+    def funds_held(self, authorization: Authorization) -> None:
+        """The payer's funds are held for this call (even if it ended meanwhile)."""
+        self.authorization = authorization
 
     def authorized(self, grant: CallGrant, now: float) -> list[Output]:
         """Funds are held: place the carrier leg."""
@@ -266,6 +340,17 @@ class CallFlow:
         """The carrier refused the call, never answered, or answered unusably."""
         self._move(Input.CARRIER_FAILED)
         return self._reject(how, "called" if how.outcome.value == "busy" else "", now)
+
+    def carrier_unreachable(self, now: float, *, timed_out: bool) -> list[Output]:
+        """The carrier INVITE got no response at all (``timed_out``, RFC 3261 timer B) or
+        could not be sent: 503, cause 102 for the silence, 41 for the failure."""
+        return self.carrier_failed(outcomes.CARRIER_SILENT if timed_out
+                                   else outcomes.CARRIER_FAILURE, now)
+
+    def carrier_answer_unusable(self, now: float) -> list[Output]:
+        """The called phone answered with an SDP we cannot use: BYE it, 503 the caller."""
+        how = outcomes.CARRIER_FAILURE
+        return [HangUpCarrier(how.reason), *self.carrier_failed(how, now)]
 
     # -- caller (facility) ----------------------------------------------------
 
@@ -358,7 +443,7 @@ class CallFlow:
         """An operator or the shutdown ends the call, whatever it is doing."""
         state = self.state
         self._move(Input.HANG_UP)
-        if state is CallState.AUTHORIZING:
+        if state in (CallState.COLLECTING, CallState.AUTHORIZING):
             return self._reject(how, "controller", now)
         if state in (CallState.DIALING, CallState.RINGING):
             return [CancelCarrier(), *self._reject(how, "controller", now)]

@@ -54,6 +54,11 @@ ACK_LOST = Disposition(200, 102, "caller never confirmed the answer", CallOutcom
 CONNECT_FAILED = Disposition(503, 41, "media could not be connected", CallOutcome.FAILED)
 
 
+def by_operator(reason: str) -> Disposition:
+    """An operator's hang-up, naming the operator's ``reason`` (or the standard text)."""
+    return Disposition(OPERATOR.status, OPERATOR.cause, reason or OPERATOR.text, OPERATOR.outcome)
+
+
 def from_refusal(refusal: Refusal) -> Disposition:
     """The answer to a call the accounts layer refused (403, 404, 402 or 503)."""
     outcome = CallOutcome.FAILED if refusal.sip_status >= 500 else CallOutcome.REFUSED

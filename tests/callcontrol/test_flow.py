@@ -9,6 +9,7 @@ import pytest
 from accounts import CallOutcome, Refusal, RefusalReason
 from callcontrol import outcomes
 from callcontrol.actions import (
+    AuthorizeCall,
     BlockFacility,
     CancelCarrier,
     ConnectCaller,
@@ -24,11 +25,20 @@ from callcontrol.actions import (
 )
 from callcontrol.errors import IllegalTransition
 from callcontrol.events import CallAccepted, CallAnswered, CallEnded, KeyPressed
-from callcontrol.flow import TRANSITIONS, CallFlow, CallGrant, CallState, FlowSettings, Input
+from callcontrol.flow import (
+    TRANSITIONS,
+    CallDetails,
+    CallFlow,
+    CallGrant,
+    CallState,
+    FlowSettings,
+    Input,
+)
 
 FACILITY = "tx-state-prison"
 SETTINGS = FlowSettings(ring_timeout=30.0, carrier_response_timeout=8.0, heartbeat_interval=15.0,
                         menu_choice_timeout=6.0, menu_attempts=3, farewell_guard=15.0)
+DETAILS = CallDetails(pin="100001", dialled="+15125550100")
 GRANT = CallGrant(max_seconds=1200, language="en", rate_per_minute=Decimal("0.0600"),
                   max_cost=Decimal("1.20"))
 
@@ -71,9 +81,18 @@ def run_timers(flow: CallFlow, clock: Clock, until: float) -> list[object]:
     return out
 
 
+def requested_call(now: float, details: CallDetails = DETAILS) -> CallFlow:
+    """A call whose INVITE asked for a number: authorization is under way."""
+    flow = CallFlow(FACILITY, now, SETTINGS)
+    assert flow.state is CallState.COLLECTING
+    assert flow.call_requested(details, now) == [AuthorizeCall(details)]
+    assert flow.state is CallState.AUTHORIZING
+    return flow
+
+
 def answered_call(grant: CallGrant = GRANT) -> tuple[CallFlow, Clock, list[object]]:
     clock = Clock()
-    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    flow = requested_call(clock.now)
     assert flow.authorized(grant, clock.advance(0.005)) == [DialCarrier()]
     assert flow.carrier_progress(100, clock.advance(0.01)) == []
     assert flow.carrier_progress(180, clock.advance(0.5)) == [RingCaller()]
@@ -101,7 +120,7 @@ def test_every_state_but_ended_can_be_hung_up_and_ended_accepts_nothing() -> Non
 
 
 def test_an_input_the_state_does_not_accept_raises_and_changes_nothing() -> None:
-    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    flow = requested_call(0.0)
     with pytest.raises(IllegalTransition, match="carrier-answered is not accepted while "
                                                 "authorizing"):
         flow.carrier_answered(1.0)
@@ -112,12 +131,81 @@ def test_an_input_the_state_does_not_accept_raises_and_changes_nothing() -> None
 
 
 def test_ended_call_refuses_further_inputs() -> None:
-    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    flow = requested_call(0.0)
     flow.refused(outcomes.NOT_ROUTABLE, 0.1)
     with pytest.raises(IllegalTransition):
         flow.authorized(GRANT, 0.2)
     assert flow.get_timer() is None
     assert flow.digit("1", 0.3) == []
+
+
+# -- the caller's request -------------------------------------------------------------
+
+
+def test_a_call_waits_for_its_request_then_authorizes_it() -> None:
+    clock = Clock()
+    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    assert flow.state is CallState.COLLECTING
+    assert flow.pin == "" and flow.dialled == "" and flow.get_timer() is None
+    details = CallDetails(pin="100002", dialled="5125550100", use_debit=True)
+    assert flow.call_requested(details, clock.advance(4.0)) == [AuthorizeCall(details)]
+    assert flow.state is CallState.AUTHORIZING
+    assert (flow.pin, flow.dialled, flow.details) == ("100002", "5125550100", details)
+    assert flow.setup_at == 1000.0  # the INVITE's arrival, not the request's
+    with pytest.raises(IllegalTransition, match="requested is not accepted while authorizing"):
+        flow.call_requested(DETAILS, clock.advance(0.1))
+    assert flow.details is details
+
+
+def test_no_pin_is_403_and_leaves_a_refused_record() -> None:
+    clock = Clock()
+    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    out = flow.call_requested(CallDetails(pin="", dialled="+15125550100"), clock.advance(0.002))
+    assert kinds(out) == [RejectCaller, CallEnded]
+    assert rejection(out) == RejectCaller(403, 'Q.850;cause=21;text="no PIN"')
+    end = ended(out)
+    assert end.outcome is CallOutcome.REFUSED and end.side == "" and end.status == 403
+    assert end.setup_at == 1000.0 and end.end_at == 1000.002 and end.talked_seconds == 0
+    assert flow.state is CallState.ENDED and flow.dialled == "+15125550100"
+
+
+@pytest.mark.parametrize(
+    ("dialled", "status", "reason"),
+    [("abc", 404, 'Q.850;cause=1;text="number invalid or not routable"'),
+     ("", 404, 'Q.850;cause=1;text="number invalid or not routable"'),
+     ("512555", 484, 'Q.850;cause=28;text="address incomplete"'),
+     ("+" + "1" * 16, 404, 'Q.850;cause=1;text="number invalid or not routable"')],
+)
+def test_a_number_that_cannot_be_dialled_is_refused_before_authorization(
+    dialled: str, status: int, reason: str
+) -> None:
+    clock = Clock()
+    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    out = flow.call_requested(CallDetails(pin="100001", dialled=dialled), clock.advance(0.001))
+    assert kinds(out) == [RejectCaller, CallEnded]  # no AuthorizeCall: nothing is spent
+    assert rejection(out) == RejectCaller(status, reason)
+    assert ended(out).outcome is CallOutcome.REFUSED
+    assert flow.pin == "100001"
+
+
+def test_no_pin_is_judged_before_the_number() -> None:
+    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    out = flow.call_requested(CallDetails(pin="", dialled="abc"), 0.1)
+    assert rejection(out).status == 403
+
+
+@pytest.mark.parametrize("how", ["cancel", "hang-up"])
+def test_a_call_can_end_before_its_request_is_known(how: str) -> None:
+    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    if how == "cancel":
+        out = flow.caller_cancelled(1.0)
+        assert kinds(out) == [CallEnded] and ended(out).outcome is CallOutcome.CANCELLED
+    else:
+        out = flow.hang_up(outcomes.SHUTTING_DOWN, 1.0)
+        assert kinds(out) == [RejectCaller, CallEnded] and rejection(out).status == 503
+    assert flow.pin == "" and flow.state is CallState.ENDED
+    with pytest.raises(IllegalTransition):
+        flow.call_requested(DETAILS, 2.0)
 
 
 # -- refusals ---------------------------------------------------------------------------
@@ -140,7 +228,7 @@ def test_ended_call_refuses_further_inputs() -> None:
 def test_refusal_answers_the_outcome_table_with_its_reason(
     reason: RefusalReason, status: int, cause: int
 ) -> None:
-    flow = CallFlow(FACILITY, 10.0, SETTINGS)
+    flow = requested_call(10.0)
     out = flow.refused(outcomes.from_refusal(Refusal(reason)), 10.004)
     reject = rejection(out)
     assert reject.status == status
@@ -172,7 +260,7 @@ def test_dialled_number_check(dialled: str, status: int | None) -> None:
 def test_carrier_final_responses_map_to_the_outcome_table(
     carrier_status: int, status: int, outcome: CallOutcome
 ) -> None:
-    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    flow = requested_call(0.0)
     flow.authorized(GRANT, 0.01)
     flow.carrier_progress(180, 0.5)
     out = flow.carrier_failed(outcomes.from_carrier_status(carrier_status), 1.0)
@@ -180,12 +268,46 @@ def test_carrier_final_responses_map_to_the_outcome_table(
     assert ended(out).outcome is outcome
 
 
+@pytest.mark.parametrize(("timed_out", "cause", "text"),
+                         [(True, 102, "carrier did not respond"), (False, 41, "carrier failure")])
+def test_a_carrier_invite_that_never_got_through_is_503(timed_out: bool, cause: int,
+                                                        text: str) -> None:
+    flow = requested_call(0.0)
+    flow.authorized(GRANT, 0.01)
+    out = flow.carrier_unreachable(4.0, timed_out=timed_out)
+    assert kinds(out) == [RejectCaller, CallEnded]  # no dialog, no transaction left to end
+    assert rejection(out) == RejectCaller(503, f'Q.850;cause={cause};text="{text}"')
+    assert ended(out).outcome is CallOutcome.FAILED and ended(out).side == ""
+
+
+def test_an_unusable_carrier_answer_byes_the_carrier_and_is_503() -> None:
+    flow = requested_call(0.0)
+    flow.authorized(GRANT, 0.01)
+    flow.carrier_progress(180, 0.5)
+    out = flow.carrier_answer_unusable(2.0)
+    assert kinds(out) == [HangUpCarrier, RejectCaller, CallEnded]
+    assert out[0] == HangUpCarrier('Q.850;cause=41;text="carrier failure"')
+    assert rejection(out) == RejectCaller(503, 'Q.850;cause=41;text="carrier failure"')
+    assert ended(out).outcome is CallOutcome.FAILED and ended(out).answer_at is None
+
+
+@pytest.mark.parametrize(("reason", "text"), [("fraud suspected", "fraud suspected"),
+                                               ("", "ended by an operator")])
+def test_an_operator_hang_up_names_the_operators_reason(reason: str, text: str) -> None:
+    flow, clock, _ = connected_call()
+    out = flow.hang_up(outcomes.by_operator(reason), clock.advance(10.0))
+    assert kinds(out) == [HangUpCarrier, HangUpCaller, CallEnded]
+    assert out[1] == HangUpCaller(f'Q.850;cause=16;text="{text}"')
+    end = ended(out)
+    assert end.text == text and end.side == "controller" and end.talked_seconds == 10
+
+
 # -- dialing ----------------------------------------------------------------------------
 
 
 def test_ring_timeout_cancels_the_carrier_and_answers_480() -> None:
     clock = Clock()
-    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    flow = requested_call(clock.now)
     flow.authorized(GRANT, clock.now)
     flow.carrier_progress(180, clock.advance(0.2))
     assert flow.get_timer() == pytest.approx(1000.0 + 30.0)
@@ -198,7 +320,7 @@ def test_ring_timeout_cancels_the_carrier_and_answers_480() -> None:
 
 def test_silent_carrier_is_a_503_long_before_the_ring_timeout() -> None:
     clock = Clock()
-    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    flow = requested_call(clock.now)
     flow.authorized(GRANT, clock.now)
     out = run_timers(flow, clock, 1010.0)
     assert kinds(out) == [CancelCarrier, RejectCaller, CallEnded]
@@ -209,7 +331,7 @@ def test_silent_carrier_is_a_503_long_before_the_ring_timeout() -> None:
 
 def test_a_trying_carrier_gets_the_full_ring_timeout() -> None:
     clock = Clock()
-    flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    flow = requested_call(clock.now)
     flow.authorized(GRANT, clock.now)
     flow.carrier_progress(100, clock.advance(0.01))
     assert run_timers(flow, clock, 1020.0) == []
@@ -219,7 +341,7 @@ def test_a_trying_carrier_gets_the_full_ring_timeout() -> None:
 
 @pytest.mark.parametrize("ringing", [False, True])
 def test_caller_cancel_while_dialing_cancels_the_carrier(ringing: bool) -> None:
-    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    flow = requested_call(0.0)
     flow.authorized(GRANT, 0.01)
     if ringing:
         flow.carrier_progress(180, 0.5)
@@ -230,7 +352,7 @@ def test_caller_cancel_while_dialing_cancels_the_carrier(ringing: bool) -> None:
 
 
 def test_caller_cancel_during_authorization_ends_the_call_without_a_response() -> None:
-    flow = CallFlow(FACILITY, 0.0, SETTINGS)
+    flow = requested_call(0.0)
     out = flow.caller_cancelled(0.001)
     assert kinds(out) == [CallEnded]
     # The authorization that returns afterwards is refused by the table.
@@ -474,6 +596,7 @@ def test_missing_ack_ends_both_legs() -> None:
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
+        ("collecting", [RejectCaller, CallEnded]),
         ("authorizing", [RejectCaller, CallEnded]),
         ("ringing", [CancelCarrier, RejectCaller, CallEnded]),
         ("prompting", [HangUpCarrier, RejectCaller, CallEnded]),
@@ -482,10 +605,12 @@ def test_missing_ack_ends_both_legs() -> None:
 )
 def test_operator_or_shutdown_hang_up_in_every_state(setup: str, expected: list[type]) -> None:
     clock = Clock()
-    if setup == "authorizing":
+    if setup == "collecting":
         flow = CallFlow(FACILITY, clock.now, SETTINGS)
+    elif setup == "authorizing":
+        flow = requested_call(clock.now)
     elif setup == "ringing":
-        flow = CallFlow(FACILITY, clock.now, SETTINGS)
+        flow = requested_call(clock.now)
         flow.authorized(GRANT, clock.now)
         flow.carrier_progress(180, clock.advance(1.0))
     elif setup == "prompting":
