@@ -397,6 +397,14 @@ def _balance_update(call: bool, must_be_open: bool, floor: bool) -> str:
     return sql
 
 
+_INSERT_RESERVATION = (
+    "INSERT INTO reservations (id, call_id, product, facility_id, number, pin, created_at,"
+    " max_seconds, amount, account_id, subscription_id, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+#: The table of each record with a lifecycle, and the column its last change's time is in.
+_STATE_COLUMNS = {"refund": ("refunds", "decided_at"), "receivable": ("receivables", "settled_at")}
+
 #: By (a talked call, must be open, has a floor).
 _BALANCE_UPDATES = {
     (call, must_be_open, floor): _balance_update(call, must_be_open, floor)
@@ -1161,34 +1169,30 @@ class SqliteAccountStore(AccountStore):
         if plan.transaction is not None:
             self._append(db, plan.transaction, at)
         if plan.refund is not None and plan.refund.expected is not None:
-            cur = db.execute(
-                "UPDATE refunds SET status = ?, decided_at = ? WHERE id = ? AND status = ?",
-                (
-                    str(plan.refund.record.status),
-                    at,
-                    plan.refund.record.id,
-                    str(plan.refund.expected),
-                ),
-            )
-            if cur.rowcount == 0:
-                raise InvalidState(
-                    f"refund {plan.refund.record.id!r} is no longer {plan.refund.expected}"
-                )
+            rf = plan.refund.record
+            self._move_state(db, "refund", rf.id, str(plan.refund.expected), str(rf.status), at)
         if plan.receivable is not None and plan.receivable.expected is not None:
-            cur = db.execute(
-                "UPDATE receivables SET status = ?, settled_at = ? WHERE id = ? AND status = ?",
-                (
-                    str(plan.receivable.record.status),
-                    at,
-                    plan.receivable.record.id,
-                    str(plan.receivable.expected),
-                ),
-            )
-            if cur.rowcount == 0:
-                raise InvalidState(
-                    f"receivable {plan.receivable.record.id!r} is no longer"
-                    f" {plan.receivable.expected}"
-                )
+            rc = plan.receivable.record
+            expected = str(plan.receivable.expected)
+            self._move_state(db, "receivable", rc.id, expected, str(rc.status), at)
+
+    @staticmethod
+    def _move_state(
+        db: sqlite3.Connection,
+        kind: Literal["refund", "receivable"],
+        record_id: str,
+        expected: str,
+        status: str,
+        at: str,
+    ) -> None:
+        """Move a refund or receivable on to ``status`` if it is still ``expected``."""
+        table, stamp = _STATE_COLUMNS[kind]
+        cur = db.execute(
+            f"UPDATE {table} SET status = ?, {stamp} = ? WHERE id = ? AND status = ?",  # noqa: S608
+            (status, at, record_id, expected),
+        )
+        if cur.rowcount == 0:
+            raise InvalidState(f"{kind} {record_id!r} is no longer {expected}")
 
     def _apply_balance(self, db: sqlite3.Connection, change: BalanceChange, at: str) -> None:
         """One UPDATE of the account that is also the check of its floor and status."""
@@ -1238,12 +1242,30 @@ class SqliteAccountStore(AccountStore):
             raise NotFound(f"no subscription {c.subscription_id!r}")
 
     @staticmethod
-    def _insert_reservation(db: sqlite3.Connection, r: Reservation, created: str) -> None:
+    def _insert(
+        db: sqlite3.Connection,
+        table: str,
+        row: dict[str, object],
+        duplicate: str,
+        unknown: str | None = None,
+    ) -> None:
+        """Insert a new record; ``duplicate`` (or ``unknown``, a missing parent) if refused."""
+        sql = (
+            f"INSERT INTO {table} ({', '.join(row)})"  # noqa: S608 - fixed names, bound values
+            f" VALUES ({','.join('?' * len(row))})"
+        )
+        try:
+            db.execute(sql, tuple(row.values()))
+        except sqlite3.IntegrityError as exc:
+            if unknown is not None and "FOREIGN KEY" in str(exc):
+                raise UnknownAccount(unknown) from exc
+            raise DuplicateRequest(duplicate) from exc
+
+    def _insert_reservation(self, db: sqlite3.Connection, r: Reservation, created: str) -> None:
+        # Spelled out rather than through ``_insert``: this runs for every call.
         try:
             db.execute(
-                "INSERT INTO reservations (id, call_id, product, facility_id, number, pin,"
-                " created_at, max_seconds, amount, account_id, subscription_id, status)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                _INSERT_RESERVATION,
                 (
                     r.id,
                     r.call_id,
@@ -1264,64 +1286,54 @@ class SqliteAccountStore(AccountStore):
                 f"reservation {r.id!r} or call {r.call_id!r} already exists"
             ) from exc
 
-    @staticmethod
-    def _insert_receivable(db: sqlite3.Connection, rec: Receivable, created: str) -> None:
-        try:
-            db.execute(
-                "INSERT INTO receivables (id, number, call_id, facility_id, amount,"
-                " created_at, status) VALUES (?,?,?,?,?,?,?)",
-                (
-                    rec.id,
-                    rec.number_e164,
-                    rec.call_id,
-                    rec.facility_id,
-                    rec.amount_units,
-                    created,
-                    str(rec.status),
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateRequest(f"receivable {rec.id!r} exists") from exc
+    def _insert_receivable(self, db: sqlite3.Connection, rec: Receivable, created: str) -> None:
+        self._insert(
+            db,
+            "receivables",
+            {
+                "id": rec.id,
+                "number": rec.number_e164,
+                "call_id": rec.call_id,
+                "facility_id": rec.facility_id,
+                "amount": rec.amount_units,
+                "created_at": created,
+                "status": str(rec.status),
+            },
+            f"receivable {rec.id!r} exists",
+        )
 
-    @staticmethod
-    def _insert_refund(db: sqlite3.Connection, refund: Refund) -> None:
-        try:
-            db.execute(
-                "INSERT INTO refunds (id, account_id, amount, method, status, requested_at,"
-                " reason) VALUES (?,?,?,?,?,?,?)",
-                (
-                    refund.id,
-                    refund.account_id,
-                    refund.amount_units,
-                    str(refund.method),
-                    str(refund.status),
-                    ts(refund.requested_at),
-                    refund.reason,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            if "FOREIGN KEY" in str(exc):
-                raise UnknownAccount(f"no account {refund.account_id!r}") from exc
-            raise DuplicateRequest(f"refund {refund.id!r} already exists") from exc
+    def _insert_refund(self, db: sqlite3.Connection, refund: Refund) -> None:
+        self._insert(
+            db,
+            "refunds",
+            {
+                "id": refund.id,
+                "account_id": refund.account_id,
+                "amount": refund.amount_units,
+                "method": str(refund.method),
+                "status": str(refund.status),
+                "requested_at": ts(refund.requested_at),
+                "reason": refund.reason,
+            },
+            f"refund {refund.id!r} already exists",
+            unknown=f"no account {refund.account_id!r}",
+        )
 
-    @staticmethod
-    def _insert_subscription(db: sqlite3.Connection, s: Subscription) -> None:
-        try:
-            db.execute(
-                "INSERT INTO subscriptions (id, number, facility_id, starts_at, ends_at,"
-                " price, covered_seconds) VALUES (?,?,?,?,?,?,?)",
-                (
-                    s.id,
-                    s.number_e164,
-                    s.facility_id,
-                    ts(s.starts_at),
-                    ts(s.ends_at),
-                    s.price_units,
-                    s.covered_seconds,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateRequest(f"subscription {s.id!r} already exists") from exc
+    def _insert_subscription(self, db: sqlite3.Connection, s: Subscription) -> None:
+        self._insert(
+            db,
+            "subscriptions",
+            {
+                "id": s.id,
+                "number": s.number_e164,
+                "facility_id": s.facility_id,
+                "starts_at": ts(s.starts_at),
+                "ends_at": ts(s.ends_at),
+                "price": s.price_units,
+                "covered_seconds": s.covered_seconds,
+            },
+            f"subscription {s.id!r} already exists",
+        )
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)

@@ -327,6 +327,17 @@ def _reservation(n: int, **fields: Any) -> Reservation:
     )
 
 
+def _refund(amount: int) -> Refund:
+    return Refund(
+        id="f1",
+        account_id="a1",
+        amount_units=amount,
+        method=RefundMethod.CHECK,
+        status=RefundStatus.PENDING_REVIEW,
+        requested_at=T0,
+    )
+
+
 async def test_reserve_and_settle_issue_four_statements_each(tmp_path: Path) -> None:
     """The hot path: the hold is one guarded UPDATE, a row and a ledger entry of two legs;
     the settlement one claim of the reservation, one UPDATE of the account and the entry."""
@@ -353,14 +364,7 @@ async def test_reserve_and_settle_issue_four_statements_each(tmp_path: Path) -> 
 
 async def test_a_refund_is_created_in_one_guarded_update_of_the_balance(tmp_path: Path) -> None:
     store = await seeded(tmp_path / "a.sqlite3")
-    refund = Refund(
-        id="f1",
-        account_id="a1",
-        amount_units=10_001,
-        method=RefundMethod.CHECK,
-        status=RefundStatus.PENDING_REVIEW,
-        requested_at=T0,
-    )
+    refund = _refund(10_001)
     with pytest.raises(InsufficientFunds, match="below its floor of 0"):
         await store.create_refund(refund, at=T0)
     assert await store.list_refunds() == []
@@ -376,14 +380,7 @@ async def test_a_refund_is_created_in_one_guarded_update_of_the_balance(tmp_path
 async def test_a_plan_whose_record_moved_on_is_refused_whole(tmp_path: Path) -> None:
     """The expected state is checked when the plan is applied, not only when it is made."""
     store = await seeded(tmp_path / "a.sqlite3")
-    refund = Refund(
-        id="f1",
-        account_id="a1",
-        amount_units=1_000,
-        method=RefundMethod.CHECK,
-        status=RefundStatus.PENDING_REVIEW,
-        requested_at=T0,
-    )
+    refund = _refund(1_000)
     await store.create_refund(refund, at=T0)
     stale = postings.plan_refund_decision(refund, RefundStatus.REJECTED, at=T0)
     await store.decide_refund("f1", RefundStatus.APPROVED, at=T0)
