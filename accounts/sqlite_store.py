@@ -1,5 +1,11 @@
 """The embedded account store: one SQLite file, every money-moving step one transaction.
 
+Money steps (reserve, settle, refunds, receivables, subscription purchases)
+read their records, take the plan ``accounts.postings`` makes of them and
+apply it with ``_apply`` in the same transaction; the plan's expectations
+(an open account above its floor, a reservation still open, a refund still
+pending) are the WHERE clauses of the statements that change them.
+
 Durability: the database runs in WAL mode. ``synchronous=FULL`` fsyncs the
 write-ahead log on every commit, so a committed deposit or charge
 survives a power loss. ``synchronous=NORMAL`` fsyncs only at checkpoints: a
@@ -87,6 +93,7 @@ from accounts.postings import (
     BalanceChange,
     CallCharge,
     Plan,
+    ReservationChange,
     SecondsChange,
     plan_receivable_settlement,
     plan_refund_create,
@@ -1092,7 +1099,7 @@ class SqliteAccountStore(AccountStore):
         def body(db: sqlite3.Connection) -> Any:
             r = self._claim(db, reservation_id, held, when, charge)
             plan = plan_settle(r, charge, at=at, receivable_id=receivable_id)
-            self._apply(db, plan, when)
+            self._apply(db, plan, when, claimed=True)
             assert plan.reservation is not None
             return plan.reservation.record
         try:
@@ -1142,17 +1149,18 @@ class SqliteAccountStore(AccountStore):
         return replace(held, heartbeat_seconds=row[0], heartbeat_at=_dt(row[1]))
 
     # -- applying plans ------------------------------------------------------------
-    def _apply(self, db: sqlite3.Connection, plan: Plan, at: str) -> None:
+    def _apply(self, db: sqlite3.Connection, plan: Plan, at: str, *, claimed: bool = False) -> None:
         """Apply ``plan`` in the current write transaction; ``at`` is ``ts(plan.at)``.
 
         Each expectation of the plan is checked by the statement that makes the
         change (``UPDATE ... WHERE`` the state is still as read, an INSERT that a
         duplicate key refuses): a failed one raises, and the transaction rolls
-        back whole. A reservation to close was closed by the claim that read it
-        (``_claim``). The order keeps the first error a request meets what it
-        always was: a new refund or subscription first, then balance and
-        seconds, the new reservation or receivable, the ledger, and last the
-        refund's or receivable's change of state.
+        back whole. ``claimed``: the reservation the plan closes was closed
+        already, by the claim that read it (``_claim``). The order keeps the
+        first error a request meets what it always was: a new refund or
+        subscription first, then balance and seconds, the reservation and the
+        new receivable, the ledger, and last the refund's or receivable's
+        change of state.
         """
         if plan.refund is not None and plan.refund.expected is None:
             self._insert_refund(db, plan.refund.record)
@@ -1162,8 +1170,11 @@ class SqliteAccountStore(AccountStore):
             self._apply_balance(db, plan.balance, at)
         if plan.seconds is not None:
             self._apply_seconds(db, plan.seconds)
-        if plan.reservation is not None and plan.reservation.expected is None:
-            self._insert_reservation(db, plan.reservation.record, at)
+        if plan.reservation is not None:
+            if plan.reservation.expected is None:
+                self._insert_reservation(db, plan.reservation.record, at)
+            elif not claimed:
+                self._close_reservation(db, plan.reservation)
         if plan.receivable is not None and plan.receivable.expected is None:
             self._insert_receivable(db, plan.receivable.record, at)
         if plan.transaction is not None:
@@ -1175,6 +1186,30 @@ class SqliteAccountStore(AccountStore):
             rc = plan.receivable.record
             expected = str(plan.receivable.expected)
             self._move_state(db, "receivable", rc.id, expected, str(rc.status), at)
+
+    @staticmethod
+    def _close_reservation(db: sqlite3.Connection, change: ReservationChange) -> None:
+        """Settle a reservation found as the plan expects it (``_claim`` does this in
+        ``settle``, where the same statement is its read)."""
+        r = change.record
+        cur = db.execute(
+            "UPDATE reservations SET status = ?, settled_at = ?, talked_seconds = ?, charged = ?"
+            " WHERE id = ? AND status = ? AND amount = ?",
+            (
+                str(r.status),
+                _ts_opt(r.settled_at),
+                r.talked_seconds,
+                r.charged_units,
+                r.id,
+                str(change.expected),
+                change.expected_held_units,
+            ),
+        )
+        if cur.rowcount == 0:
+            raise InvalidState(
+                f"reservation {r.id!r} is no longer {change.expected}"
+                f" with {change.expected_held_units} units held"
+            )
 
     @staticmethod
     def _move_state(

@@ -395,3 +395,30 @@ async def test_a_plan_whose_record_moved_on_is_refused_whole(tmp_path: Path) -> 
     assert (await store.get_refund("f1")).status is RefundStatus.APPROVED
     assert [t.kind for t in await store.transactions(account_id="a1")] == ["deposit", "refund"]
     await store.close()
+
+
+async def test_a_settle_plan_applies_once_and_then_finds_the_reservation_settled(
+    tmp_path: Path,
+) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    held = await store.reserve(_reservation(1, amount_units=5_000, account_id="a1"), floor_units=0)
+    charge = postings.CallCharge.checked(60, [Leg(Book.REVENUE, "advance_connect", 600)])
+    plan = postings.plan_settle(held, charge, at=T0)
+    when = "2026-03-02T15:00:00.000000+00:00"
+
+    def apply(db: sqlite3.Connection) -> None:
+        store._apply(db, plan, when)
+
+    await store.writer.write(apply)
+    assert plan.reservation is not None
+    assert await store.get_reservation("r1") == plan.reservation.record
+    with pytest.raises(InvalidState, match="no longer open with 5000 units held"):
+        await store.writer.write(apply)
+    account = await store.get_account("a1")
+    assert (account.balance_units, account.held_units) == (10_000 - 600, 0)
+    assert [t.kind for t in await store.transactions(account_id="a1")] == [
+        "deposit",
+        "reserve",
+        "call",
+    ]
+    await store.close()
