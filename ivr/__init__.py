@@ -36,10 +36,11 @@ How the controller uses it, per call leg:
   ``hangup``, and the controller's answers: ``station_locked``,
   ``pin_checked(PinValid | PinInvalid | PinSuspended | PinLocked)`` after
   ``CheckPin``, ``call_refused(Refusal, hours=...)`` or ``call_placed`` after
-  ``PlaceCall``, then ``call_outcome(CalledOutcome)``. ``caller_menu.Play`` carries
-  the language whose catalogue to use; ``PlayRingback`` loops
-  ``ringback_frames(codec)``. It ends with ``Connected``, ``EndCall`` (play its
-  farewell, then BYE) or ``Abandoned``; ``menu.menu_seconds`` goes in the CDR.
+  ``PlaceCall``, then ``call_outcome(CalledOutcome)``. ``caller_menu.Play``
+  carries the language whose catalogue to use; ``PlayRingback`` loops
+  ``ringback_payload(codec)`` (one 6 s cycle: play it again when it ends). It
+  ends with ``Connected``, ``EndCall`` (play its farewell, then BYE) or
+  ``Abandoned``; ``menu.menu_seconds`` goes in the CDR.
 * Run the loop with ``asyncio.Runner(loop_factory=ivr.loop_factory())`` (uvloop
   when installed).
 """
@@ -103,6 +104,7 @@ from ivr.rtp import RtpPacket, SequenceTracker
 from ivr.rtp_sockets import RtpEndpoint, SparePairs
 from ivr.session import MediaSession
 from ivr.sip_info import InfoDigit, parse_dtmf_info
+from ivr.tones import ringback_frames, ringback_payload, ringback_samples
 
 __all__ = [
     "PCMA",
@@ -171,6 +173,9 @@ __all__ = [
     "parse_dtmf_info",
     "rate_announcement",
     "read_wav",
+    "ringback_frames",
+    "ringback_payload",
+    "ringback_samples",
     "say_minutes",
     "say_money",
     "say_number",
