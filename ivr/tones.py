@@ -36,13 +36,15 @@ def _ringback_cycle() -> Int16Array:
     off = int(RINGBACK_OFF_S * SAMPLE_RATE)
     t = np.arange(on) / SAMPLE_RATE
     amp = ZERO_DBM0_AMPLITUDE * 10 ** (RINGBACK_LEVEL_DBM0 / 20)
-    burst = sum(amp * np.sin(2 * np.pi * f * t) for f in RINGBACK_HZ)
+    burst = np.zeros(on)
+    for f in RINGBACK_HZ:
+        burst += amp * np.sin(2 * np.pi * f * t)
     ramp = int(RAMP_S * SAMPLE_RATE)
     envelope = np.ones(on)
     envelope[:ramp] = np.linspace(0.0, 1.0, ramp, endpoint=False)
     envelope[-ramp:] = envelope[:ramp][::-1]
     cycle = np.concatenate([np.round(burst * envelope), np.zeros(off)])
-    samples = np.clip(cycle, -32768, 32767).astype(np.int16)
+    samples: Int16Array = np.clip(cycle, -32768, 32767).astype(np.int16)
     samples.setflags(write=False)
     return samples
 
