@@ -125,6 +125,18 @@ def test_a_language_the_facility_does_not_offer_is_a_wrong_key() -> None:
         CallerMenu(["en", "en"])
     with pytest.raises(ValueError, match="at least one"):
         CallerMenu([])
+    with pytest.raises(ValueError, match="pin_length"):
+        CallerMenu(pin_length=0)
+    with pytest.raises(ValueError, match="max_tries"):
+        CallerMenu(max_tries=0)
+
+
+def test_menu_time_is_unknown_until_it_starts_and_ends() -> None:
+    menu = CallerMenu()
+    assert menu.menu_seconds is None and menu.get_timer() is None
+    menu.start(3.0)
+    assert menu.started_at == 3.0 and menu.menu_seconds is None
+    assert menu.get_timer() == 63.0
 
 
 # -- PIN ---------------------------------------------------------------------------------
