@@ -221,7 +221,7 @@ def dialled_e164(digits: str) -> str | None:
     ``None`` when they form no callable number (rating's classification, on
     libphonenumber's data, decides; the facility's state does not matter here).
     """
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         return None
     try:
         return classify_number(digits, "").e164
@@ -294,7 +294,7 @@ class CallerMenu:
         self.started_at = now
         self._limit_at = now + self.menu_limit
         if len(self.languages) == 1:
-            return self._begin_pin(now, ())
+            return self._begin_pin(now)
         self.state = CallerMenuState.LANGUAGE
         self._tries = 1
         return [self._play(self._language_offer(), "language", now)]
@@ -309,7 +309,7 @@ class CallerMenu:
             if chosen is None:
                 return out + self._language_retry(now)
             self.lang = chosen
-            return out + self._begin_pin(now, ())
+            return out + self._begin_pin(now)
         if d == "*":
             self._digits = ""
             return [*out, self._play(self._entry_prompt(), self._purpose(), now)]
@@ -440,15 +440,15 @@ class CallerMenu:
     def _language_retry(self, now: float) -> list[CallerMenuAction]:
         if self._tries >= self.max_tries:
             # Nobody chose: carry on in the facility's first language.
-            return self._begin_pin(now, ())
+            return self._begin_pin(now)
         self._tries += 1
         return [self._play(self._language_offer(), "language", now)]
 
-    def _begin_pin(self, now: float, preface: Sequence) -> list[CallerMenuAction]:
+    def _begin_pin(self, now: float) -> list[CallerMenuAction]:
         self.state = CallerMenuState.PIN
         self._tries = 1
         self._digits = ""
-        return [self._play((*preface, *self._entry_prompt()), "pin", now)]
+        return [self._play(self._entry_prompt(), "pin", now)]
 
     def _entry_prompt(self) -> Sequence:
         if self.state is CallerMenuState.NUMBER:

@@ -333,6 +333,7 @@ def test_debit_balance_in_spanish() -> None:
         ("25125550100", None),
         ("8005550100", None),  # toll-free: cannot be rated
         ("", None),
+        ("\u0665\u0661\u0662\u0665\u0665\u0665\u0660\u0661\u0660\u0660", None),  # not ASCII
     ],
 )
 def test_dialled_forms(dialled: str, e164: str | None) -> None:
