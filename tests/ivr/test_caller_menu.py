@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from ivr import PromptCatalogue, phrases
 from ivr.caller_menu import (
@@ -654,3 +656,118 @@ def test_say_time() -> None:
     assert phrases.say_time("es", time(21, 0)) == ("word_las", "num_9", "word_night")
     with pytest.raises(ValueError, match="at least one window"):
         phrases.calling_hours("en", [])
+
+
+# -- any caller, any controller ------------------------------------------------------------------
+
+_STEP = st.one_of(
+    st.tuples(st.just("digit"), st.sampled_from("0123456789*#AD"), st.floats(0.05, 3.0)),
+    st.tuples(st.just("keys"), st.sampled_from(["100001#", "5125550100#", "011525512345678",
+                                                "1#", "2"]), st.floats(0.05, 3.0)),
+    st.tuples(st.just("finish"), st.just(""), st.floats(0.0, 6.0)),
+    st.tuples(st.just("wait"), st.just(""), st.floats(0.0, 12.0)),
+    st.tuples(st.just("answer"), st.sampled_from(["valid", "valid", "debit", "invalid",
+                                                  "suspended", "locked"]), st.floats(0.0, 2.0)),
+    st.tuples(st.just("screen"), st.sampled_from([*Refusal, *["placed"] * 7]),
+              st.floats(0.0, 2.0)),
+    st.tuples(st.just("outcome"), st.sampled_from(list(CalledOutcome)), st.floats(0.0, 30.0)),
+    # Mostly not: a caller who hangs up early ends every other path.
+    st.tuples(st.just("hangup"), st.sampled_from(["yes", *["no"] * 9]), st.floats(0.0, 1.0)),
+)
+
+_ANSWERS = {
+    "valid": PinValid("es"),
+    "debit": PinValid("en", debit_balance=Decimal("12.34")),
+    "invalid": PinInvalid(),
+    "suspended": PinSuspended(),
+    "locked": PinLocked(),
+}
+
+
+_HAPPY_PATH = [
+    ("digit", "2", 1.0), ("keys", "100001#", 2.0), ("answer", "valid", 0.5),
+    ("keys", "5125550100#", 3.0), ("screen", "placed", 0.5), ("finish", "", 2.0),
+    ("outcome", "accepted", 10.0),
+]
+
+
+@st.composite
+def _calls(draw: st.DrawFn) -> list[tuple[str, str, float]]:
+    """A caller on the way to a connected call, with random keys, silences and answers
+    (and sometimes a hang-up) between the steps; or entirely random inputs."""
+    if draw(st.booleans()):
+        return draw(st.lists(_STEP, max_size=60))
+    steps: list[tuple[str, str, float]] = []
+    for step in _HAPPY_PATH:
+        steps += draw(st.lists(_STEP, max_size=2))
+        steps.append(step)
+    return steps
+
+
+@settings(max_examples=400, deadline=None)
+@given(steps=_calls(), one_language=st.booleans())
+def test_any_sequence_of_inputs_keeps_the_rules(
+    steps: list[tuple[str, str, float]], one_language: bool
+) -> None:
+    menu = CallerMenu(["en"] if one_language else ["en", "es"], menu_limit=90.0)
+    now = 0.0
+    actions = list(menu.start(now))
+    for kind, arg, delay in steps:
+        # Honour the timer, as the controller's loop does, before the next input.
+        timer = menu.get_timer()
+        while timer is not None and timer <= now + delay:
+            assert timer >= now - 1e-9, "a timer in the past"
+            now = max(now, timer)
+            actions += menu.timer(now)
+            timer = menu.get_timer()
+        now += delay
+        if kind == "digit":
+            actions += menu.digit(arg, now)
+        elif kind == "keys":
+            for d in arg:
+                actions += menu.digit(d, now)
+        elif kind == "finish":
+            actions += menu.prompt_finished(now)
+        elif kind == "answer":
+            actions += menu.pin_checked(_ANSWERS[arg], now)
+        elif kind == "screen":
+            if arg == "placed":
+                actions += menu.call_placed(now)
+            else:
+                actions += menu.call_refused(Refusal(arg), now)
+        elif kind == "outcome":
+            actions += menu.call_outcome(CalledOutcome(arg), now)
+        elif kind == "hangup" and arg == "yes":
+            actions += menu.hangup(now)
+        else:
+            actions += menu.timer(now)
+    endings = [a for a in actions if isinstance(a, Connected | EndCall | Abandoned)]
+    event(type(endings[0]).__name__ if endings else "live")
+    if isinstance(menu.outcome, EndCall):
+        event(menu.outcome.reason)
+    assert len(endings) <= 1
+    if endings:
+        assert actions[-1] == endings[0] and menu.outcome == endings[0]
+        assert menu.state is CallerMenuState.DONE and menu.get_timer() is None
+    else:
+        assert menu.get_timer() is not None  # a live menu always has something to wait for
+    # The menu never outlasts its limit before handing over.
+    if menu.menu_seconds is not None:
+        assert menu.menu_seconds <= 90.0 + 1e-9
+    # It asks for a PIN check at most once per try, and places at most one call.
+    assert len([a for a in actions if isinstance(a, CheckPin)]) <= 3
+    calls = [a for a in actions if isinstance(a, PlaceCall)]
+    assert len(calls) <= 1
+    if calls:
+        assert dialled_e164(calls[0].dialled) == calls[0].number
+        assert menu.handed_over_at is not None
+    # Ringback only follows a placed call, and a stop is only sent for something playing.
+    playing = False
+    for a in actions:
+        if isinstance(a, Play | PlayRingback):
+            playing = True
+        elif isinstance(a, StopPlayback):
+            assert playing, actions
+            playing = False
+        if isinstance(a, PlayRingback):
+            assert calls
