@@ -47,7 +47,7 @@ from datetime import time
 from decimal import Decimal
 
 from ivr import phrases
-from ivr.menu import StopPlayback  # the same action as in the acceptance menu
+from ivr.menu import StopPlayback as StopPlayback  # the acceptance menu's, re-exported
 from ivr.phrases import Sequence
 from rating.errors import InvalidNumber
 from rating.jurisdiction import classify_number

@@ -22,6 +22,7 @@ from ivr.caller_menu import (
     EndCall,
     PinInvalid,
     PinLocked,
+    PinResult,
     PinSuspended,
     PinValid,
     PlaceCall,
@@ -675,7 +676,7 @@ _STEP = st.one_of(
     st.tuples(st.just("hangup"), st.sampled_from(["yes", *["no"] * 9]), st.floats(0.0, 1.0)),
 )
 
-_ANSWERS = {
+_ANSWERS: dict[str, PinResult] = {
     "valid": PinValid("es"),
     "debit": PinValid("en", debit_balance=Decimal("12.34")),
     "invalid": PinInvalid(),
