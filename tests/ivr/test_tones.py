@@ -32,7 +32,8 @@ def spectrum_peaks(samples: np.ndarray, count: int) -> list[float]:
 
 def frame_levels(samples: np.ndarray) -> np.ndarray:
     frames = samples[: len(samples) // 160 * 160].astype(np.float64).reshape(-1, 160)
-    return np.sqrt((frames**2).mean(axis=1))
+    levels: np.ndarray = np.sqrt((frames**2).mean(axis=1))
+    return levels
 
 
 def test_one_cycle_is_six_seconds_starting_with_the_tone() -> None:
