@@ -518,6 +518,9 @@ class FacilityConfig(_Model):
     the facility's ``timezone`` when calls may be placed; an empty list
     means no restriction by hours. ``funding_order`` is the order in which
     payers are tried. ``rated`` is the facility as the rating engine sees it.
+    ``trunks`` are the facility's trunks, from one ``[trunk]`` table or
+    several ``[[trunk]]`` entries (no source may be in two trunks);
+    ``menu`` configures the voice menu of its ``pin_entry = "menu"`` trunks.
     """
 
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")

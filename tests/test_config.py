@@ -305,6 +305,13 @@ def test_menu_trunk_and_menu_settings_of_the_demo() -> None:
         assert (lock.failures, lock.window_minutes, lock.lock_minutes) == (5, 10, 15)
 
 
+def test_menu_languages_are_the_languages_with_prompts() -> None:
+    from ivr.phrases import LANGUAGE_KEYS, LANGUAGES
+    from settings.config import MENU_LANGUAGES
+
+    assert MENU_LANGUAGES == LANGUAGES and set(LANGUAGE_KEYS) == set(LANGUAGES)
+
+
 def test_menu_settings_are_read(configs: Path) -> None:
     edit(configs / "facilities" / "tx-state-prison.toml", 'languages = ["en", "es"]',
          'languages = ["es"]\npin_length = 6')
