@@ -579,6 +579,11 @@ class FacilityConfig(_Model):
         """
         return self.trunks[0]
 
+    def calling_windows_on(self, day: Day) -> list[tuple[time, time]]:
+        """The calling-hours windows of ``day`` in start order (what the caller's
+        menu says when it refuses a call outside them)."""
+        return sorted((h.start, h.end) for h in self.calling_hours if day in h.days)
+
     def trunk_for(self, address: str) -> TrunkConfig | None:
         """The trunk whose sources contain ``address``, if any."""
         ip = ipaddress.ip_address(address)

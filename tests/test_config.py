@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -310,6 +311,17 @@ def test_menu_languages_are_the_languages_with_prompts() -> None:
     from settings.config import MENU_LANGUAGES
 
     assert MENU_LANGUAGES == LANGUAGES and set(LANGUAGE_KEYS) == set(LANGUAGES)
+
+
+def test_calling_windows_of_a_day(configs: Path) -> None:
+    edit(configs / "facilities" / "tx-state-prison.toml", 'days = ["mon", "tue", "wed", "thu", '
+         '"fri", "sat", "sun"]\nstart = "06:00"',
+         'days = ["mon", "tue"]\nstart = "13:00"\nend = "14:00"\n\n[[calling_hours]]\n'
+         'days = ["mon"]\nstart = "06:00"')
+    tx = load_config(configs / "demo.toml").facility("tx-state-prison")
+    assert tx.calling_windows_on("mon") == [(time(6, 0), time(23, 30)), (time(13, 0), time(14, 0))]
+    assert tx.calling_windows_on("tue") == [(time(13, 0), time(14, 0))]
+    assert tx.calling_windows_on("sun") == []
 
 
 def test_menu_settings_are_read(configs: Path) -> None:
