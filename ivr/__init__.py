@@ -30,11 +30,39 @@ How the controller uses it, per call leg:
   recording. The one-minute warning is ``await bridge.announce(to_a, to_b)`` with
   ``catalogue.encoded(("one_minute_warning",), codec)`` for each leg: both hear it
   while still bridged.
+* On a menu trunk (no PIN header): ``menu = CallerMenu(languages, pin_length=...,
+  menu_limit=...)`` takes language, PIN and number by keypad. Feed it
+  ``start``, ``digit``, ``prompt_finished``, ``timer`` at ``get_timer()``,
+  ``hangup``, and the controller's answers: ``station_locked``,
+  ``pin_checked(PinValid | PinInvalid | PinSuspended | PinLocked)`` after
+  ``CheckPin``, ``call_refused(Refusal, hours=...)`` or ``call_placed`` after
+  ``PlaceCall``, then ``call_outcome(CalledOutcome)``. ``caller_menu.Play``
+  carries the language whose catalogue to use; ``PlayRingback`` loops
+  ``ringback_payload(codec)`` (one 6 s cycle: play it again when it ends). It
+  ends with ``Connected``, ``EndCall`` (play its farewell, then BYE) or
+  ``Abandoned``; ``menu.menu_seconds`` goes in the CDR.
 * Run the loop with ``asyncio.Runner(loop_factory=ivr.loop_factory())`` (uvloop
   when installed).
 """
 
 from ivr.bridge import Bridge, RelayPath
+from ivr.caller_menu import (
+    Abandoned,
+    CalledOutcome,
+    CallerMenu,
+    CallerMenuAction,
+    CheckPin,
+    Connected,
+    EndCall,
+    PinInvalid,
+    PinLocked,
+    PinResult,
+    PinSuspended,
+    PinValid,
+    PlaceCall,
+    PlayRingback,
+    Refusal,
+)
 from ivr.catalogue import PromptCatalogue, read_wav
 from ivr.errors import CodecMismatch, MediaError, PortsExhausted, PromptMissing
 from ivr.events import (
@@ -60,7 +88,14 @@ from ivr.menu import (
     Play,
     StopPlayback,
 )
-from ivr.phrases import rate_announcement, say_minutes, say_money, say_number
+from ivr.phrases import (
+    calling_hours,
+    rate_announcement,
+    say_minutes,
+    say_money,
+    say_number,
+    say_time,
+)
 from ivr.ports import PortAllocator
 from ivr.recorder import Recorder, open_recording
 from ivr.rfc4733 import TelephoneEvent, TelephoneEventReceiver, event_packets
@@ -69,19 +104,27 @@ from ivr.rtp import RtpPacket, SequenceTracker
 from ivr.rtp_sockets import RtpEndpoint, SparePairs
 from ivr.session import MediaSession
 from ivr.sip_info import InfoDigit, parse_dtmf_info
+from ivr.tones import ringback_frames, ringback_payload, ringback_samples
 
 __all__ = [
     "PCMA",
     "PCMU",
+    "Abandoned",
     "Accept",
     "AcceptSingleCall",
     "AcceptanceMenu",
     "Block",
     "Bridge",
+    "CalledOutcome",
+    "CallerMenu",
+    "CallerMenuAction",
+    "CheckPin",
     "Codec",
     "CodecMismatch",
+    "Connected",
     "Decline",
     "DtmfReceived",
+    "EndCall",
     "HearRate",
     "InbandDetector",
     "InfoDigit",
@@ -92,7 +135,14 @@ __all__ = [
     "MenuAction",
     "NoAnswer",
     "PeerAddressLearned",
+    "PinInvalid",
+    "PinLocked",
+    "PinResult",
+    "PinSuspended",
+    "PinValid",
+    "PlaceCall",
     "Play",
+    "PlayRingback",
     "PlaybackFinished",
     "PortAllocator",
     "PortsExhausted",
@@ -101,6 +151,7 @@ __all__ = [
     "ReceiverReport",
     "ReceptionStats",
     "Recorder",
+    "Refusal",
     "RelayPath",
     "RtcpReportReceived",
     "RtpEndpoint",
@@ -113,6 +164,7 @@ __all__ = [
     "TelephoneEventReceiver",
     "alaw_decode",
     "alaw_encode",
+    "calling_hours",
     "dtmf_tone",
     "event_packets",
     "loop_factory",
@@ -121,9 +173,13 @@ __all__ = [
     "parse_dtmf_info",
     "rate_announcement",
     "read_wav",
+    "ringback_frames",
+    "ringback_payload",
+    "ringback_samples",
     "say_minutes",
     "say_money",
     "say_number",
+    "say_time",
     "ulaw_decode",
     "ulaw_encode",
 ]

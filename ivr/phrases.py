@@ -8,6 +8,8 @@ for it, then running ``ics prompts build``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import time
 from decimal import Decimal
 
 from rating.money import parse_money
@@ -73,6 +75,36 @@ TEXTS: dict[str, dict[str, str]] = {
         "word_dollars": "dollars",
         "word_cent": "cent",
         "word_cents": "cents",
+        # The caller's menu (ivr/caller_menu.py).
+        "offer_en": "For English, press 1.",
+        "offer_es": "Para español, oprima 2.",
+        "pin_prompt": "Please enter your PIN, followed by the pound key.",
+        "pin_prompt_fixed": "Please enter your PIN.",
+        "pin_invalid": "That PIN is not valid.",
+        "no_entry": "We did not receive your entry.",
+        "not_allowed": "You are not allowed to place calls at this time.",
+        "station_locked": "PIN entry on this phone is locked. Please try again later.",
+        "balance_intro": "You have",
+        "number_prompt": "Enter the number you are calling, followed by the pound key.",
+        "number_invalid": "The number you entered is not valid.",
+        "please_hold": "Please hold while your call is connected.",
+        "refused_blocked": "Calls to this number are blocked.",
+        "refused_not_allowed": "This number is not on your list of allowed numbers.",
+        "refused_hours": "It is outside calling hours.",
+        "hours_intro": "Calls may be placed",
+        "word_from": "from",
+        "word_to": "to",
+        "word_oh": "oh",
+        "word_am": "a.m.",
+        "word_pm": "p.m.",
+        "refused_no_payer": "There is no account that can pay for this call.",
+        "refused_busy": "All lines are busy. Please try again later.",
+        "call_failed": "Your call could not be completed.",
+        "called_declined": "The person you called declined the call.",
+        "called_no_answer": "There was no answer.",
+        "called_busy": "The line is busy.",
+        "called_blocked": "The number you called does not accept calls from this facility.",
+        "menu_time_limit": "You did not complete your call in time.",
         **{f"num_{i}": w for i, w in enumerate(_EN_ONES)},
         **{f"num_{n}": w for n, w in _EN_TENS.items()},
     },
@@ -113,6 +145,41 @@ TEXTS: dict[str, dict[str, str]] = {
         "word_dollars": "dólares",
         "word_cent": "centavo",
         "word_cents": "centavos",
+        # The caller's menu (ivr/caller_menu.py).
+        "offer_en": "For English, press 1.",
+        "offer_es": "Para español, oprima 2.",
+        "pin_prompt": "Por favor, marque su número de identificación personal, "
+        "seguido de la tecla numeral.",
+        "pin_prompt_fixed": "Por favor, marque su número de identificación personal.",
+        "pin_invalid": "Ese número de identificación no es válido.",
+        "no_entry": "No recibimos su marcación.",
+        "not_allowed": "Usted no puede hacer llamadas en este momento.",
+        "station_locked": "La marcación de su número de identificación en este teléfono "
+        "está bloqueada. Intente más tarde.",
+        "balance_intro": "Usted tiene",
+        "number_prompt": "Marque el número al que llama, seguido de la tecla numeral.",
+        "number_invalid": "El número que marcó no es válido.",
+        "please_hold": "Por favor, espere mientras conectamos su llamada.",
+        "refused_blocked": "Las llamadas a este número están bloqueadas.",
+        "refused_not_allowed": "Este número no está en su lista de números permitidos.",
+        "refused_hours": "Está fuera del horario de llamadas.",
+        "hours_intro": "Puede hacer llamadas",
+        "word_from": "de",
+        "word_to": "a",
+        "word_la": "la",
+        "word_las": "las",
+        "num_una": "una",
+        "word_morning": "de la mañana",
+        "word_afternoon": "de la tarde",
+        "word_night": "de la noche",
+        "refused_no_payer": "No hay una cuenta que pueda pagar esta llamada.",
+        "refused_busy": "Todas las líneas están ocupadas. Intente más tarde.",
+        "call_failed": "Su llamada no pudo ser completada.",
+        "called_declined": "La persona a quien llamó rechazó la llamada.",
+        "called_no_answer": "No hubo respuesta.",
+        "called_busy": "La línea está ocupada.",
+        "called_blocked": "El número al que llamó no acepta llamadas de este centro.",
+        "menu_time_limit": "No completó su llamada a tiempo.",
         "num_un": "un",
         "num_veintiun": "veintiún",
         **{f"num_{i}": w for i, w in enumerate(_ES_ONES)},
@@ -120,6 +187,13 @@ TEXTS: dict[str, dict[str, str]] = {
         **{f"num_{n}": w for n, w in _ES_HUNDREDS.items()},
     },
 }
+
+#: Prompts that are spoken in one language whatever directory they sit in: the
+#: language offer says each language's line in that language.
+SPOKEN_IN: dict[str, str] = {"offer_en": "en", "offer_es": "es"}
+
+#: The language offer's key per language (fixed, so a caller learns it once).
+LANGUAGE_KEYS: dict[str, str] = {"en": "1", "es": "2"}
 
 MAX_NUMBER = 999_999
 
@@ -253,3 +327,41 @@ def rate_announcement(
         "for_up_to",
         *say_minutes(lang, max_minutes),
     )
+
+
+def say_time(lang: str, at: time) -> Sequence:
+    """A time of day as said on the phone: "eleven thirty p.m.", "las once y treinta de la noche".
+
+    Seconds are not said (a window ending 23:59:59 ends "eleven fifty nine p.m.").
+    """
+    _check_lang(lang)
+    hour12 = at.hour % 12 or 12
+    if lang == "en":
+        out = list(say_number(lang, hour12))
+        if at.minute:
+            out += ["word_oh"] if at.minute < 10 else []
+            out += say_number(lang, at.minute)
+        out.append("word_am" if at.hour < 12 else "word_pm")
+        return tuple(out)
+    out = ["word_la", "num_una"] if hour12 == 1 else ["word_las", *say_number(lang, hour12)]
+    if at.minute:
+        out += ["word_and", *say_number(lang, at.minute)]
+    if at.hour < 12 and at.hour != 0:
+        out.append("word_morning")
+    elif 12 <= at.hour < 20:
+        out.append("word_afternoon")
+    else:
+        out.append("word_night")
+    return tuple(out)
+
+
+def calling_hours(lang: str, windows: Iterable[tuple[time, time]]) -> Sequence:
+    """"Calls may be placed from six a.m. to eleven thirty p.m. (and from ... to ...)"."""
+    out: list[str] = ["hours_intro"]
+    for i, (start, end) in enumerate(windows):
+        if i:
+            out.append("word_and")
+        out += ["word_from", *say_time(lang, start), "word_to", *say_time(lang, end)]
+    if len(out) == 1:
+        raise ValueError("calling_hours needs at least one window")
+    return tuple(out)

@@ -6,7 +6,9 @@ leading and trailing silence (sentences keep a short pause at their end so
 sequences flow), band-limited to the telephone band and normalised. Facility
 names become ``ivr/prompts/<lang>/facility/<facility id>.wav``; a recorded
 file placed there by hand is kept when ``keep_existing`` is set. Speech
-synthesis happens here only, never during a call.
+synthesis happens here only, never during a call. Prompts named in
+``phrases.SPOKEN_IN`` (the language offer) are spoken in that language in
+every language's directory.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ivr.phrases import TEXTS
+from ivr.phrases import SPOKEN_IN, TEXTS
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 VOICES = {"en": "en-us", "es": "es-419"}
@@ -85,18 +87,22 @@ def build(
     for lang in langs:
         if lang not in TEXTS:
             raise PromptBuildError(f"no wording for language {lang!r}; add it to ivr/phrases.py")
-        jobs: list[tuple[str, Path]] = []
+        # (text, language it is spoken in, file)
+        jobs: list[tuple[str, str, Path]] = []
         if not only_facilities:
-            jobs += [(text, out_dir / lang / f"{name}.wav") for name, text in TEXTS[lang].items()]
+            jobs += [
+                (text, SPOKEN_IN.get(name, lang), out_dir / lang / f"{name}.wav")
+                for name, text in TEXTS[lang].items()
+            ]
         for fid, name in (facilities or {}).items():
             if not fid or "/" in fid or fid.startswith("."):
                 raise PromptBuildError(f"facility id {fid!r} cannot name a file")
-            jobs.append((f"{name}.", out_dir / lang / "facility" / f"{fid}.wav"))
-        for text, path in jobs:
+            jobs.append((f"{name}.", lang, out_dir / lang / "facility" / f"{fid}.wav"))
+        for text, voice_lang, path in jobs:
             if keep_existing and path.exists():
                 continue
             try:
-                synthesize(text, lang, path)
+                synthesize(text, voice_lang, path)
             except subprocess.CalledProcessError as exc:
                 err = exc.stderr.decode(errors="replace").strip()
                 raise PromptBuildError(f"synthesis of {path.name} failed: {err}") from exc

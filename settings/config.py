@@ -442,13 +442,64 @@ def _network(value: str) -> str:
     return value
 
 
+PinEntry = Literal["header", "menu"]
+
+
 class TrunkConfig(_Model):
+    """A facility trunk, trusted by its source addresses.
+
+    ``pin_entry`` says how a call on it names the person: ``"header"``, the
+    facility's system sends ``X-Inmate-PIN`` and the dialled number in the
+    Request-URI; ``"menu"``, the phone sends a plain INVITE and the caller
+    keys language, PIN and number in the controller's voice menu.
+    """
+
     sources: list[Annotated[str, AfterValidator(_network)]] = Field(min_length=1)
     digest: DigestCredentials | None = None
+    pin_entry: PinEntry = "header"
 
     @property
     def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         return [ipaddress.ip_network(s, strict=False) for s in self.sources]
+
+
+class PinLockConfig(_Model):
+    """PIN guessing: ``failures`` wrong PINs from one station within ``window_minutes``
+    lock that station's PIN entry for ``lock_minutes``."""
+
+    failures: int = Field(default=5, ge=1, le=100)
+    window_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    lock_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+
+
+MenuLanguage = Literal["en", "es"]
+#: The languages the shipped prompts speak (ivr/prompts/<lang>).
+MENU_LANGUAGES: tuple[MenuLanguage, ...] = ("en", "es")
+
+
+class CallerMenuConfig(_Model):
+    """The voice menu of the facility's menu trunks (``[menu]`` in the facility file).
+
+    ``languages`` are offered in this order (one language: no offer, and it is
+    the menu's language until the person's own is known). ``pin_length``, when
+    set, ends PIN entry at that many digits (else the caller presses #).
+    """
+
+    languages: list[MenuLanguage] = Field(default_factory=lambda: list(MENU_LANGUAGES),
+                                          min_length=1)
+    pin_length: int | None = Field(default=None, ge=4, le=12)
+    limit_seconds: float = Field(default=90.0, gt=0, le=600)
+    interdigit_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    no_input_timeout_seconds: float = Field(default=8.0, gt=0, le=60)
+    tries: int = Field(default=3, ge=1, le=10)
+    pin_lock: PinLockConfig = Field(default_factory=PinLockConfig)
+
+    @field_validator("languages")
+    @classmethod
+    def _distinct_languages(cls, value: list[MenuLanguage]) -> list[MenuLanguage]:
+        if len(set(value)) != len(value):
+            raise ValueError("a language is listed twice")
+        return value
 
 
 DEFAULT_FUNDING_ORDER = [
@@ -467,6 +518,9 @@ class FacilityConfig(_Model):
     the facility's ``timezone`` when calls may be placed; an empty list
     means no restriction by hours. ``funding_order`` is the order in which
     payers are tried. ``rated`` is the facility as the rating engine sees it.
+    ``trunks`` are the facility's trunks, from one ``[trunk]`` table or
+    several ``[[trunk]]`` entries (no source may be in two trunks);
+    ``menu`` configures the voice menu of its ``pin_entry = "menu"`` trunks.
     """
 
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9-]*$")
@@ -483,10 +537,57 @@ class FacilityConfig(_Model):
     single_call_allowed: bool = True
     funding_order: list[Product] = Field(default_factory=lambda: list(DEFAULT_FUNDING_ORDER))
     calling_hours: list[CallingHours] = Field(default_factory=list)
-    trunk: TrunkConfig
+    # A facility file has either one ``[trunk]`` table or several ``[[trunk]]``
+    # entries; the entries are validated as ``trunks`` so errors say which.
+    trunk_table: TrunkConfig | None = Field(default=None, alias="trunk")
+    trunk_entries: list[TrunkConfig] = Field(default_factory=list, alias="trunks")
+    menu: CallerMenuConfig = Field(default_factory=CallerMenuConfig)
 
     _tariff: TariffConfig = PrivateAttr()
     _rated: RatedFacility = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trunk_forms(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "trunks" in data:
+                raise ValueError("write [trunk] or [[trunk]], not trunks")
+            if isinstance(data.get("trunk"), list):
+                data = {**data, "trunks": data["trunk"]}
+                del data["trunk"]
+        return data
+
+    @model_validator(mode="after")
+    def _some_trunk(self) -> FacilityConfig:
+        if self.trunk_table is None and not self.trunk_entries:
+            raise ValueError("a facility needs a [trunk] table or [[trunk]] entries")
+        return self
+
+    @property
+    def trunks(self) -> tuple[TrunkConfig, ...]:
+        """Every trunk of the facility, in file order."""
+        if self.trunk_table is not None:
+            return (self.trunk_table,)
+        return tuple(self.trunk_entries)
+
+    @property
+    def trunk(self) -> TrunkConfig:
+        """The facility's first trunk: all of it for a facility with one ``[trunk]``.
+
+        Code written before facilities had several trunks reads this; code that
+        serves every trunk (and menu trunks) reads ``trunks``.
+        """
+        return self.trunks[0]
+
+    def calling_windows_on(self, day: Day) -> list[tuple[time, time]]:
+        """The calling-hours windows of ``day`` in start order (what the caller's
+        menu says when it refuses a call outside them)."""
+        return sorted((h.start, h.end) for h in self.calling_hours if day in h.days)
+
+    def trunk_for(self, address: str) -> TrunkConfig | None:
+        """The trunk whose sources contain ``address``, if any."""
+        ip = ipaddress.ip_address(address)
+        return next((t for t in self.trunks if any(ip in n for n in t.networks)), None)
 
     @field_validator("funding_order")
     @classmethod
@@ -557,11 +658,16 @@ class ServiceConfig(_Model):
             raise KeyError(f"unknown facility {facility_id!r} (known: {known})") from None
 
     def facility_for_source(self, address: str) -> FacilityConfig | None:
-        """The facility whose trunk sources contain ``address``, if any."""
-        ip = ipaddress.ip_address(address)
+        """The facility one of whose trunks' sources contain ``address``, if any."""
+        found = self.trunk_for_source(address)
+        return found[0] if found else None
+
+    def trunk_for_source(self, address: str) -> tuple[FacilityConfig, TrunkConfig] | None:
+        """The facility and trunk whose sources contain ``address``, if any."""
         for facility in self.facilities.values():
-            if any(ip in net for net in facility.trunk.networks):
-                return facility
+            trunk = facility.trunk_for(address)
+            if trunk is not None:
+                return facility, trunk
         return None
 
 
@@ -689,15 +795,24 @@ def load_config(path: str | Path) -> ServiceConfig:
     )
 
 
+def _trunk_field(facility: FacilityConfig, index: int) -> str:
+    """Where a trunk is in its file, as validation errors name it."""
+    return "trunk" if facility.trunk_table is not None else f"trunks.{index}"
+
+
 def _check_trunks(facilities: dict[str, FacilityConfig], origin: dict[str, Path]) -> None:
-    """Trunks are identified by source address, so no two facilities may share one."""
-    seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    """Trunks are identified by source address, so no two trunks (of any facility,
+    or of one) may share one."""
+    seen: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str, str]] = []
     for fid, facility in facilities.items():
-        for net in facility.trunk.networks:
-            for other_net, other in seen:
-                if net.version == other_net.version and net.overlaps(other_net):
-                    raise ConfigError(
-                        f"{origin[fid]}: trunk.sources: {net} overlaps {other_net} "
-                        f"of facility {other!r}"
-                    )
-            seen.append((net, fid))
+        for index, trunk in enumerate(facility.trunks):
+            field = _trunk_field(facility, index)
+            for net in trunk.networks:
+                for other_net, other, other_field in seen:
+                    if net.version == other_net.version and net.overlaps(other_net):
+                        where = "" if other == fid else f" of facility {other!r}"
+                        raise ConfigError(
+                            f"{origin[fid]}: {field}.sources: {net} overlaps {other_net} "
+                            f"({other_field}.sources){where}"
+                        )
+                seen.append((net, fid, field))

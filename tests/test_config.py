@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -140,10 +141,33 @@ def test_default_config_path_falls_back_to_the_repository(tmp_path: Path,
          "Input should be"),
         ("facilities/tx-state-prison.toml", "max_call_minutes = 20", "max_call_minutes = 0",
          "max_call_minutes", "greater than or equal to 1"),
-        ("facilities/tx-state-prison.toml", 'sources = ["127.0.0.11/32"]',
+        # One [trunk] table (al-county-jail) and several [[trunk]] entries (tx-state-prison).
+        ("facilities/al-county-jail.toml", 'sources = ["127.0.0.12/32"]',
          'sources = ["127.0.0.300"]', "trunk.sources.0", "not an IP address"),
-        ("facilities/tx-state-prison.toml", "[trunk]", "[trunk]\nsourcez = []",
+        ("facilities/al-county-jail.toml", "[trunk]", "[trunk]\nsourcez = []",
          "trunk.sourcez", "Extra inputs are not permitted"),
+        ("facilities/al-county-jail.toml", "[trunk]", '[trunk]\npin_entry = "ivr"',
+         "trunk.pin_entry", "Input should be 'header' or 'menu'"),
+        ("facilities/tx-state-prison.toml", 'sources = ["127.0.0.21/32"]',
+         'sources = ["127.0.0.300"]', "trunks.1.sources.0", "not an IP address"),
+        ("facilities/tx-state-prison.toml", 'pin_entry = "menu"', 'pin_entry = "keypad"',
+         "trunks.1.pin_entry", "Input should be 'header' or 'menu'"),
+        ("facilities/tx-state-prison.toml", 'pin_entry = "header"', 'pin_entry = "header"\nx = 1',
+         "trunks.0.x", "Extra inputs are not permitted"),
+        ("facilities/tx-state-prison.toml", 'languages = ["en", "es"]', 'languages = ["en", "fr"]',
+         "menu.languages.1", "Input should be 'en' or 'es'"),
+        ("facilities/tx-state-prison.toml", 'languages = ["en", "es"]', 'languages = ["es", "es"]',
+         "menu.languages", "listed twice"),
+        ("facilities/tx-state-prison.toml", 'languages = ["en", "es"]', "languages = []",
+         "menu.languages", "at least 1 item"),
+        ("facilities/tx-state-prison.toml", "# pin_length = 6", "pin_length = 2",
+         "menu.pin_length", "greater than or equal to 4"),
+        ("facilities/tx-state-prison.toml", "limit_seconds = 90", "limit_seconds = 0",
+         "menu.limit_seconds", "greater than 0"),
+        ("facilities/tx-state-prison.toml", "failures = 5", "failures = 0",
+         "menu.pin_lock.failures", "greater than or equal to 1"),
+        ("facilities/tx-state-prison.toml", "[menu]", "[menu]\nlanguage = \"en\"",
+         "menu.language", "Extra inputs are not permitted"),
         ("facilities/tx-state-prison.toml", 'end = "23:30"', 'end = "05:00"',
          "calling_hours.0", "end must be after start"),
         ("facilities/tx-state-prison.toml", 'days = ["mon",', 'days = ["monday",',
@@ -215,6 +239,99 @@ def test_overlapping_trunks(configs: Path) -> None:
     edit(configs / "facilities" / "al-county-jail.toml", '"127.0.0.12/32"', '"127.0.0.0/28"')
     message = load_error(configs)
     assert "trunk.sources" in message and "overlaps" in message
+
+
+def test_a_source_used_by_a_menu_trunk_and_another_facility_is_refused(configs: Path) -> None:
+    # al-county-jail's single [trunk] takes the address of tx-state-prison's menu trunk.
+    edit(configs / "facilities" / "al-county-jail.toml", '"127.0.0.12/32"', '"127.0.0.21/32"')
+    message = load_error(configs)
+    tx = (configs / "facilities" / "tx-state-prison.toml").resolve()
+    assert message == (
+        f"{tx}: trunks.1.sources: 127.0.0.21/32 overlaps 127.0.0.21/32 (trunk.sources) "
+        "of facility 'al-county-jail'"
+    )
+
+
+def test_two_trunks_of_one_facility_may_not_share_a_source(configs: Path) -> None:
+    edit(configs / "facilities" / "tx-state-prison.toml", '"127.0.0.21/32"', '"127.0.0.8/30"')
+    message = load_error(configs)
+    tx = (configs / "facilities" / "tx-state-prison.toml").resolve()
+    assert message == (
+        f"{tx}: trunks.1.sources: 127.0.0.8/30 overlaps 127.0.0.11/32 (trunks.0.sources)"
+    )
+
+
+def test_a_facility_needs_a_trunk(configs: Path) -> None:
+    edit(configs / "facilities" / "ak-regional-jail.toml", '[trunk]\nsources = ["127.0.0.13/32"]',
+         "")
+    message = load_error(configs)
+    ak = (configs / "facilities" / "ak-regional-jail.toml").resolve()
+    assert f"{ak}: (top level): a facility needs a [trunk] table or [[trunk]] entries" in message
+
+
+def test_trunks_is_not_a_way_to_write_trunk(configs: Path) -> None:
+    edit(configs / "facilities" / "ak-regional-jail.toml", "[trunk]", "[[trunks]]")
+    assert "write [trunk] or [[trunk]], not trunks" in load_error(configs)
+
+
+def test_both_trunk_forms_load(configs: Path) -> None:
+    # tx-state-prison writes [[trunk]] entries; turn ak-regional-jail's [trunk] into one entry.
+    edit(configs / "facilities" / "ak-regional-jail.toml", "[trunk]", "[[trunk]]")
+    config = load_config(configs / "demo.toml")
+    tx, al, ak = (config.facility(f) for f in
+                  ("tx-state-prison", "al-county-jail", "ak-regional-jail"))
+    assert [(t.sources, t.pin_entry) for t in tx.trunks] == [
+        (["127.0.0.11/32"], "header"), (["127.0.0.21/32"], "menu")]
+    assert [(t.sources, t.pin_entry) for t in al.trunks] == [(["127.0.0.12/32"], "header")]
+    assert ak.trunks == (ak.trunk,) and ak.trunk.sources == ["127.0.0.13/32"]
+    assert config.facility_for_source("127.0.0.13") is ak
+
+
+def test_menu_trunk_and_menu_settings_of_the_demo() -> None:
+    config = load_config(CONFIGS / "demo.toml")
+    tx, al = config.facility("tx-state-prison"), config.facility("al-county-jail")
+    # The first trunk is the header trunk, as the single [trunk] was before.
+    assert tx.trunk.sources == ["127.0.0.11/32"] and tx.trunk.pin_entry == "header"
+    assert al.trunk.pin_entry == "header"
+    found = config.trunk_for_source("127.0.0.21")
+    assert found is not None and found[0] is tx and found[1].pin_entry == "menu"
+    assert config.facility_for_source("127.0.0.21") is tx
+    assert config.facility_for_source("127.0.0.11") is tx
+    assert tx.trunk_for("127.0.0.12") is None and config.trunk_for_source("127.0.0.22") is None
+    for facility in (tx, al):  # tx writes the defaults out; al has no [menu] at all
+        menu = facility.menu
+        assert menu.languages == ["en", "es"] and menu.pin_length is None
+        assert (menu.limit_seconds, menu.interdigit_timeout_seconds, menu.tries) == (90, 5, 3)
+        lock = menu.pin_lock
+        assert (lock.failures, lock.window_minutes, lock.lock_minutes) == (5, 10, 15)
+
+
+def test_menu_languages_are_the_languages_with_prompts() -> None:
+    from ivr.phrases import LANGUAGE_KEYS, LANGUAGES
+    from settings.config import MENU_LANGUAGES
+
+    assert MENU_LANGUAGES == LANGUAGES and set(LANGUAGE_KEYS) == set(LANGUAGES)
+
+
+def test_calling_windows_of_a_day(configs: Path) -> None:
+    edit(configs / "facilities" / "tx-state-prison.toml", 'days = ["mon", "tue", "wed", "thu", '
+         '"fri", "sat", "sun"]\nstart = "06:00"',
+         'days = ["mon", "tue"]\nstart = "13:00"\nend = "14:00"\n\n[[calling_hours]]\n'
+         'days = ["mon"]\nstart = "06:00"')
+    tx = load_config(configs / "demo.toml").facility("tx-state-prison")
+    assert tx.calling_windows_on("mon") == [(time(6, 0), time(23, 30)), (time(13, 0), time(14, 0))]
+    assert tx.calling_windows_on("tue") == [(time(13, 0), time(14, 0))]
+    assert tx.calling_windows_on("sun") == []
+
+
+def test_menu_settings_are_read(configs: Path) -> None:
+    edit(configs / "facilities" / "tx-state-prison.toml", 'languages = ["en", "es"]',
+         'languages = ["es"]\npin_length = 6')
+    edit(configs / "facilities" / "tx-state-prison.toml", "lock_minutes = 15",
+         "lock_minutes = 60")
+    tx = load_config(configs / "demo.toml").facility("tx-state-prison")
+    assert tx.menu.languages == ["es"] and tx.menu.pin_length == 6
+    assert tx.menu.pin_lock.lock_minutes == 60
 
 
 def test_funding_order_product_without_rates(configs: Path) -> None:

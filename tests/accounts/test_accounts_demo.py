@@ -160,3 +160,18 @@ async def test_cdr_export_is_rerate_input(
     assert status == 0
     again = {r["call_id"]: r["total"] for r in csv.DictReader(rated.open())}
     assert again == expected
+
+
+async def test_the_alaska_demo_person_may_call_their_allowed_number(
+    demo: AccountService,
+) -> None:
+    # ak-regional-jail requires an allowed list; the seed puts +15125550100 on 300001's.
+    allowed = await demo.authorize(
+        CallRequest("c-ak-allowed", "ak-regional-jail", "300001", "+15125550100", AT)
+    )
+    assert isinstance(allowed, Authorization)
+    assert allowed.payer_account_id == "ac-15125550100"
+    other = await demo.authorize(
+        CallRequest("c-ak-other", "ak-regional-jail", "300001", "+13105550100", AT)
+    )
+    assert isinstance(other, Refusal) and other.reason is RefusalReason.NOT_ALLOWED

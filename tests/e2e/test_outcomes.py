@@ -67,8 +67,8 @@ def test_number_blocked_by_the_facility_is_403(service: Service, peers: Peers) -
 
 
 def test_number_not_on_the_allowed_list_is_403(service: Service, peers: Peers) -> None:
-    # ak-regional-jail requires an allowed list; the person has none.
-    result, reached = refuse(peers, "+15125550100", pin="300001", facility="ak-regional-jail")
+    # ak-regional-jail requires an allowed list; +13105550100 is not on the person's.
+    result, reached = refuse(peers, "+13105550100", pin="300001", facility="ak-regional-jail")
     call_id = assert_final(result, 403, 21, "number not on the allowed list")
     assert reached == []
     assert_cdr(service.cdr(call_id), outcome="refused", facility="ak-regional-jail",

@@ -95,8 +95,10 @@ def test_demo_facilities_have_prompts() -> None:
 
 
 def test_total_size_stays_modest() -> None:
+    # About 5.6 MB with the caller's menu (16 kB per second of speech): a guard
+    # against shipping something other than short 8 kHz prompts.
     total = sum(f.stat().st_size for f in PROMPTS_DIR.rglob("*.wav"))
-    assert total < 5_000_000
+    assert total < 7_000_000
 
 
 def test_greeting_sequence_and_rendering() -> None:

@@ -52,3 +52,20 @@ def test_check_passes_for_the_demo_config(capsys: pytest.CaptureFixture[str]) ->
     demo = Path(__file__).resolve().parents[2] / "configs" / "demo.toml"
     assert main(["prompts", "check", "--config", str(demo)]) == 0
     assert "all prompts present" in capsys.readouterr().out
+
+
+def test_a_rebuild_gives_the_shipped_files_and_speaks_the_offer_in_its_language(
+    tmp_path: Path,
+) -> None:
+    from ivr.prompt_build import PROMPTS_DIR
+
+    assert main(["prompts", "build", "--no-config", "--lang", "en", "--out", str(tmp_path)]) == 0
+    built = tmp_path / "en"
+    # The caller's menu prompts were built by this command and committed unchanged.
+    for name in ("pin_prompt", "number_prompt", "please_hold", "offer_en", "word_pm"):
+        shipped = PROMPTS_DIR / "en" / f"{name}.wav"
+        assert (built / f"{name}.wav").read_bytes() == shipped.read_bytes(), name
+    # "Para español, oprima 2." in the English directory is the Spanish voice's.
+    spanish = (PROMPTS_DIR / "es" / "offer_es.wav").read_bytes()
+    assert (built / "offer_es.wav").read_bytes() == spanish
+    assert (built / "offer_en.wav").read_bytes() != spanish
