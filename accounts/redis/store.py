@@ -113,6 +113,7 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+from accounts.redis.apply import AtomicWrite, answer
 from accounts.redis.lane import Lane
 from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
 from accounts.sqlite_store import ts
@@ -131,6 +132,7 @@ log = logging.getLogger("accounts.redis")
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
 SCRIPT_NAMES = (
+    "apply",
     "claim",
     "create",
     "heartbeat",
@@ -156,15 +158,6 @@ FINISHED_CALL_TTL_DAYS = 35
 #: if it comes within this many seconds (it normally comes at once).
 PREFETCH_AGE = 1.0
 _ID_BITS = 32
-
-_ERRORS: dict[str, type[AccountsError]] = {
-    "dup": DuplicateRequest,
-    "insufficient": InsufficientFunds,
-    "state": InvalidState,
-    "notfound": NotFound,
-    "unknown_account": UnknownAccount,
-    "invalid": InvalidRequest,
-}
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -257,13 +250,6 @@ def _pairs(fields: Mapping[str, object]) -> list[str]:
     return out
 
 
-def _check(result: Sequence[Any], what: str) -> list[Any]:
-    status = result[0]
-    if status == "ok":
-        return list(result)
-    raise _ERRORS.get(status, InvalidRequest)(f"{what}: {result[1]}")
-
-
 #: One encoder for every compact document: ``json.dumps`` with options builds one per call.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -333,6 +319,16 @@ class _Script:
         if isinstance(reply, Exception):
             raise reply
         return reply
+
+
+class _SettleWrite(AtomicWrite):
+    """A settlement's write, and the receivable it opens (its id is claimed first)."""
+
+    __slots__ = ("receivable_id",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receivable_id: str | None = None
 
 
 def _person_tag(facility_id: str, pin: str) -> str:
@@ -678,7 +674,7 @@ class RedisAccountStore(AccountStore):
             "paid": 0,
         }
         numbers = sorted(set(a.numbers))
-        _check(
+        answer(
             await self._run(
                 "create",
                 [self._acct(a.id), self._nums(a.id)],
@@ -695,7 +691,7 @@ class RedisAccountStore(AccountStore):
                 if a.facility_id is None or a.pin is None:
                     raise InvalidRequest("a Debit account needs its owner's facility and PIN")
                 owns = self._t(_person_tag(a.facility_id, a.pin), "owns")
-                _check(
+                answer(
                     await self._run("claim", [owns], ["debit", a.id, 0]),
                     f"person {a.facility_id}/{a.pin} already has a Debit account",
                 )
@@ -811,7 +807,7 @@ class RedisAccountStore(AccountStore):
         held = sum(leg.amount_units for leg in tx.legs if leg.book is Book.HOLD)
         paid = delta if tx.kind == "payment" else 0
         try:
-            _check(
+            answer(
                 await self._run(
                     "post",
                     [
@@ -1016,34 +1012,12 @@ class RedisAccountStore(AccountStore):
                     id=self._next_id(),
                 )
             )
-        keys = [
-            self._res(tag, r.id),
-            self._t(tag, "open"),
-            self._ledger(tag),
-            payer,
-            self._t(tag, "call", r.call_id),
-        ]
-        # Already text: this runs for every call.
-        args = [
-            mode,
-            str(r.amount_units),
-            str(floor_units),
-            str(r.max_seconds),
-            self._token(),
-            ledger_entry,
-            r.id,
-            r.call_id,
-            "d", self._reservation_data(r),
-            "amount", str(r.amount_units),
-            "max_seconds", str(r.max_seconds),
-            "status", str(ReservationStatus.OPEN),
-            "heartbeat_seconds", "0",
-            "heartbeat_at", "",
-        ]  # fmt: skip
+        write = self._reserve_write(r, tag, mode, payer, floor_units, ledger_entry)
+        keys, args = write.keys, write.args
         # The ids are claimed globally beside the script, in the same round trip: a
         # reservation or call id is unique per payer inside the script, and the
         # global claim catches the (never expected) reuse across payers.
-        script = self._scripts["reserve"]
+        script = self._scripts["apply"]
         claims: list[tuple[object, ...]] = [
             ("SET", self._k("loc", "res", r.id), tag, "NX", "GET"),
             ("SET", self._k("loc", "call", r.call_id), r.id, "NX", "GET"),
@@ -1052,23 +1026,22 @@ class RedisAccountStore(AccountStore):
             claims.append(("SADD", self._k("tags"), tag))
         if self._lane is not None:
             # One write for everything.
-            answer, *replies = await self._lane.execute(
+            reply, *replies = await self._lane.execute(
                 [("EVALSHA", script.sha, len(keys), *keys, *args), *claims]
             )
             for value in replies:
                 if isinstance(value, Exception):
                     raise value
-            if isinstance(answer, NoScriptError):
-                answer = await script(keys, args)
-            elif isinstance(answer, Exception):
-                raise answer
-            result = list(answer)
+            if isinstance(reply, NoScriptError):
+                reply = await script(keys, args)
+            elif isinstance(reply, Exception):
+                raise reply
+            result = list(reply)
             old_res, old_call = replies[0], replies[1]
         else:
             # A cluster pipeline does not carry scripts: the two go side by side.
-            result, claimed = await asyncio.gather(
-                self._run("reserve", keys, args), self._batch(claims)
-            )
+            reply, claimed = await asyncio.gather(script(keys, args), self._batch(claims))
+            result = list(reply)
             old_res, old_call = claimed[0], claimed[1]
         self._known_tags.add(tag)
         clash = (old_res is not None and old_res != tag) or (
@@ -1090,9 +1063,61 @@ class RedisAccountStore(AccountStore):
             raise UnknownAccount(f"no account {r.account_id!r}")
         if result[0] == "state":
             raise InvalidState(f"account {r.account_id!r}: {result[1]}")
-        _check(result, f"reservation {r.id!r} of call {r.call_id!r}")
+        answer(result, f"reservation {r.id!r} of call {r.call_id!r}")
         self._remember(r, tag)
         return r
+
+    def _reserve_write(
+        self,
+        r: Reservation,
+        tag: str,
+        mode: str,
+        payer: str,
+        floor_units: int,
+        ledger_entry: str,
+    ) -> AtomicWrite:
+        """The hold as one atomic write. The payer's balance moves under other nodes'
+        calls, so its guards stay conditions on the server: the account is open and
+        keeps at least its floor, the subscription keeps the seconds uncommitted."""
+        res = self._res(tag, r.id)
+        call = self._t(tag, "call", r.call_id)
+        w = AtomicWrite()
+        w.replay(res, "token", token := self._token())
+        w.equals(res, "token", "", "dup", f"reservation {r.id} already exists")
+        w.absent(call, "dup", f"call {r.call_id} already has a reservation")
+        amount = r.amount_units
+        if mode == "account":
+            w.exists(payer, "unknown_account", "no account")
+            w.equals(payer, "status", str(AccountStatus.OPEN), "state", "account is not open")
+            w.at_least(
+                payer, (("balance", 1),), floor_units + amount,
+                "insufficient", f"cannot hold {amount} units",
+            )  # fmt: skip
+            w.incr(payer, "balance", -amount).incr(payer, "held", amount)
+        elif mode == "subscription":
+            seconds = r.max_seconds
+            w.exists(payer, "notfound", "no subscription")
+            w.at_least(
+                payer,
+                (("covered_seconds", 1), ("used_seconds", -1), ("held_seconds", -1)),
+                seconds, "insufficient", f"subscription cannot cover {seconds} s",
+            )  # fmt: skip
+            w.incr(payer, "held_seconds", seconds)
+        if ledger_entry:
+            w.append(self._ledger(tag), ledger_entry)
+        # Already text: this runs for every call.
+        w.hset(res, [
+            "token", token,
+            "d", self._reservation_data(r),
+            "amount", str(amount),
+            "max_seconds", str(r.max_seconds),
+            "status", str(ReservationStatus.OPEN),
+            "heartbeat_seconds", "0",
+            "heartbeat_at", "",
+        ])  # fmt: skip
+        w.sadd(self._t(tag, "open"), r.id)
+        w.set(call, r.id)
+        return w
 
     async def _reservation_tag(self, reservation_id: str) -> str:
         tag = self._tags.get(reservation_id)
@@ -1117,7 +1142,7 @@ class RedisAccountStore(AccountStore):
         if seconds < 0:
             raise InvalidRequest("heartbeat seconds must not be negative")
         tag = await self._reservation_tag(reservation_id)
-        result = _check(
+        result = answer(
             await self._run("heartbeat", [self._res(tag, reservation_id)], [seconds, at]),
             f"reservation {reservation_id!r}",
         )
@@ -1182,34 +1207,108 @@ class RedisAccountStore(AccountStore):
         at: datetime,
         receivable_id: str | None = None,
     ) -> Reservation:
-        charge, legs = checked_charge(talked_seconds, charge_legs)
+        charge, _ = checked_charge(talked_seconds, charge_legs)
         r = self._reservations.get(reservation_id)
         tag = self._tags.get(reservation_id)
         if r is None or tag is None:
             r, tag = await self._read_reservation(reservation_id)
         if r.status is not ReservationStatus.OPEN:
             raise InvalidState(f"reservation {reservation_id!r} is already settled")
-        used = 0
-        payer = self._res(tag, r.id)
-        receivable_key = receivable_set = payer
-        receivable_fields: dict[str, object] = {}
+        write = self._settle_write(
+            r, tag, talked_seconds=talked_seconds, charge_legs=charge_legs, at=at,
+            receivable_id=receivable_id,
+        )  # fmt: skip
+        number = tag.removeprefix("n:")
+        receivable = write.receivable_id
+        if receivable is not None:
+            pipe = self._pipe()
+            pipe.set(self._k("loc", "rcv", receivable), number, nx=True, get=True)
+            pipe.sadd(self._k("receivables"), json.dumps([number, receivable]))
+            old, _ = await pipe.execute()
+            if old is not None and old != number:
+                raise DuplicateRequest(f"receivable {receivable!r} exists")
+        try:
+            result = answer(
+                await self._scripts["apply"](write.keys, write.args),
+                f"reservation {reservation_id!r}",
+            )
+        except InvalidState:
+            self._forget(reservation_id)
+            raise
+        except AccountsError:
+            if receivable is not None:
+                await self._release_id("rcv", receivable, number)
+            raise
+        self._forget(reservation_id)
+        if self.is_cluster:
+            # Not atomic with the settlement: if this is lost the claims stay (a
+            # few bytes, no money); a replayed settle sends it again.
+            await self._batch(
+                [("EXPIRE", key, self.finished_call_ttl) for key in self._claims_of(r)]
+            )
+        return replace(
+            r,
+            status=ReservationStatus.SETTLED,
+            settled_at=_dt_req(ts(at)),
+            talked_seconds=talked_seconds,
+            charged_units=charge,
+            heartbeat_seconds=int(result[2] or 0),
+            heartbeat_at=_dt(result[3]),
+        )
+
+    def _claims_of(self, r: Reservation) -> tuple[str, str]:
+        """The global claims of a reservation's and its call's ids."""
+        return self._k("loc", "res", r.id), self._k("loc", "call", r.call_id)
+
+    def _settle_write(
+        self,
+        r: Reservation,
+        tag: str,
+        *,
+        talked_seconds: int,
+        charge_legs: Sequence[Leg],
+        at: datetime,
+        receivable_id: str | None,
+    ) -> _SettleWrite:
+        """The settlement as one atomic write, if the reservation is still open and
+        holds what it held when it was made. It answers the reservation's last
+        heartbeat; the settled reservation (and with it its settle token) expires,
+        the ledger entry, balances, subscription and receivable it wrote never do."""
+        charge, legs = checked_charge(talked_seconds, charge_legs)
+        stamp = ts(at)
+        amount = r.amount_units
+        res = self._res(tag, r.id)
+        w = _SettleWrite()
+        w.read(res, "heartbeat_seconds").read(res, "heartbeat_at")
+        w.exists(res, "notfound", f"no reservation {r.id}")
+        w.replay(res, "settle_token", token := self._token())
+        w.equals(res, "status", str(ReservationStatus.OPEN), "state",
+                 f"reservation {r.id} is already settled")  # fmt: skip
+        w.equals(res, "amount", str(amount), "invalid",
+                 f"reservation {r.id} does not hold {amount} units")  # fmt: skip
         ledger: LedgerTransaction | None = None
-        rcv_token = ""
         if r.subscription_id is not None:
             if charge:
                 raise InvalidRequest("a subscription call carries no money charge")
-            mode = "subscription"
-            used = min(talked_seconds, r.max_seconds)
             payer = self._t(tag, "sub", r.subscription_id)
+            w.incr(payer, "held_seconds", -r.max_seconds)
+            w.incr(payer, "used_seconds", min(talked_seconds, r.max_seconds))
         elif r.account_id is not None:
-            if charge > r.amount_units:
-                raise InvalidRequest(f"charge {charge} exceeds the {r.amount_units} units reserved")
-            mode = "account"
+            if charge > amount:
+                raise InvalidRequest(f"charge {charge} exceeds the {amount} units reserved")
             payer = self._acct(r.account_id)
-            if r.amount_units:
-                tx_legs = [Leg(Book.HOLD, r.account_id, -r.amount_units)]
-                if r.amount_units - charge:
-                    tx_legs.append(Leg(Book.ACCOUNT, r.account_id, r.amount_units - charge))
+            w.incr(payer, "held", -amount).incr(payer, "balance", amount - charge)
+            if talked_seconds > 0:
+                w.hset(payer, [
+                    "last_call_at", stamp,
+                    "last_call_facility", r.facility_id,
+                    "last_activity_at", stamp,
+                    "inactive_flagged_at", "",
+                ])  # fmt: skip
+            if amount:
+                tx_legs = [Leg(Book.HOLD, r.account_id, -amount)]
+                if amount - charge:
+                    tx_legs.append(Leg(Book.ACCOUNT, r.account_id, amount - charge))
                 tx_legs.extend(legs)
                 ledger = LedgerTransaction(
                     kind="call",
@@ -1224,11 +1323,10 @@ class RedisAccountStore(AccountStore):
         elif charge:
             if receivable_id is None:
                 raise InvalidRequest("a Single Call charge needs a receivable id")
-            mode = "single"
-            number = tag.removeprefix("n:")
-            receivable_key = self._t(tag, "rcv", receivable_id)
-            receivable_set = self._t(tag, "rcvs")
-            receivable_fields = {
+            w.receivable_id = receivable_id
+            receivable = self._t(tag, "rcv", receivable_id)
+            w.absent(receivable, "dup", f"receivable {receivable_id} exists")
+            w.hset(receivable, _pairs({
                 "id": receivable_id,
                 "number": r.number_e164,
                 "call_id": r.call_id,
@@ -1237,7 +1335,8 @@ class RedisAccountStore(AccountStore):
                 "created_at": at,
                 "status": str(ReceivableStatus.PENDING),
                 "settled_at": None,
-            }
+            }))  # fmt: skip
+            w.sadd(self._t(tag, "rcvs"), receivable_id)
             ledger = LedgerTransaction(
                 kind="single_call",
                 at=at,
@@ -1247,72 +1346,21 @@ class RedisAccountStore(AccountStore):
                 memo=r.number_e164,
                 id=self._next_id(),
             )
-            rcv_token = self._token()
-            pipe = self._pipe()
-            pipe.set(self._k("loc", "rcv", receivable_id), number, nx=True, get=True)
-            pipe.sadd(self._k("receivables"), json.dumps([number, receivable_id]))
-            old, _ = await pipe.execute()
-            if old is not None and old != number:
-                raise DuplicateRequest(f"receivable {receivable_id!r} exists")
-        else:
-            mode = "none"
-        stamp = ts(at)
-        claims = [self._k("loc", "res", r.id), self._k("loc", "call", r.call_id)]
-        try:
-            # The arguments are text already: this runs for every call.
-            result = _check(
-                await self._scripts["settle"](
-                    [
-                        self._res(tag, r.id),
-                        self._t(tag, "open"),
-                        self._ledger(tag),
-                        payer,
-                        receivable_key,
-                        receivable_set,
-                        self._t(tag, "call", r.call_id),
-                        # Other slots on a cluster: expired just below instead.
-                        *(() if self.is_cluster else claims),
-                    ],
-                    [
-                        mode,
-                        self._token(),
-                        r.id,
-                        str(r.amount_units),
-                        str(charge),
-                        str(talked_seconds),
-                        str(used),
-                        str(r.max_seconds),
-                        stamp,
-                        r.facility_id,
-                        _tx_json(ledger) if ledger is not None else "",
-                        receivable_id or "",
-                        str(self.finished_call_ttl),
-                        *_pairs(receivable_fields),
-                    ],
-                ),
-                f"reservation {reservation_id!r}",
-            )
-        except InvalidState:
-            self._forget(reservation_id)
-            raise
-        except AccountsError:
-            if rcv_token and receivable_id is not None:
-                await self._release_id("rcv", receivable_id, tag.removeprefix("n:"))
-            raise
-        self._forget(reservation_id)
-        if self.is_cluster:
-            # Not atomic with the settlement: if this is lost the claims stay (a
-            # few bytes, no money); a replayed settle sends it again.
-            await self._batch([("EXPIRE", key, self.finished_call_ttl) for key in claims])
-        return replace(
-            r,
-            status=ReservationStatus.SETTLED,
-            settled_at=_dt_req(stamp),
-            talked_seconds=talked_seconds,
-            charged_units=charge,
-            heartbeat_seconds=int(result[2] or 0),
-            heartbeat_at=_dt(result[3]),
-        )
+        if ledger is not None:
+            w.append(self._ledger(tag), _tx_json(ledger))
+        w.hset(res, [
+            "status", str(ReservationStatus.SETTLED),
+            "settled_at", stamp,
+            "talked_seconds", str(talked_seconds),
+            "charged", str(charge),
+            "settle_token", token,
+        ])  # fmt: skip
+        w.srem(self._t(tag, "open"), r.id)
+        # The global claims live in other slots on a cluster: expired after the write.
+        expiring = () if self.is_cluster else self._claims_of(r)
+        for key in (res, self._t(tag, "call", r.call_id), *expiring):
+            w.expire(key, self.finished_call_ttl)
+        return w
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         """The reservation; while Redis is unreachable, this node's own copy of it
@@ -1408,7 +1456,7 @@ class RedisAccountStore(AccountStore):
             "decided_at": None,
         }
         try:
-            _check(
+            answer(
                 await self._run(
                     "refund_create",
                     [
@@ -1452,7 +1500,7 @@ class RedisAccountStore(AccountStore):
             memo=f"refund {refund.id} rejected",
             id=self._next_id(),
         )
-        _check(
+        answer(
             await self._run(
                 "refund_decide",
                 [self._acct(a), self._ledger(f"a:{a}"), self._refund_key(a, refund_id)],
@@ -1575,7 +1623,7 @@ class RedisAccountStore(AccountStore):
             memo=rec.number_e164,
             id=self._next_id(),
         )
-        _check(
+        answer(
             await self._run(
                 "receivable_settle",
                 [
@@ -1645,7 +1693,7 @@ class RedisAccountStore(AccountStore):
             "held_seconds": 0,
         }
         try:
-            _check(
+            answer(
                 await self._run(
                     "subscription_add",
                     [
@@ -1747,7 +1795,7 @@ class RedisAccountStore(AccountStore):
             "restrictions": self._restrictions_json(p.restrictions),
             "released_at": p.released_at,
         }
-        _check(
+        answer(
             await self._run(
                 "create",
                 [self._person_key(p.facility_id, p.pin), self._allowed_key(p.facility_id, p.pin)],
@@ -1808,7 +1856,7 @@ class RedisAccountStore(AccountStore):
     async def _restriction_step(
         self, facility_id: str, pin: str, op: str, kind: str, until: str, note: str
     ) -> bool:
-        result = _check(
+        result = answer(
             await self._run("restriction", [self._person_key(facility_id, pin)],
                             [op, kind, until, note]),
             f"PIN {pin!r} at {facility_id!r}",

@@ -160,25 +160,18 @@ async def test_a_settle_resent_after_a_lost_reply_is_a_replay_within_the_period(
     rid = await _authorize(service, "call-retried")
     r = await store.get_reservation(rid)
     tag = await store._reservation_tag(rid)
-    keys = [
-        store._res(tag, rid),
-        store._t(tag, "open"),
-        store._ledger(tag),
-        store._acct("ac1"),
-        store._res(tag, rid),
-        store._res(tag, rid),
-    ]
-    args = [
-        "account", "token-1", rid, str(r.amount_units), "0", "0", "0", str(r.max_seconds),
-        "2026-03-03T20:01:00+00:00", FACILITY, "", "", str(2 * DAY),
-    ]  # fmt: skip
-    first = await store._scripts["settle"](keys, args)
+    store.finished_call_ttl = 2 * DAY
+    write = store._settle_write(
+        r, tag, talked_seconds=0, charge_legs=(), at=AT + timedelta(minutes=1), receivable_id=None
+    )
+    keys, args = write.keys, write.args
+    first = await store._scripts["apply"](keys, args)
     assert list(first)[:2] == ["ok", ""]
     account = await store.get_account("ac1")
     assert account.held_units == 0
     ttl = await _ttl(store, store._res(tag, rid))
     assert DAY < ttl <= 2 * DAY
-    again = await store._scripts["settle"](keys, args)
+    again = await store._scripts["apply"](keys, args)
     assert list(again)[:2] == ["ok", "replayed"]
     assert await store.get_account("ac1") == account
     assert await _ttl(store, store._res(tag, rid)) <= ttl
