@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from accounts.cdr import CallDetailRecord, CdrFilter
-from accounts.errors import InvalidRequest
 from accounts.model import (
     Account,
     AccountStatus,
-    Book,
     Invoice,
     LedgerTransaction,
     Leg,
@@ -33,35 +31,10 @@ from accounts.model import (
     Subscription,
 )
 
-#: The books a call's charge is earned in.
-EARNING_BOOKS = (Book.REVENUE, Book.FEES, Book.TAX)
-
-
-def check_account_legs(tx: LedgerTransaction) -> None:
-    """Every account and hold leg of ``tx`` must be on its own ``account_id``.
-
-    A transaction moves the money of the one account it is posted for: that is
-    what lets a store find an account's legs through its transactions (and
-    keep each account's writes together), and every posting of the service
-    is so. ``InvalidRequest`` otherwise.
-    """
-    for leg in tx.legs:
-        if leg.book in (Book.ACCOUNT, Book.HOLD) and leg.ref != tx.account_id:
-            raise InvalidRequest(
-                f"a {leg.book} leg on {leg.ref!r} belongs in a transaction of that"
-                f" account, not of {tx.account_id!r}"
-            )
-
-
-def checked_charge(talked_seconds: int, charge_legs: Sequence[Leg]) -> tuple[int, list[Leg]]:
-    """A settlement's charge and its non-zero legs; ``InvalidRequest`` if the input is wrong."""
-    if talked_seconds < 0:
-        raise InvalidRequest("talked seconds must not be negative")
-    for leg in charge_legs:
-        if leg.book not in EARNING_BOOKS or leg.amount_units < 0:
-            raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
-    charge = sum(leg.amount_units for leg in charge_legs)
-    return charge, [leg for leg in charge_legs if leg.amount_units]
+# The pure money checks live with the money rules; importable from here as before.
+from accounts.postings import EARNING_BOOKS as EARNING_BOOKS
+from accounts.postings import check_account_legs as check_account_legs
+from accounts.postings import checked_charge as checked_charge
 
 
 def restriction_id(r: Restriction) -> str:
