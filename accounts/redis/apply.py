@@ -39,8 +39,11 @@ ERRORS: dict[str, type[AccountsError]] = {
 }
 
 
-class PlanConflict(AccountsError):
-    """The records changed between the read and the apply; the plan no longer holds."""
+class PlanConflict(InvalidState):
+    """The records changed between the read and the apply; the plan no longer holds.
+
+    The store reads again and plans again; one that keeps meeting changes
+    gives up with this (an ``InvalidState``: the state moved under it)."""
 
 
 class AtomicWrite:

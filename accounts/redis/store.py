@@ -1,4 +1,4 @@
-"""The shared account store: Redis (or Redis Cluster), every money-moving step one Lua script.
+"""The shared account store: Redis (or Redis Cluster), every money-moving step one atomic write.
 
 Layout. Every record lives under a hash tag naming its owner, so that each
 script touches keys of one cluster slot only and runs unchanged on Redis
@@ -20,16 +20,27 @@ Registries of owners (``accounts``, ``tags`` ...) are plain sets written
 before the records they list, so a crash leaves at most a name that points
 at nothing, never a record nobody can find.
 
-Money. The ledger of each tag is a Redis Stream: one entry per transaction,
-appended by the same script that moves the cached balance, never edited.
+Money. Each money step is read, plan, apply: the store reads the records
+the step needs (a reservation this node made is known without a read),
+``accounts.postings`` plans the step, and the plan is applied by one generic
+script (``scripts/apply.lua``, see ``accounts.redis.apply``) that checks the
+records are still in the state the plan expects and then writes, all in one
+atomic step. Where other nodes move a record concurrently (a balance under
+holds), the plan's guard is checked by the script itself (the balance stays
+at least the floor); where a record was read and changed meanwhile (a refund
+decided twice), the script refuses and the store reads and plans again, at
+most ``PLAN_ATTEMPTS`` times. The ledger of each tag is a Redis Stream: one
+entry per transaction, appended by the same write that moves the cached
+balance, never edited.
 ``book_balance`` and ``book_totals`` sum the entries themselves, and
 ``ics accounts verify`` checks every cached balance against its stream.
 
 Round trips. On a standalone Redis the steps of a call share one pipelined
 connection (``accounts.redis.lane``): screening reads the call's payers in the
 same round trip (the payer records last seen for the call are guessed, and
-read again only if the payer index changed), the hold is one script with its
-id claims beside it, and settlement one script: three round trips a call.
+read again only if the payer index changed), the hold is one write with its
+id claims beside it, and settlement one write planned from the reservation
+this node holds: three round trips a call.
 Administrative operations, and everything on Redis Cluster, go through
 redis-py.
 
@@ -48,9 +59,9 @@ Expiry. What only a finished call needs is kept ``finished_call_ttl_days``
 (35 by default) after its reservation is settled or released, then Redis
 deletes it: the reservation hash (with its settle token), the call's claim
 under the payer's tag, and the global ``loc:res:<id>`` and ``loc:call:<id>``
-claims. The settle script sets the
-expiry in the same step that closes the reservation, so a reservation is never
-open and expiring; on a standalone Redis the claims expire in that script too,
+claims. The settlement's write sets the expiry in the same step that
+closes the reservation, so a reservation is never open and expiring; on a
+standalone Redis the claims expire in that write too,
 on a cluster (where they live in other slots) by an ``EXPIRE`` sent right
 after it and again on any replayed settle. The period outlasts any retry,
 journal replay or dispute: a settle re-sent within it is answered as a replay
@@ -113,7 +124,18 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
-from accounts.redis.apply import AtomicWrite, answer
+from accounts.postings import (
+    CallCharge,
+    Plan,
+    Step,
+    plan_receivable_settlement,
+    plan_refund_create,
+    plan_refund_decision,
+    plan_reserve,
+    plan_settle,
+    plan_subscription_purchase,
+)
+from accounts.redis.apply import AtomicWrite, PlanConflict, answer
 from accounts.redis.lane import Lane
 from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
 from accounts.sqlite_store import ts
@@ -123,7 +145,6 @@ from accounts.store import (
     PayerCandidates,
     ScreeningFacts,
     check_account_legs,
-    checked_charge,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -131,27 +152,15 @@ from rating import Product
 log = logging.getLogger("accounts.redis")
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
-SCRIPT_NAMES = (
-    "apply",
-    "claim",
-    "create",
-    "heartbeat",
-    "post",
-    "receivable_settle",
-    "refund_create",
-    "refund_decide",
-    "reserve",
-    "restriction",
-    "settle",
-    "subscription_add",
-    "update",
-)
+SCRIPT_NAMES = ("apply", "claim", "create", "heartbeat", "restriction", "update")
 ALL_FACILITIES = "*"
 #: Reservation records kept in memory per node, so settle needs no read first.
 RESERVATION_CACHE_SIZE = 50_000
 #: Which accounts and subscriptions may pay for a (facility, PIN, number), as last
 #: read on this node: the guess lets one round trip read the payers with the index.
 PAYER_GUESS_SIZE = 200_000
+#: Reads and plans of a step whose records changed under it, before it gives up.
+PLAN_ATTEMPTS = 3
 #: Days a settled or released reservation and its id claims are kept by default.
 FINISHED_CALL_TTL_DAYS = 35
 #: Payer reads made with a call's screening are used by that call's next step only
@@ -319,16 +328,6 @@ class _Script:
         if isinstance(reply, Exception):
             raise reply
         return reply
-
-
-class _SettleWrite(AtomicWrite):
-    """A settlement's write, and the receivable it opens (its id is claimed first)."""
-
-    __slots__ = ("receivable_id",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.receivable_id: str | None = None
 
 
 def _person_tag(facility_id: str, pin: str) -> str:
@@ -805,29 +804,28 @@ class RedisAccountStore(AccountStore):
             raise DuplicateRequest(f"idempotency key {key!r} was already used")
         delta = sum(leg.amount_units for leg in tx.legs if leg.book is Book.ACCOUNT)
         held = sum(leg.amount_units for leg in tx.legs if leg.book is Book.HOLD)
-        paid = delta if tx.kind == "payment" else 0
+        w = AtomicWrite()
+        if key:
+            idem = self._t(tag, "idem")
+            w.replay(idem, key, token)
+            w.equals(idem, key, "", "dup", f"idempotency key {key} was already used")
+        if account_id:
+            acct = self._acct(account_id)
+            w.exists(acct, "unknown_account", "no account")
+            if floor is not None:
+                w.at_least(acct, (("balance", 1),), floor - delta, "insufficient",
+                           f"would fall below its floor of {floor} units")  # fmt: skip
+            w.incr(acct, "balance", delta).incr(acct, "held", held)
+            if tx.kind in ("deposit", "payment"):
+                w.hset(acct, ["last_activity_at", ts(tx.at), "inactive_flagged_at", ""])
+            if tx.kind == "payment":
+                w.incr(acct, "paid", delta)
+        w.append(self._ledger(tag), _tx_json(posted))
+        if key:
+            w.hset(self._t(tag, "idem"), [key, token])
         try:
             answer(
-                await self._run(
-                    "post",
-                    [
-                        self._acct(account_id) if account_id else self._ledger(tag),
-                        self._ledger(tag),
-                        self._t(tag, "idem"),
-                    ],
-                    [
-                        1 if account_id else 0,
-                        delta,
-                        held,
-                        "" if floor is None else floor,
-                        1 if tx.kind in ("deposit", "payment") else 0,
-                        tx.at,
-                        key,
-                        token,
-                        _tx_json(posted),
-                        paid,
-                    ],
-                ),
+                await self._scripts["apply"](w.keys, w.args),
                 f"account {account_id!r}" if account_id else f"transaction {tx.kind!r}",
             )
         except AccountsError:
@@ -913,6 +911,213 @@ class RedisAccountStore(AccountStore):
         """Every entry of one account's stream, in append order (for verification)."""
         return await self._ledger_entries([f"a:{account_id}"])
 
+    # -- plans applied ---------------------------------------------------------------------
+    async def _apply(
+        self,
+        plan: Plan,
+        tag: str,
+        what: str,
+        *,
+        idempotency_key: str = "",
+        token: str | None = None,
+    ) -> list[Any]:
+        write = self._plan_write(plan, tag, idempotency_key=idempotency_key, token=token)
+        return answer(await self._scripts["apply"](write.keys, write.args), what)
+
+    def _plan_write(
+        self,
+        plan: Plan,
+        tag: str,
+        *,
+        idempotency_key: str = "",
+        token: str | None = None,
+    ) -> AtomicWrite:
+        """A postings plan as one atomic write on the keys of ``tag``.
+
+        First the step's own record: a repeat of this very write (a command
+        re-sent after a lost reply carries the same token) answers "replayed"
+        and writes nothing; a new record must not exist yet, a read one must
+        still be in the state it was read in (else ``PlanConflict``: read and
+        plan again). Then the guards on what other nodes change concurrently,
+        checked on the server as the write happens: the account is open and
+        keeps its floor, the subscription has the seconds. Then the writes.
+        """
+        w = AtomicWrite()
+        token = token or self._token()
+        b, sec, reservation = plan.balance, plan.seconds, plan.reservation
+        refund, receivable, sub = plan.refund, plan.receivable, plan.new_subscription
+        if b is not None and sec is not None:
+            raise InvalidRequest("a reservation is held by an account or a subscription, not both")
+        # The step's own record.
+        if reservation is not None:
+            r = reservation.record
+            res, call = self._res(tag, r.id), self._t(tag, "call", r.call_id)
+            if reservation.expected is None:
+                w.replay(res, "token", token)
+                w.equals(res, "token", "", "dup", f"reservation {r.id} already exists")
+                w.absent(call, "dup", f"call {r.call_id} already has a reservation")
+            else:
+                held = reservation.expected_held_units
+                w.read(res, "heartbeat_seconds").read(res, "heartbeat_at")
+                w.exists(res, "notfound", f"no reservation {r.id}")
+                w.replay(res, "settle_token", token)
+                w.equals(res, "status", str(reservation.expected), "state",
+                         f"reservation {r.id} is already settled")  # fmt: skip
+                w.equals(res, "amount", str(held), "invalid",
+                         f"reservation {r.id} does not hold {held} units")  # fmt: skip
+        if refund is not None:
+            f = refund.record
+            ref = self._refund_key(f.account_id, f.id)
+            if refund.expected is None:
+                w.replay(ref, "token", token)
+                w.equals(ref, "token", "", "dup", f"refund {f.id} already exists")
+            else:
+                w.exists(ref, "notfound", "no refund")
+                w.replay(ref, "decide_token", token)
+                w.equals(ref, "status", str(refund.expected))
+        if receivable is not None:
+            c = receivable.record
+            rcv = self._t(tag, "rcv", c.id)
+            if receivable.expected is None:
+                w.absent(rcv, "dup", f"receivable {c.id} exists")
+            else:
+                w.exists(rcv, "notfound", "no receivable")
+                w.replay(rcv, "settle_token", token)
+                w.equals(rcv, "status", str(receivable.expected))
+        if sub is not None:
+            sub_key = self._t(tag, "sub", sub.id)
+            w.replay(sub_key, "token", token)
+            w.equals(sub_key, "token", "", "dup", f"subscription {sub.id} already exists")
+        idem = self._t(tag, "idem")
+        if idempotency_key:
+            w.equals(idem, idempotency_key, "", "dup",
+                     f"idempotency key {idempotency_key} was already used")  # fmt: skip
+        # Guards on what moves under other nodes' calls.
+        if b is not None:
+            acct = self._acct(b.account_id)
+            if b.must_be_open or b.floor_units is not None:
+                w.exists(acct, "unknown_account", "no account")
+            if b.must_be_open:
+                w.equals(acct, "status", str(AccountStatus.OPEN), "state", "account is not open")
+            if b.floor_units is not None:
+                moved = -b.balance_units
+                message = (
+                    f"cannot hold {moved} units"
+                    if plan.step is Step.RESERVE
+                    else f"balance is smaller than {moved} units"
+                )
+                w.at_least(acct, (("balance", 1),), b.floor_units + moved, "insufficient", message)
+        if sec is not None:
+            seconds = self._t(tag, "sub", sec.subscription_id)
+            w.exists(seconds, "notfound", "no subscription")
+            if sec.needs_seconds:
+                w.at_least(
+                    seconds,
+                    (("covered_seconds", 1), ("used_seconds", -1), ("held_seconds", -1)),
+                    sec.needs_seconds, "insufficient",
+                    f"subscription cannot cover {sec.needs_seconds} s",
+                )  # fmt: skip
+        # The writes.
+        stamp = ts(plan.at)
+        if b is not None:
+            w.incr(acct, "balance", b.balance_units).incr(acct, "held", b.held_units)
+            if b.call_facility is not None:
+                w.hset(acct, [
+                    "last_call_at", stamp,
+                    "last_call_facility", b.call_facility,
+                    "last_activity_at", stamp,
+                    "inactive_flagged_at", "",
+                ])  # fmt: skip
+        if sec is not None:
+            w.incr(seconds, "held_seconds", sec.held_seconds)
+            w.incr(seconds, "used_seconds", sec.used_seconds)
+        if receivable is not None:
+            c = receivable.record
+            if receivable.expected is None:
+                w.hset(rcv, _pairs({
+                    "id": c.id,
+                    "number": c.number_e164,
+                    "call_id": c.call_id,
+                    "facility_id": c.facility_id,
+                    "amount": c.amount_units,
+                    "created_at": c.created_at,
+                    "status": str(c.status),
+                    "settled_at": c.settled_at,
+                }))  # fmt: skip
+                w.sadd(self._t(tag, "rcvs"), c.id)
+            else:
+                w.hset(rcv, ["status", str(c.status), "settled_at", stamp, "settle_token", token])
+                # A number with a failed receivable may not call on Single Call.
+                if c.status is ReceivableStatus.FAILED:
+                    w.sadd(self._t(tag, "failed"), c.id)
+                else:
+                    w.srem(self._t(tag, "failed"), c.id)
+        if plan.transaction is not None:
+            w.append(self._ledger(tag), _tx_json(replace(plan.transaction, id=self._next_id())))
+        if refund is not None:
+            f = refund.record
+            if refund.expected is None:
+                w.hset(ref, _pairs({
+                    "token": token,
+                    "id": f.id,
+                    "account_id": f.account_id,
+                    "amount": f.amount_units,
+                    "method": str(f.method),
+                    "status": str(f.status),
+                    "requested_at": f.requested_at,
+                    "reason": f.reason,
+                    "decided_at": None,
+                }))  # fmt: skip
+                w.sadd(self._t(tag, "refunds"), f.id)
+            else:
+                w.hset(ref, ["status", str(f.status), "decided_at", stamp, "decide_token", token])
+        if sub is not None:
+            w.hset(sub_key, _pairs({
+                "token": token,
+                "id": sub.id,
+                "number": sub.number_e164,
+                "facility_id": sub.facility_id,
+                "starts_at": sub.starts_at,
+                "ends_at": sub.ends_at,
+                "price": sub.price_units,
+                "covered_seconds": sub.covered_seconds,
+                "used_seconds": 0,
+                "held_seconds": 0,
+            }))  # fmt: skip
+            w.sadd(self._t(tag, "subs"), sub.id)
+        if idempotency_key:
+            w.hset(idem, [idempotency_key, token])
+        if reservation is not None:
+            r = reservation.record
+            if reservation.expected is None:
+                # Already text: this runs for every call.
+                w.hset(res, [
+                    "token", token,
+                    "d", self._reservation_data(r),
+                    "amount", str(r.amount_units),
+                    "max_seconds", str(r.max_seconds),
+                    "status", str(r.status),
+                    "heartbeat_seconds", "0",
+                    "heartbeat_at", "",
+                ])  # fmt: skip
+                w.sadd(self._t(tag, "open"), r.id)
+                w.set(call, r.id)
+            else:
+                w.hset(res, [
+                    "status", str(r.status),
+                    "settled_at", stamp,
+                    "talked_seconds", str(r.talked_seconds or 0),
+                    "charged", str(r.charged_units or 0),
+                    "settle_token", token,
+                ])  # fmt: skip
+                w.srem(self._t(tag, "open"), r.id)
+                # The finished call's keys expire; its global claims live in other
+                # slots on a cluster, and are expired there after the write.
+                expiring = () if self.is_cluster else self._claims_of(r)
+                for key in (res, call, *expiring):
+                    w.expire(key, self.finished_call_ttl)
+        return w
+
     # -- reservations ------------------------------------------------------------------
     def _res(self, tag: str, reservation_id: str) -> str:
         return self._t(tag, "res", reservation_id)
@@ -981,38 +1186,14 @@ class RedisAccountStore(AccountStore):
     @_guarded("reserve")
     async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
         r = reservation
-        if r.amount_units < 0 or r.max_seconds <= 0:
-            raise InvalidRequest("a reservation needs a non-negative amount and positive seconds")
-        if r.amount_units and r.account_id is None:
-            raise InvalidRequest("a reservation holding money needs an account")
-        if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
-            raise InvalidRequest("a new reservation is open and has no heartbeat yet")
+        plan = plan_reserve(r, floor_units=floor_units)
         if r.account_id is not None:
-            mode, tag = "account", f"a:{r.account_id}"
-            payer = self._acct(r.account_id)
+            tag = f"a:{r.account_id}"
         elif r.subscription_id is not None:
             tag = f"n:{await self._subscription_number(r.subscription_id)}"
-            mode, payer = "subscription", self._t(tag, "sub", r.subscription_id)
         else:
-            mode, tag = "none", f"n:{r.number_e164}"
-            payer = self._res(tag, r.id)
-        ledger_entry = ""
-        if mode == "account" and r.amount_units:
-            assert r.account_id is not None
-            ledger_entry = _tx_json(
-                LedgerTransaction(
-                    kind="reserve",
-                    at=r.created_at,
-                    account_id=r.account_id,
-                    call_id=r.call_id,
-                    legs=(
-                        Leg(Book.ACCOUNT, r.account_id, -r.amount_units),
-                        Leg(Book.HOLD, r.account_id, r.amount_units),
-                    ),
-                    id=self._next_id(),
-                )
-            )
-        write = self._reserve_write(r, tag, mode, payer, floor_units, ledger_entry)
+            tag = f"n:{r.number_e164}"
+        write = self._plan_write(plan, tag)
         keys, args = write.keys, write.args
         # The ids are claimed globally beside the script, in the same round trip: a
         # reservation or call id is unique per payer inside the script, and the
@@ -1066,58 +1247,6 @@ class RedisAccountStore(AccountStore):
         answer(result, f"reservation {r.id!r} of call {r.call_id!r}")
         self._remember(r, tag)
         return r
-
-    def _reserve_write(
-        self,
-        r: Reservation,
-        tag: str,
-        mode: str,
-        payer: str,
-        floor_units: int,
-        ledger_entry: str,
-    ) -> AtomicWrite:
-        """The hold as one atomic write. The payer's balance moves under other nodes'
-        calls, so its guards stay conditions on the server: the account is open and
-        keeps at least its floor, the subscription keeps the seconds uncommitted."""
-        res = self._res(tag, r.id)
-        call = self._t(tag, "call", r.call_id)
-        w = AtomicWrite()
-        w.replay(res, "token", token := self._token())
-        w.equals(res, "token", "", "dup", f"reservation {r.id} already exists")
-        w.absent(call, "dup", f"call {r.call_id} already has a reservation")
-        amount = r.amount_units
-        if mode == "account":
-            w.exists(payer, "unknown_account", "no account")
-            w.equals(payer, "status", str(AccountStatus.OPEN), "state", "account is not open")
-            w.at_least(
-                payer, (("balance", 1),), floor_units + amount,
-                "insufficient", f"cannot hold {amount} units",
-            )  # fmt: skip
-            w.incr(payer, "balance", -amount).incr(payer, "held", amount)
-        elif mode == "subscription":
-            seconds = r.max_seconds
-            w.exists(payer, "notfound", "no subscription")
-            w.at_least(
-                payer,
-                (("covered_seconds", 1), ("used_seconds", -1), ("held_seconds", -1)),
-                seconds, "insufficient", f"subscription cannot cover {seconds} s",
-            )  # fmt: skip
-            w.incr(payer, "held_seconds", seconds)
-        if ledger_entry:
-            w.append(self._ledger(tag), ledger_entry)
-        # Already text: this runs for every call.
-        w.hset(res, [
-            "token", token,
-            "d", self._reservation_data(r),
-            "amount", str(amount),
-            "max_seconds", str(r.max_seconds),
-            "status", str(ReservationStatus.OPEN),
-            "heartbeat_seconds", "0",
-            "heartbeat_at", "",
-        ])  # fmt: skip
-        w.sadd(self._t(tag, "open"), r.id)
-        w.set(call, r.id)
-        return w
 
     async def _reservation_tag(self, reservation_id: str) -> str:
         tag = self._tags.get(reservation_id)
@@ -1207,19 +1336,15 @@ class RedisAccountStore(AccountStore):
         at: datetime,
         receivable_id: str | None = None,
     ) -> Reservation:
-        charge, _ = checked_charge(talked_seconds, charge_legs)
+        charge = CallCharge.checked(talked_seconds, charge_legs)
         r = self._reservations.get(reservation_id)
         tag = self._tags.get(reservation_id)
         if r is None or tag is None:
             r, tag = await self._read_reservation(reservation_id)
-        if r.status is not ReservationStatus.OPEN:
-            raise InvalidState(f"reservation {reservation_id!r} is already settled")
-        write = self._settle_write(
-            r, tag, talked_seconds=talked_seconds, charge_legs=charge_legs, at=at,
-            receivable_id=receivable_id,
-        )  # fmt: skip
+        plan = plan_settle(r, charge, at=at, receivable_id=receivable_id)
+        write = self._plan_write(plan, tag)
         number = tag.removeprefix("n:")
-        receivable = write.receivable_id
+        receivable = plan.receivable.record.id if plan.receivable is not None else None
         if receivable is not None:
             pipe = self._pipe()
             pipe.set(self._k("loc", "rcv", receivable), number, nx=True, get=True)
@@ -1246,12 +1371,10 @@ class RedisAccountStore(AccountStore):
             await self._batch(
                 [("EXPIRE", key, self.finished_call_ttl) for key in self._claims_of(r)]
             )
+        assert plan.reservation is not None
         return replace(
-            r,
-            status=ReservationStatus.SETTLED,
+            plan.reservation.record,
             settled_at=_dt_req(ts(at)),
-            talked_seconds=talked_seconds,
-            charged_units=charge,
             heartbeat_seconds=int(result[2] or 0),
             heartbeat_at=_dt(result[3]),
         )
@@ -1259,108 +1382,6 @@ class RedisAccountStore(AccountStore):
     def _claims_of(self, r: Reservation) -> tuple[str, str]:
         """The global claims of a reservation's and its call's ids."""
         return self._k("loc", "res", r.id), self._k("loc", "call", r.call_id)
-
-    def _settle_write(
-        self,
-        r: Reservation,
-        tag: str,
-        *,
-        talked_seconds: int,
-        charge_legs: Sequence[Leg],
-        at: datetime,
-        receivable_id: str | None,
-    ) -> _SettleWrite:
-        """The settlement as one atomic write, if the reservation is still open and
-        holds what it held when it was made. It answers the reservation's last
-        heartbeat; the settled reservation (and with it its settle token) expires,
-        the ledger entry, balances, subscription and receivable it wrote never do."""
-        charge, legs = checked_charge(talked_seconds, charge_legs)
-        stamp = ts(at)
-        amount = r.amount_units
-        res = self._res(tag, r.id)
-        w = _SettleWrite()
-        w.read(res, "heartbeat_seconds").read(res, "heartbeat_at")
-        w.exists(res, "notfound", f"no reservation {r.id}")
-        w.replay(res, "settle_token", token := self._token())
-        w.equals(res, "status", str(ReservationStatus.OPEN), "state",
-                 f"reservation {r.id} is already settled")  # fmt: skip
-        w.equals(res, "amount", str(amount), "invalid",
-                 f"reservation {r.id} does not hold {amount} units")  # fmt: skip
-        ledger: LedgerTransaction | None = None
-        if r.subscription_id is not None:
-            if charge:
-                raise InvalidRequest("a subscription call carries no money charge")
-            payer = self._t(tag, "sub", r.subscription_id)
-            w.incr(payer, "held_seconds", -r.max_seconds)
-            w.incr(payer, "used_seconds", min(talked_seconds, r.max_seconds))
-        elif r.account_id is not None:
-            if charge > amount:
-                raise InvalidRequest(f"charge {charge} exceeds the {amount} units reserved")
-            payer = self._acct(r.account_id)
-            w.incr(payer, "held", -amount).incr(payer, "balance", amount - charge)
-            if talked_seconds > 0:
-                w.hset(payer, [
-                    "last_call_at", stamp,
-                    "last_call_facility", r.facility_id,
-                    "last_activity_at", stamp,
-                    "inactive_flagged_at", "",
-                ])  # fmt: skip
-            if amount:
-                tx_legs = [Leg(Book.HOLD, r.account_id, -amount)]
-                if amount - charge:
-                    tx_legs.append(Leg(Book.ACCOUNT, r.account_id, amount - charge))
-                tx_legs.extend(legs)
-                ledger = LedgerTransaction(
-                    kind="call",
-                    at=at,
-                    account_id=r.account_id,
-                    call_id=r.call_id,
-                    seconds=talked_seconds,
-                    legs=tuple(tx_legs),
-                    memo=r.number_e164,
-                    id=self._next_id(),
-                )
-        elif charge:
-            if receivable_id is None:
-                raise InvalidRequest("a Single Call charge needs a receivable id")
-            w.receivable_id = receivable_id
-            receivable = self._t(tag, "rcv", receivable_id)
-            w.absent(receivable, "dup", f"receivable {receivable_id} exists")
-            w.hset(receivable, _pairs({
-                "id": receivable_id,
-                "number": r.number_e164,
-                "call_id": r.call_id,
-                "facility_id": r.facility_id,
-                "amount": charge,
-                "created_at": at,
-                "status": str(ReceivableStatus.PENDING),
-                "settled_at": None,
-            }))  # fmt: skip
-            w.sadd(self._t(tag, "rcvs"), receivable_id)
-            ledger = LedgerTransaction(
-                kind="single_call",
-                at=at,
-                call_id=r.call_id,
-                seconds=talked_seconds,
-                legs=(Leg(Book.RECEIVABLE, receivable_id, -charge), *legs),
-                memo=r.number_e164,
-                id=self._next_id(),
-            )
-        if ledger is not None:
-            w.append(self._ledger(tag), _tx_json(ledger))
-        w.hset(res, [
-            "status", str(ReservationStatus.SETTLED),
-            "settled_at", stamp,
-            "talked_seconds", str(talked_seconds),
-            "charged", str(charge),
-            "settle_token", token,
-        ])  # fmt: skip
-        w.srem(self._t(tag, "open"), r.id)
-        # The global claims live in other slots on a cluster: expired after the write.
-        expiring = () if self.is_cluster else self._claims_of(r)
-        for key in (res, self._t(tag, "call", r.call_id), *expiring):
-            w.expire(key, self.finished_call_ttl)
-        return w
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         """The reservation; while Redis is unreachable, this node's own copy of it
@@ -1424,51 +1445,15 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("create_refund")
     async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
-        if refund.amount_units <= 0:
-            raise InvalidRequest("a refund must be a positive amount")
-        if refund.status not in (RefundStatus.PENDING_REVIEW, RefundStatus.APPROVED):
-            raise InvalidRequest("a refund starts pending review or approved")
         f = refund
+        plan = plan_refund_create(f, at=at)
         tag = f"a:{f.account_id}"
         await self._register_tags(tag)
         if not await self._claim_id("refund", f.id, f.account_id):
             raise DuplicateRequest(f"refund {f.id!r} already exists")
         await self.client.sadd(self._k("refunds"), json.dumps([f.account_id, f.id]))
-        tx = LedgerTransaction(
-            kind="refund",
-            at=at,
-            account_id=f.account_id,
-            legs=(
-                Leg(Book.ACCOUNT, f.account_id, -f.amount_units),
-                Leg(Book.REFUND_PAYABLE, f.id, f.amount_units),
-            ),
-            memo=f"refund {f.id} by {f.method}",
-            id=self._next_id(),
-        )
-        fields = {
-            "id": f.id,
-            "account_id": f.account_id,
-            "amount": f.amount_units,
-            "method": str(f.method),
-            "status": str(f.status),
-            "requested_at": f.requested_at,
-            "reason": f.reason,
-            "decided_at": None,
-        }
         try:
-            answer(
-                await self._run(
-                    "refund_create",
-                    [
-                        self._acct(f.account_id),
-                        self._ledger(tag),
-                        self._refund_key(f.account_id, f.id),
-                        self._t(tag, "refunds"),
-                    ],
-                    [f.amount_units, self._token(), _tx_json(tx), f.id, *_pairs(fields)],
-                ),
-                f"refund {f.id!r} of account {f.account_id!r}",
-            )
+            await self._apply(plan, tag, f"refund {f.id!r} of account {f.account_id!r}")
         except (UnknownAccount, InsufficientFunds):
             await self._release_id("refund", f.id, f.account_id)
             raise
@@ -1476,38 +1461,15 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("decide_refund")
     async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
-        refund = await self._refund(refund_id)
-        a = refund.account_id
-        paid = LedgerTransaction(
-            kind="refund_paid",
-            at=at,
-            account_id=a,
-            legs=(
-                Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                Leg(Book.FUNDS_OUT, str(refund.method), refund.amount_units),
-            ),
-            memo=f"refund {refund.id} paid by {refund.method}",
-            id=self._next_id(),
-        )
-        rejected = LedgerTransaction(
-            kind="refund_rejected",
-            at=at,
-            account_id=a,
-            legs=(
-                Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                Leg(Book.ACCOUNT, a, refund.amount_units),
-            ),
-            memo=f"refund {refund.id} rejected",
-            id=self._next_id(),
-        )
-        answer(
-            await self._run(
-                "refund_decide",
-                [self._acct(a), self._ledger(f"a:{a}"), self._refund_key(a, refund_id)],
-                [str(RefundStatus(status)), at, self._token(), _tx_json(paid), _tx_json(rejected)],
-            ),
-            f"refund {refund_id!r}",
-        )
+        for attempt in range(1, PLAN_ATTEMPTS + 1):
+            refund = await self._refund(refund_id)
+            plan = plan_refund_decision(refund, RefundStatus(status), at=at)
+            try:
+                await self._apply(plan, f"a:{refund.account_id}", f"refund {refund_id!r}")
+                break
+            except PlanConflict:
+                if attempt == PLAN_ATTEMPTS:
+                    raise
         return await self._refund(refund_id)
 
     @_guarded("get_refund")
@@ -1610,31 +1572,15 @@ class RedisAccountStore(AccountStore):
     async def settle_receivable(
         self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
     ) -> Receivable:
-        rec = await self._receivable(receivable_id)
-        tag = f"n:{rec.number_e164}"
-        tx = LedgerTransaction(
-            kind="receivable_paid",
-            at=at,
-            call_id=rec.call_id,
-            legs=(
-                Leg(Book.RECEIVABLE, rec.id, rec.amount_units),
-                Leg(Book.FUNDS_IN, method, -rec.amount_units),
-            ),
-            memo=rec.number_e164,
-            id=self._next_id(),
-        )
-        answer(
-            await self._run(
-                "receivable_settle",
-                [
-                    self._t(tag, "rcv", receivable_id),
-                    self._ledger(tag),
-                    self._t(tag, "failed"),
-                ],
-                [str(ReceivableStatus(status)), at, self._token(), _tx_json(tx), receivable_id],
-            ),
-            f"receivable {receivable_id!r}",
-        )
+        for attempt in range(1, PLAN_ATTEMPTS + 1):
+            rec = await self._receivable(receivable_id)
+            plan = plan_receivable_settlement(rec, ReceivableStatus(status), method=method, at=at)
+            try:
+                await self._apply(plan, f"n:{rec.number_e164}", f"receivable {receivable_id!r}")
+                break
+            except PlanConflict:
+                if attempt == PLAN_ATTEMPTS:
+                    raise
         return await self._receivable(receivable_id)
 
     # -- subscriptions -----------------------------------------------------------------------
@@ -1657,6 +1603,9 @@ class RedisAccountStore(AccountStore):
         self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
     ) -> Subscription:
         s = subscription
+        plan = plan_subscription_purchase(
+            s, method=method, idempotency_key=idempotency_key, at=at
+        )
         tag = f"n:{s.number_e164}"
         await self._register_tags(tag)
         if not await self._claim_id("sub", s.id, s.number_e164):
@@ -1666,45 +1615,9 @@ class RedisAccountStore(AccountStore):
             await self._release_id("sub", s.id, s.number_e164)
             raise DuplicateRequest(f"idempotency key {idempotency_key!r} was already used")
         await self.client.sadd(self._k("subscriptions"), json.dumps([s.number_e164, s.id]))
-        entry = ""
-        if s.price_units:
-            entry = _tx_json(
-                LedgerTransaction(
-                    kind="subscription",
-                    at=at,
-                    idempotency_key=idempotency_key,
-                    legs=(
-                        Leg(Book.FUNDS_IN, method, -s.price_units),
-                        Leg(Book.REVENUE, str(Product.SUBSCRIPTION), s.price_units),
-                    ),
-                    memo=f"subscription {s.id} {s.number_e164} at {s.facility_id}",
-                    id=self._next_id(),
-                )
-            )
-        fields = {
-            "id": s.id,
-            "number": s.number_e164,
-            "facility_id": s.facility_id,
-            "starts_at": s.starts_at,
-            "ends_at": s.ends_at,
-            "price": s.price_units,
-            "covered_seconds": s.covered_seconds,
-            "used_seconds": 0,
-            "held_seconds": 0,
-        }
         try:
-            answer(
-                await self._run(
-                    "subscription_add",
-                    [
-                        self._t(tag, "sub", s.id),
-                        self._t(tag, "subs"),
-                        self._ledger(tag),
-                        self._t(tag, "idem"),
-                    ],
-                    [s.id, token, idempotency_key or "", entry, *_pairs(fields)],
-                ),
-                f"subscription {s.id!r}",
+            await self._apply(
+                plan, tag, f"subscription {s.id!r}", idempotency_key=idempotency_key, token=token
             )
         except AccountsError:
             await self._release_id("sub", s.id, s.number_e164)

@@ -22,6 +22,7 @@ from accounts import (
     Person,
     RedisAccountStore,
 )
+from accounts.postings import plan_release
 from accounts.redis.verify import verify_store
 from ics.cli import main as ics_main
 from rating import Product
@@ -161,9 +162,7 @@ async def test_a_settle_resent_after_a_lost_reply_is_a_replay_within_the_period(
     r = await store.get_reservation(rid)
     tag = await store._reservation_tag(rid)
     store.finished_call_ttl = 2 * DAY
-    write = store._settle_write(
-        r, tag, talked_seconds=0, charge_legs=(), at=AT + timedelta(minutes=1), receivable_id=None
-    )
+    write = store._plan_write(plan_release(r, at=AT + timedelta(minutes=1)), tag)
     keys, args = write.keys, write.args
     first = await store._scripts["apply"](keys, args)
     assert list(first)[:2] == ["ok", ""]
