@@ -66,7 +66,7 @@ def checked_charge(talked_seconds: int, charge_legs: Sequence[Leg]) -> tuple[int
     return charge, [leg for leg in charge_legs if leg.amount_units]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallCharge:
     """What a settlement charges, checked: talked seconds, the total and its non-zero legs."""
 
@@ -147,7 +147,7 @@ class Step(StrEnum):
     SUBSCRIPTION_PURCHASE = "subscription_purchase"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BalanceChange:
     """Deltas to one account's cached balance and hold, and what must hold when applied."""
 
@@ -163,7 +163,7 @@ class BalanceChange:
     call_facility: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SecondsChange:
     """Deltas to a subscription's held and used seconds."""
 
@@ -174,7 +174,7 @@ class SecondsChange:
     needs_seconds: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReservationChange:
     """A reservation as the step leaves it, and as it must be found."""
 
@@ -185,21 +185,21 @@ class ReservationChange:
     expected_held_units: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RefundChange:
     record: Refund
     #: None: no refund with this id exists yet.
     expected: RefundStatus | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReceivableChange:
     record: Receivable
     #: None: no receivable with this id exists yet.
     expected: ReceivableStatus | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Everything one step changes, and the state its records must still be in.
 
@@ -253,13 +253,7 @@ def plan_reserve(reservation: Reservation, *, floor_units: int) -> Plan:
         raise InvalidRequest("a new reservation is open and has no heartbeat yet")
     balance = tx = seconds = None
     if r.account_id is not None:
-        balance = BalanceChange(
-            r.account_id,
-            balance_units=-r.amount_units,
-            held_units=r.amount_units,
-            floor_units=floor_units,
-            must_be_open=True,
-        )
+        balance = BalanceChange(r.account_id, -r.amount_units, r.amount_units, floor_units, True)
         if r.amount_units:
             tx = LedgerTransaction(
                 kind="reserve",
@@ -275,14 +269,7 @@ def plan_reserve(reservation: Reservation, *, floor_units: int) -> Plan:
         seconds = SecondsChange(
             r.subscription_id, held_seconds=r.max_seconds, needs_seconds=r.max_seconds
         )
-    return Plan(
-        Step.RESERVE,
-        r.created_at,
-        transaction=tx,
-        balance=balance,
-        seconds=seconds,
-        reservation=ReservationChange(r, expected=None),
-    )
+    return Plan(Step.RESERVE, r.created_at, tx, balance, seconds, ReservationChange(r, None))
 
 
 def plan_settle(
@@ -304,15 +291,7 @@ def plan_settle(
         raise InvalidState(f"reservation {r.id!r} is already settled")
     talked = charge.talked_seconds
     settled = ReservationChange(
-        replace(
-            r,
-            status=ReservationStatus.SETTLED,
-            settled_at=at,
-            talked_seconds=talked,
-            charged_units=charge.units,
-        ),
-        expected=ReservationStatus.OPEN,
-        expected_held_units=r.amount_units,
+        _settled(r, at, talked, charge.units), ReservationStatus.OPEN, r.amount_units
     )
     if r.subscription_id is not None:
         if charge.units:
@@ -348,18 +327,10 @@ def plan_settle(
                 legs=tuple(legs),
                 memo=r.number_e164,
             )
-        return Plan(
-            Step.SETTLE,
-            at,
-            transaction=tx,
-            balance=BalanceChange(
-                r.account_id,
-                balance_units=back,
-                held_units=-r.amount_units,
-                call_facility=r.facility_id if talked > 0 else None,
-            ),
-            reservation=settled,
+        balance = BalanceChange(
+            r.account_id, back, -r.amount_units, None, False, r.facility_id if talked > 0 else None
         )
+        return Plan(Step.SETTLE, at, tx, balance, None, settled)
     if not charge.units:
         return Plan(Step.SETTLE, at, reservation=settled)
     if receivable_id is None:
@@ -387,6 +358,29 @@ def plan_settle(
             ),
             expected=None,
         ),
+    )
+
+
+def _settled(r: Reservation, at: datetime, talked: int, units: int) -> Reservation:
+    """``r`` settled: ``dataclasses.replace`` spelled out, at half its cost (every call)."""
+    return Reservation(
+        id=r.id,
+        call_id=r.call_id,
+        product=r.product,
+        facility_id=r.facility_id,
+        number_e164=r.number_e164,
+        created_at=r.created_at,
+        max_seconds=r.max_seconds,
+        amount_units=r.amount_units,
+        account_id=r.account_id,
+        subscription_id=r.subscription_id,
+        pin=r.pin,
+        status=ReservationStatus.SETTLED,
+        heartbeat_seconds=r.heartbeat_seconds,
+        heartbeat_at=r.heartbeat_at,
+        settled_at=at,
+        talked_seconds=talked,
+        charged_units=units,
     )
 
 

@@ -83,6 +83,18 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+from accounts.postings import (
+    BalanceChange,
+    CallCharge,
+    Plan,
+    SecondsChange,
+    plan_receivable_settlement,
+    plan_refund_create,
+    plan_refund_decision,
+    plan_reserve,
+    plan_settle,
+    plan_subscription_purchase,
+)
 from accounts.sqlite_writer import GroupWriter
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
@@ -90,7 +102,6 @@ from accounts.store import (
     PayerCandidates,
     ScreeningFacts,
     check_account_legs,
-    checked_charge,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -367,6 +378,33 @@ _SETTLE = (
     " charged = ? WHERE id = ? AND status = 'open' RETURNING *"
 )
 _SETTLE_KNOWN = _SETTLE.replace("RETURNING *", "RETURNING heartbeat_seconds, heartbeat_at")
+
+
+def _balance_update(call: bool, must_be_open: bool, floor: bool) -> str:
+    """The UPDATE of ``BalanceChange``: ?1 balance, ?2 held, ?3 account, ?4 floor, ?5 at,
+    ?6 facility; its WHERE is the check of what the plan expects of the account."""
+    sql = "UPDATE accounts SET balance = balance + ?1, held = held + ?2"
+    if call:
+        sql += (
+            ", last_call_at = ?5, last_call_facility = ?6, last_activity_at = ?5,"
+            " inactive_flagged_at = NULL"
+        )
+    sql += " WHERE id = ?3"
+    if must_be_open:
+        sql += " AND status = 'open'"
+    if floor:
+        sql += " AND balance + ?1 >= ?4"
+    return sql
+
+
+#: By (a talked call, must be open, has a floor).
+_BALANCE_UPDATES = {
+    (call, must_be_open, floor): _balance_update(call, must_be_open, floor)
+    for call in (False, True)
+    for must_be_open in (False, True)
+    for floor in (False, True)
+}
+
 
 #: The accounts of ``_PayerKeys.account_ids`` by how many there are, with the
 #: connection's data version (at least one row: the LEFT JOIN's, if none match).
@@ -991,83 +1029,13 @@ class SqliteAccountStore(AccountStore):
         )
 
     async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
+        plan = plan_reserve(reservation, floor_units=floor_units)
         r = reservation
-        if r.amount_units < 0 or r.max_seconds <= 0:
-            raise InvalidRequest("a reservation needs a non-negative amount and positive seconds")
-        if r.amount_units and r.account_id is None:
-            raise InvalidRequest("a reservation holding money needs an account")
-        if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
-            raise InvalidRequest("a new reservation is open and has no heartbeat yet")
         created = ts(r.created_at)
 
         def body(db: sqlite3.Connection) -> Any:
-            if r.account_id is not None:
-                # Check and hold in one statement: the floor test and the move are atomic.
-                cur = db.execute(
-                    "UPDATE accounts SET balance = balance - ?1, held = held + ?1"
-                    " WHERE id = ?2 AND status = 'open' AND balance - ?1 >= ?3",
-                    (r.amount_units, r.account_id, floor_units),
-                )
-                if cur.rowcount == 0:
-                    row = db.execute(
-                        "SELECT status FROM accounts WHERE id = ?", (r.account_id,)
-                    ).fetchone()
-                    if row is None:
-                        raise UnknownAccount(f"no account {r.account_id!r}")
-                    if row["status"] != AccountStatus.OPEN:
-                        raise InvalidState(f"account {r.account_id!r} is {row['status']}")
-                    raise InsufficientFunds(
-                        f"account {r.account_id!r} cannot hold {r.amount_units} units"
-                    )
-            if r.subscription_id is not None:
-                cur = db.execute(
-                    "UPDATE subscriptions SET held_seconds = held_seconds + ? WHERE id = ?"
-                    " AND covered_seconds - used_seconds - held_seconds >= ?",
-                    (r.max_seconds, r.subscription_id, r.max_seconds),
-                )
-                if cur.rowcount == 0:
-                    raise InsufficientFunds(
-                        f"subscription {r.subscription_id!r} cannot cover {r.max_seconds} s"
-                    )
-            try:
-                db.execute(
-                    "INSERT INTO reservations (id, call_id, product, facility_id, number, pin,"
-                    " created_at, max_seconds, amount, account_id, subscription_id, status)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        r.id,
-                        r.call_id,
-                        str(r.product),
-                        r.facility_id,
-                        r.number_e164,
-                        r.pin,
-                        created,
-                        r.max_seconds,
-                        r.amount_units,
-                        r.account_id,
-                        r.subscription_id,
-                        str(ReservationStatus.OPEN),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateRequest(
-                    f"reservation {r.id!r} or call {r.call_id!r} already exists"
-                ) from exc
-            if r.amount_units and r.account_id is not None:
-                self._append(
-                    db,
-                    LedgerTransaction(
-                        kind="reserve",
-                        at=r.created_at,
-                        account_id=r.account_id,
-                        call_id=r.call_id,
-                        legs=(
-                            Leg(Book.ACCOUNT, r.account_id, -r.amount_units),
-                            Leg(Book.HOLD, r.account_id, r.amount_units),
-                        ),
-                    ),
-                    created,
-                )
+            # Nothing to read: the plan's expectations are the guards of its statements.
+            self._apply(db, plan, created)
         # A call is waiting to be placed on this hold: it is not kept for a group.
         await self._write(body, urgent=True, screening=False)
         if len(self._held) >= CACHE_ENTRIES:
@@ -1107,117 +1075,18 @@ class SqliteAccountStore(AccountStore):
         at: datetime,
         receivable_id: str | None = None,
     ) -> Reservation:
-        charge, legs = checked_charge(talked_seconds, charge_legs)
+        charge = CallCharge.checked(talked_seconds, charge_legs)
         when = ts(at)
-
+        if at.tzinfo is not UTC:
+            at = _dt_req(when)  # as a read of the row would give it
         held = self._held.get(reservation_id)
 
         def body(db: sqlite3.Connection) -> Any:
-            # Close it and read it in one statement; only an open reservation matches.
-            # A reservation this store made needs only what may have changed since
-            # (RETURNING costs by the column: all of them costs twice the update).
-            row = db.execute(
-                _SETTLE_KNOWN if held is not None else _SETTLE,
-                (when, talked_seconds, charge, reservation_id),
-            ).fetchone()
-            if row is None:
-                known = db.execute("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,))
-                if known.fetchone():
-                    raise InvalidState(f"reservation {reservation_id!r} is already settled")
-                raise NotFound(f"no reservation {reservation_id!r}")
-            if held is None:
-                r = self._reservation_from(row)
-            else:
-                r = replace(
-                    held,
-                    status=ReservationStatus.SETTLED,
-                    heartbeat_seconds=row[0],
-                    heartbeat_at=_dt(row[1]),
-                    settled_at=_dt_req(when),
-                    talked_seconds=talked_seconds,
-                    charged_units=charge,
-                )
-            if r.subscription_id is not None:
-                if charge:
-                    raise InvalidRequest("a subscription call carries no money charge")
-                used = min(talked_seconds, r.max_seconds)
-                db.execute(
-                    "UPDATE subscriptions SET held_seconds = held_seconds - ?,"
-                    " used_seconds = used_seconds + ? WHERE id = ?",
-                    (r.max_seconds, used, r.subscription_id),
-                )
-            elif r.account_id is not None:
-                if charge > r.amount_units:
-                    raise InvalidRequest(
-                        f"charge {charge} exceeds the {r.amount_units} units reserved"
-                    )
-                talked = talked_seconds > 0
-                db.execute(
-                    "UPDATE accounts SET held = held - ?, balance = balance + ?,"
-                    " last_call_at = CASE WHEN ?3 THEN ?4 ELSE last_call_at END,"
-                    " last_call_facility = CASE WHEN ?3 THEN ?5 ELSE last_call_facility END,"
-                    " last_activity_at = CASE WHEN ?3 THEN ?4 ELSE last_activity_at END,"
-                    " inactive_flagged_at = CASE WHEN ?3 THEN NULL ELSE inactive_flagged_at END"
-                    " WHERE id = ?6",
-                    (
-                        r.amount_units,
-                        r.amount_units - charge,
-                        talked,
-                        when,
-                        r.facility_id,
-                        r.account_id,
-                    ),
-                )
-                if r.amount_units:
-                    tx_legs = [Leg(Book.HOLD, r.account_id, -r.amount_units)]
-                    if r.amount_units - charge:
-                        tx_legs.append(Leg(Book.ACCOUNT, r.account_id, r.amount_units - charge))
-                    tx_legs.extend(legs)
-                    self._append(
-                        db,
-                        LedgerTransaction(
-                            kind="call",
-                            at=at,
-                            account_id=r.account_id,
-                            call_id=r.call_id,
-                            seconds=talked_seconds,
-                            legs=tuple(tx_legs),
-                            memo=r.number_e164,
-                        ),
-                        when,
-                    )
-            elif charge:
-                if receivable_id is None:
-                    raise InvalidRequest("a Single Call charge needs a receivable id")
-                try:
-                    db.execute(
-                        "INSERT INTO receivables (id, number, call_id, facility_id, amount,"
-                        " created_at, status) VALUES (?,?,?,?,?,?,?)",
-                        (
-                            receivable_id,
-                            r.number_e164,
-                            r.call_id,
-                            r.facility_id,
-                            charge,
-                            when,
-                            str(ReceivableStatus.PENDING),
-                        ),
-                    )
-                except sqlite3.IntegrityError as exc:
-                    raise DuplicateRequest(f"receivable {receivable_id!r} exists") from exc
-                self._append(
-                    db,
-                    LedgerTransaction(
-                        kind="single_call",
-                        at=at,
-                        call_id=r.call_id,
-                        seconds=talked_seconds,
-                        legs=(Leg(Book.RECEIVABLE, receivable_id, -charge), *legs),
-                        memo=r.number_e164,
-                    ),
-                    when,
-                )
-            return r
+            r = self._claim(db, reservation_id, held, when, charge)
+            plan = plan_settle(r, charge, at=at, receivable_id=receivable_id)
+            self._apply(db, plan, when)
+            assert plan.reservation is not None
+            return plan.reservation.record
         try:
             settled: Reservation = await self._write(body, screening=False)
         finally:
@@ -1225,6 +1094,234 @@ class SqliteAccountStore(AccountStore):
                 # Settled, or found settled or gone: it will not be settled here again.
                 self._held.pop(reservation_id, None)
         return settled
+
+    def _claim(
+        self,
+        db: sqlite3.Connection,
+        reservation_id: str,
+        held: Reservation | None,
+        when: str,
+        charge: CallCharge,
+    ) -> Reservation:
+        """Close a reservation and read it as it was while open, in one statement.
+
+        This is the read of ``settle`` and the atomic check of what its plan
+        expects (the reservation still open): only an open one matches. The
+        plan is made from what it returns; if planning or applying fails, the
+        transaction, and with it the claim, is rolled back. A reservation this
+        store made needs only what may have changed since (RETURNING costs by
+        the column: all of them costs twice the update).
+        """
+        row = db.execute(
+            _SETTLE_KNOWN if held is not None else _SETTLE,
+            (when, charge.talked_seconds, charge.units, reservation_id),
+        ).fetchone()
+        if row is None:
+            known = db.execute("SELECT 1 FROM reservations WHERE id = ?", (reservation_id,))
+            if known.fetchone():
+                raise InvalidState(f"reservation {reservation_id!r} is already settled")
+            raise NotFound(f"no reservation {reservation_id!r}")
+        if held is None:
+            return replace(
+                self._reservation_from(row),
+                status=ReservationStatus.OPEN,
+                settled_at=None,
+                talked_seconds=None,
+                charged_units=None,
+            )
+        if row[0] == held.heartbeat_seconds and row[1] is None and held.heartbeat_at is None:
+            return held
+        return replace(held, heartbeat_seconds=row[0], heartbeat_at=_dt(row[1]))
+
+    # -- applying plans ------------------------------------------------------------
+    def _apply(self, db: sqlite3.Connection, plan: Plan, at: str) -> None:
+        """Apply ``plan`` in the current write transaction; ``at`` is ``ts(plan.at)``.
+
+        Each expectation of the plan is checked by the statement that makes the
+        change (``UPDATE ... WHERE`` the state is still as read, an INSERT that a
+        duplicate key refuses): a failed one raises, and the transaction rolls
+        back whole. A reservation to close was closed by the claim that read it
+        (``_claim``). The order keeps the first error a request meets what it
+        always was: a new refund or subscription first, then balance and
+        seconds, the new reservation or receivable, the ledger, and last the
+        refund's or receivable's change of state.
+        """
+        if plan.refund is not None and plan.refund.expected is None:
+            self._insert_refund(db, plan.refund.record)
+        if plan.new_subscription is not None:
+            self._insert_subscription(db, plan.new_subscription)
+        if plan.balance is not None:
+            self._apply_balance(db, plan.balance, at)
+        if plan.seconds is not None:
+            self._apply_seconds(db, plan.seconds)
+        if plan.reservation is not None and plan.reservation.expected is None:
+            self._insert_reservation(db, plan.reservation.record, at)
+        if plan.receivable is not None and plan.receivable.expected is None:
+            self._insert_receivable(db, plan.receivable.record, at)
+        if plan.transaction is not None:
+            self._append(db, plan.transaction, at)
+        if plan.refund is not None and plan.refund.expected is not None:
+            cur = db.execute(
+                "UPDATE refunds SET status = ?, decided_at = ? WHERE id = ? AND status = ?",
+                (
+                    str(plan.refund.record.status),
+                    at,
+                    plan.refund.record.id,
+                    str(plan.refund.expected),
+                ),
+            )
+            if cur.rowcount == 0:
+                raise InvalidState(
+                    f"refund {plan.refund.record.id!r} is no longer {plan.refund.expected}"
+                )
+        if plan.receivable is not None and plan.receivable.expected is not None:
+            cur = db.execute(
+                "UPDATE receivables SET status = ?, settled_at = ? WHERE id = ? AND status = ?",
+                (
+                    str(plan.receivable.record.status),
+                    at,
+                    plan.receivable.record.id,
+                    str(plan.receivable.expected),
+                ),
+            )
+            if cur.rowcount == 0:
+                raise InvalidState(
+                    f"receivable {plan.receivable.record.id!r} is no longer"
+                    f" {plan.receivable.expected}"
+                )
+
+    def _apply_balance(self, db: sqlite3.Connection, change: BalanceChange, at: str) -> None:
+        """One UPDATE of the account that is also the check of its floor and status."""
+        c = change
+        call = c.call_facility is not None
+        floor = c.floor_units is not None
+        # As many parameters as the statement numbers (see ``_balance_update``).
+        params: tuple[object, ...] = (c.balance_units, c.held_units, c.account_id)
+        if call:
+            params += (c.floor_units, at, c.call_facility)
+        elif floor:
+            params += (c.floor_units,)
+        if db.execute(_BALANCE_UPDATES[(call, c.must_be_open, floor)], params).rowcount:
+            return
+        row = db.execute("SELECT status FROM accounts WHERE id = ?", (c.account_id,)).fetchone()
+        if row is None:
+            raise UnknownAccount(f"no account {c.account_id!r}")
+        if c.must_be_open and row["status"] != AccountStatus.OPEN:
+            raise InvalidState(f"account {c.account_id!r} is {row['status']}")
+        if c.held_units > 0:
+            raise InsufficientFunds(f"account {c.account_id!r} cannot hold {c.held_units} units")
+        raise InsufficientFunds(
+            f"account {c.account_id!r} would fall below its floor of {c.floor_units} units"
+        )
+
+    @staticmethod
+    def _apply_seconds(db: sqlite3.Connection, change: SecondsChange) -> None:
+        c = change
+        if c.needs_seconds:
+            cur = db.execute(
+                "UPDATE subscriptions SET held_seconds = held_seconds + ?1,"
+                " used_seconds = used_seconds + ?2 WHERE id = ?3"
+                " AND covered_seconds - used_seconds - held_seconds >= ?4",
+                (c.held_seconds, c.used_seconds, c.subscription_id, c.needs_seconds),
+            )
+            if cur.rowcount == 0:
+                raise InsufficientFunds(
+                    f"subscription {c.subscription_id!r} cannot cover {c.needs_seconds} s"
+                )
+            return
+        cur = db.execute(
+            "UPDATE subscriptions SET held_seconds = held_seconds + ?,"
+            " used_seconds = used_seconds + ? WHERE id = ?",
+            (c.held_seconds, c.used_seconds, c.subscription_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound(f"no subscription {c.subscription_id!r}")
+
+    @staticmethod
+    def _insert_reservation(db: sqlite3.Connection, r: Reservation, created: str) -> None:
+        try:
+            db.execute(
+                "INSERT INTO reservations (id, call_id, product, facility_id, number, pin,"
+                " created_at, max_seconds, amount, account_id, subscription_id, status)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    r.id,
+                    r.call_id,
+                    str(r.product),
+                    r.facility_id,
+                    r.number_e164,
+                    r.pin,
+                    created,
+                    r.max_seconds,
+                    r.amount_units,
+                    r.account_id,
+                    r.subscription_id,
+                    str(r.status),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateRequest(
+                f"reservation {r.id!r} or call {r.call_id!r} already exists"
+            ) from exc
+
+    @staticmethod
+    def _insert_receivable(db: sqlite3.Connection, rec: Receivable, created: str) -> None:
+        try:
+            db.execute(
+                "INSERT INTO receivables (id, number, call_id, facility_id, amount,"
+                " created_at, status) VALUES (?,?,?,?,?,?,?)",
+                (
+                    rec.id,
+                    rec.number_e164,
+                    rec.call_id,
+                    rec.facility_id,
+                    rec.amount_units,
+                    created,
+                    str(rec.status),
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateRequest(f"receivable {rec.id!r} exists") from exc
+
+    @staticmethod
+    def _insert_refund(db: sqlite3.Connection, refund: Refund) -> None:
+        try:
+            db.execute(
+                "INSERT INTO refunds (id, account_id, amount, method, status, requested_at,"
+                " reason) VALUES (?,?,?,?,?,?,?)",
+                (
+                    refund.id,
+                    refund.account_id,
+                    refund.amount_units,
+                    str(refund.method),
+                    str(refund.status),
+                    ts(refund.requested_at),
+                    refund.reason,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise UnknownAccount(f"no account {refund.account_id!r}") from exc
+            raise DuplicateRequest(f"refund {refund.id!r} already exists") from exc
+
+    @staticmethod
+    def _insert_subscription(db: sqlite3.Connection, s: Subscription) -> None:
+        try:
+            db.execute(
+                "INSERT INTO subscriptions (id, number, facility_id, starts_at, ends_at,"
+                " price, covered_seconds) VALUES (?,?,?,?,?,?,?)",
+                (
+                    s.id,
+                    s.number_e164,
+                    s.facility_id,
+                    ts(s.starts_at),
+                    ts(s.ends_at),
+                    s.price_units,
+                    s.covered_seconds,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateRequest(f"subscription {s.id!r} already exists") from exc
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)
@@ -1256,92 +1353,20 @@ class SqliteAccountStore(AccountStore):
         )
 
     async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
-        if refund.amount_units <= 0:
-            raise InvalidRequest("a refund must be a positive amount")
-        if refund.status not in (RefundStatus.PENDING_REVIEW, RefundStatus.APPROVED):
-            raise InvalidRequest("a refund starts pending review or approved")
+        plan = plan_refund_create(refund, at=at)
+        when = ts(at)
 
         def body(db: sqlite3.Connection) -> Any:
-            try:
-                db.execute(
-                    "INSERT INTO refunds (id, account_id, amount, method, status, requested_at,"
-                    " reason) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        refund.id,
-                        refund.account_id,
-                        refund.amount_units,
-                        str(refund.method),
-                        str(refund.status),
-                        ts(refund.requested_at),
-                        refund.reason,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                if "FOREIGN KEY" in str(exc):
-                    raise UnknownAccount(f"no account {refund.account_id!r}") from exc
-                raise DuplicateRequest(f"refund {refund.id!r} already exists") from exc
-            self._post(
-                db,
-                LedgerTransaction(
-                    kind="refund",
-                    at=at,
-                    account_id=refund.account_id,
-                    legs=(
-                        Leg(Book.ACCOUNT, refund.account_id, -refund.amount_units),
-                        Leg(Book.REFUND_PAYABLE, refund.id, refund.amount_units),
-                    ),
-                    memo=f"refund {refund.id} by {refund.method}",
-                ),
-                {refund.account_id: 0},
-            )
+            self._apply(db, plan, when)
         await self._write(body, screening=False)
         return self._refund(refund.id)
 
     async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
-        allowed = {
-            RefundStatus.PENDING_REVIEW: (RefundStatus.APPROVED, RefundStatus.REJECTED),
-            RefundStatus.APPROVED: (RefundStatus.PAID,),
-        }
-
         def body(db: sqlite3.Connection) -> Any:
             row = db.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no refund {refund_id!r}")
-            refund = self._refund_from(row)
-            if status not in allowed.get(refund.status, ()):
-                raise InvalidState(f"refund {refund_id!r} is {refund.status}, cannot be {status}")
-            if status is RefundStatus.PAID:
-                self._post(
-                    db,
-                    LedgerTransaction(
-                        kind="refund_paid",
-                        at=at,
-                        account_id=refund.account_id,
-                        legs=(
-                            Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                            Leg(Book.FUNDS_OUT, str(refund.method), refund.amount_units),
-                        ),
-                        memo=f"refund {refund.id} paid by {refund.method}",
-                    ),
-                )
-            elif status is RefundStatus.REJECTED:
-                self._post(
-                    db,
-                    LedgerTransaction(
-                        kind="refund_rejected",
-                        at=at,
-                        account_id=refund.account_id,
-                        legs=(
-                            Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                            Leg(Book.ACCOUNT, refund.account_id, refund.amount_units),
-                        ),
-                        memo=f"refund {refund.id} rejected",
-                    ),
-                )
-            db.execute(
-                "UPDATE refunds SET status = ?, decided_at = ? WHERE id = ?",
-                (str(status), ts(at), refund_id),
-            )
+            self._apply(db, plan_refund_decision(self._refund_from(row), status, at=at), ts(at))
         await self._write(body, screening=False)
         return self._refund(refund_id)
 
@@ -1436,38 +1461,16 @@ class SqliteAccountStore(AccountStore):
     async def settle_receivable(
         self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
     ) -> Receivable:
-        allowed = {
-            ReceivableStatus.PENDING: (ReceivableStatus.CONFIRMED, ReceivableStatus.FAILED),
-            ReceivableStatus.FAILED: (ReceivableStatus.CONFIRMED,),
-        }
-
         def body(db: sqlite3.Connection) -> Any:
             row = db.execute(
                 "SELECT * FROM receivables WHERE id = ?", (receivable_id,)
             ).fetchone()
             if row is None:
                 raise NotFound(f"no receivable {receivable_id!r}")
-            rec = self._receivable_from(row)
-            if status not in allowed.get(rec.status, ()):
-                raise InvalidState(f"receivable {receivable_id!r} is {rec.status}, not {status}")
-            if status is ReceivableStatus.CONFIRMED:
-                self._post(
-                    db,
-                    LedgerTransaction(
-                        kind="receivable_paid",
-                        at=at,
-                        call_id=rec.call_id,
-                        legs=(
-                            Leg(Book.RECEIVABLE, rec.id, rec.amount_units),
-                            Leg(Book.FUNDS_IN, method, -rec.amount_units),
-                        ),
-                        memo=rec.number_e164,
-                    ),
-                )
-            db.execute(
-                "UPDATE receivables SET status = ?, settled_at = ? WHERE id = ?",
-                (str(status), ts(at), receivable_id),
+            plan = plan_receivable_settlement(
+                self._receivable_from(row), status, method=method, at=at
             )
+            self._apply(db, plan, ts(at))
         await self._write(body)
         return await self.get_receivable(receivable_id)
 
@@ -1489,41 +1492,15 @@ class SqliteAccountStore(AccountStore):
     async def add_subscription(
         self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
     ) -> Subscription:
-        s = subscription
+        plan = plan_subscription_purchase(
+            subscription, method=method, idempotency_key=idempotency_key, at=at
+        )
+        when = ts(at)
 
         def body(db: sqlite3.Connection) -> Any:
-            try:
-                db.execute(
-                    "INSERT INTO subscriptions (id, number, facility_id, starts_at, ends_at,"
-                    " price, covered_seconds) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        s.id,
-                        s.number_e164,
-                        s.facility_id,
-                        ts(s.starts_at),
-                        ts(s.ends_at),
-                        s.price_units,
-                        s.covered_seconds,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateRequest(f"subscription {s.id!r} already exists") from exc
-            if s.price_units:
-                self._post(
-                    db,
-                    LedgerTransaction(
-                        kind="subscription",
-                        at=at,
-                        idempotency_key=idempotency_key,
-                        legs=(
-                            Leg(Book.FUNDS_IN, method, -s.price_units),
-                            Leg(Book.REVENUE, str(Product.SUBSCRIPTION), s.price_units),
-                        ),
-                        memo=f"subscription {s.id} {s.number_e164} at {s.facility_id}",
-                    ),
-                )
+            self._apply(db, plan, when)
         await self._write(body)
-        return await self.get_subscription(s.id)
+        return await self.get_subscription(subscription.id)
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
         row = self._one("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,))

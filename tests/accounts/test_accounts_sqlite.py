@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from account_helpers import T0, TX_AC
@@ -12,10 +15,17 @@ from account_helpers import T0, TX_AC
 from accounts import (
     Account,
     Book,
+    InsufficientFunds,
+    InvalidState,
     LedgerTransaction,
     Leg,
+    Refund,
+    RefundMethod,
+    RefundStatus,
+    Reservation,
     SqliteAccountStore,
     StoreUnavailable,
+    postings,
 )
 from rating import Product
 
@@ -287,4 +297,104 @@ async def test_a_group_uses_savepoints_only_when_one_of_its_writes_fails(tmp_pat
     account = await store.get_account("a1")
     assert account.balance_units == 10_000 + 15 * 100  # and not the +1
     assert account.balance_units == await store.book_balance(Book.ACCOUNT, "a1")
+    await store.close()
+
+
+#: Statements that only frame a transaction (the group writer's), not counted.
+_FRAMING = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA")
+
+
+async def _statements_of(store: SqliteAccountStore, step: Awaitable[object]) -> list[str]:
+    seen: list[str] = []
+    store.db.set_trace_callback(seen.append)
+    try:
+        await step
+    finally:
+        store.db.set_trace_callback(None)
+    return [s for s in seen if not s.lstrip().upper().startswith(_FRAMING)]
+
+
+def _reservation(n: int, **fields: Any) -> Reservation:
+    return Reservation(
+        id=f"r{n}",
+        call_id=f"c{n}",
+        product=fields.pop("product", Product.ADVANCE_CONNECT),
+        facility_id="tx",
+        number_e164=TX_AC,
+        created_at=T0,
+        max_seconds=600,
+        **fields,
+    )
+
+
+async def test_reserve_and_settle_issue_four_statements_each(tmp_path: Path) -> None:
+    """The hot path: the hold is one guarded UPDATE, a row and a ledger entry of two legs;
+    the settlement one claim of the reservation, one UPDATE of the account and the entry."""
+    store = await seeded(tmp_path / "a.sqlite3")
+    reserve = await _statements_of(
+        store, store.reserve(_reservation(1, amount_units=5_000, account_id="a1"), floor_units=0)
+    )
+    assert [s.split()[0] for s in reserve] == ["UPDATE", "INSERT", "INSERT", "INSERT"]
+    settle = await _statements_of(
+        store,
+        store.settle(
+            "r1",
+            talked_seconds=60,
+            charge_legs=[Leg(Book.REVENUE, "advance_connect", 600)],
+            at=T0,
+        ),
+    )
+    assert [s.split()[0] for s in settle] == ["UPDATE", "UPDATE", "INSERT", "INSERT"]
+    account = await store.get_account("a1")
+    assert (account.balance_units, account.held_units) == (10_000 - 600, 0)
+    assert account.last_call_at == T0 and account.last_call_facility == "tx"
+    await store.close()
+
+
+async def test_a_refund_is_created_in_one_guarded_update_of_the_balance(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    refund = Refund(
+        id="f1",
+        account_id="a1",
+        amount_units=10_001,
+        method=RefundMethod.CHECK,
+        status=RefundStatus.PENDING_REVIEW,
+        requested_at=T0,
+    )
+    with pytest.raises(InsufficientFunds, match="below its floor of 0"):
+        await store.create_refund(refund, at=T0)
+    assert await store.list_refunds() == []
+    ok = replace(refund, amount_units=10_000)
+    # The refund row, the balance (checked in its WHERE), the ledger entry and its legs;
+    # then the refund read back.
+    steps = await _statements_of(store, store.create_refund(ok, at=T0))
+    assert [s.split()[0] for s in steps] == ["INSERT", "UPDATE", "INSERT", "INSERT", "SELECT"]
+    assert (await store.get_account("a1")).balance_units == 0
+    await store.close()
+
+
+async def test_a_plan_whose_record_moved_on_is_refused_whole(tmp_path: Path) -> None:
+    """The expected state is checked when the plan is applied, not only when it is made."""
+    store = await seeded(tmp_path / "a.sqlite3")
+    refund = Refund(
+        id="f1",
+        account_id="a1",
+        amount_units=1_000,
+        method=RefundMethod.CHECK,
+        status=RefundStatus.PENDING_REVIEW,
+        requested_at=T0,
+    )
+    await store.create_refund(refund, at=T0)
+    stale = postings.plan_refund_decision(refund, RefundStatus.REJECTED, at=T0)
+    await store.decide_refund("f1", RefundStatus.APPROVED, at=T0)
+
+    def apply(db: sqlite3.Connection) -> None:
+        store._apply(db, stale, "2026-03-02T15:00:00.000000+00:00")
+
+    with pytest.raises(InvalidState, match="no longer pending_review"):
+        await store.writer.write(apply)
+    # Nothing of the stale plan stands: no money back to the account, still approved.
+    assert (await store.get_account("a1")).balance_units == 9_000
+    assert (await store.get_refund("f1")).status is RefundStatus.APPROVED
+    assert [t.kind for t in await store.transactions(account_id="a1")] == ["deposit", "refund"]
     await store.close()

@@ -478,3 +478,29 @@ def test_subscription_purchase_is_funds_in_against_revenue(price: int) -> None:
         assert sums[(Book.REVENUE, "subscription")] == price == -sums[(Book.FUNDS_IN, "card")]
     else:
         assert plan.transaction is None
+
+
+def test_the_settled_record_keeps_every_field_of_the_open_one() -> None:
+    """The settled reservation is the open one with only the settlement's fields changed."""
+    values = {
+        "pin": "1234",
+        "heartbeat_seconds": 42,
+        "heartbeat_at": T0 + timedelta(seconds=42),
+        "subscription_id": None,
+    }
+    open_one = dataclasses.replace(money_reservation(900), **values)
+    # Every field set to something other than its default, so a field added later
+    # and not carried over shows up here.
+    for f in dataclasses.fields(Reservation):
+        if f.name not in ("status", "settled_at", "talked_seconds", "charged_units"):
+            assert getattr(open_one, f.name) != f.default or f.name == "subscription_id", f.name
+    charge = CallCharge.checked(30, [Leg(Book.REVENUE, "advance_connect", 300)])
+    plan = plan_settle(open_one, charge, at=AT)
+    assert plan.reservation is not None
+    assert plan.reservation.record == dataclasses.replace(
+        open_one,
+        status=ReservationStatus.SETTLED,
+        settled_at=AT,
+        talked_seconds=30,
+        charged_units=300,
+    )
