@@ -263,10 +263,11 @@ def _pairs(fields: Mapping[str, object]) -> list[str]:
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _tx_json(tx: LedgerTransaction) -> str:
+def _tx_json(tx: LedgerTransaction, tx_id: int | None = None) -> str:
+    """The entry's text; ``tx_id`` names a planned transaction that has no id yet."""
     return _compact(
         {
-            "id": tx.id,
+            "id": tx.id if tx_id is None else tx_id,
             "kind": tx.kind,
             "at": ts(tx.at),
             "account_id": tx.account_id,
@@ -1053,7 +1054,7 @@ class RedisAccountStore(AccountStore):
                 else:
                     w.srem(self._t(tag, "failed"), c.id)
         if plan.transaction is not None:
-            w.append(self._ledger(tag), _tx_json(replace(plan.transaction, id=self._next_id())))
+            w.append(self._ledger(tag), _tx_json(plan.transaction, self._next_id()))
         if refund is not None:
             f = refund.record
             if refund.expected is None:
