@@ -47,27 +47,32 @@ class PlanConflict(InvalidState):
 
 
 class AtomicWrite:
-    """Checks, then writes, over the keys of one hash tag: the apply script's input."""
+    """Checks, then writes, over the keys of one hash tag: the apply script's input.
 
-    __slots__ = ("_slots", "_writing", "args", "keys")
+    Checks and writes may be added in any order: every check runs first, in the
+    order added, so a record's checks and writes can be said together.
+    """
+
+    __slots__ = ("_checks", "_slots", "_writes", "keys")
 
     def __init__(self) -> None:
         self.keys: list[str] = []
-        self.args: list[str] = []
+        self._checks: list[str] = []
+        self._writes: list[str] = []
         self._slots: dict[str, str] = {}
-        self._writing = False
+
+    @property
+    def args(self) -> list[str]:
+        return self._checks + self._writes
 
     def _op(self, name: str, key: str, args: Sequence[str], *, writes: bool) -> AtomicWrite:
-        if writes:
-            self._writing = True
-        elif self._writing:
-            raise ValueError(f"check {name} on {key} comes after a write")
         slot = self._slots.get(key)
         if slot is None:
             self.keys.append(key)
             slot = self._slots[key] = str(len(self.keys))
-        self.args.extend((name, str(len(args) + 1), slot))
-        self.args.extend(args)
+        out = self._writes if writes else self._checks
+        out.extend((name, str(len(args) + 1), slot))
+        out.extend(args)
         return self
 
     # -- what the answer carries, and the state the records must be in -------------

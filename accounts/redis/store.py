@@ -125,8 +125,13 @@ from accounts.model import (
     Subscription,
 )
 from accounts.postings import (
+    BalanceChange,
     CallCharge,
     Plan,
+    ReceivableChange,
+    RefundChange,
+    ReservationChange,
+    SecondsChange,
     Step,
     plan_receivable_settlement,
     plan_refund_create,
@@ -941,183 +946,188 @@ class RedisAccountStore(AccountStore):
         still be in the state it was read in (else ``PlanConflict``: read and
         plan again). Then the guards on what other nodes change concurrently,
         checked on the server as the write happens: the account is open and
-        keeps its floor, the subscription has the seconds. Then the writes.
+        keeps its floor, the subscription has the seconds. The writes follow.
         """
         w = AtomicWrite()
         token = token or self._token()
-        b, sec, reservation = plan.balance, plan.seconds, plan.reservation
-        refund, receivable, sub = plan.refund, plan.receivable, plan.new_subscription
-        if b is not None and sec is not None:
+        if plan.balance is not None and plan.seconds is not None:
             raise InvalidRequest("a reservation is held by an account or a subscription, not both")
-        # The step's own record.
-        if reservation is not None:
-            r = reservation.record
-            res, call = self._res(tag, r.id), self._t(tag, "call", r.call_id)
-            if reservation.expected is None:
-                w.replay(res, "token", token)
-                w.equals(res, "token", "", "dup", f"reservation {r.id} already exists")
-                w.absent(call, "dup", f"call {r.call_id} already has a reservation")
-            else:
-                held = reservation.expected_held_units
-                w.read(res, "heartbeat_seconds").read(res, "heartbeat_at")
-                w.exists(res, "notfound", f"no reservation {r.id}")
-                w.replay(res, "settle_token", token)
-                w.equals(res, "status", str(reservation.expected), "state",
-                         f"reservation {r.id} is already settled")  # fmt: skip
-                w.equals(res, "amount", str(held), "invalid",
-                         f"reservation {r.id} does not hold {held} units")  # fmt: skip
-        if refund is not None:
-            f = refund.record
-            ref = self._refund_key(f.account_id, f.id)
-            if refund.expected is None:
-                w.replay(ref, "token", token)
-                w.equals(ref, "token", "", "dup", f"refund {f.id} already exists")
-            else:
-                w.exists(ref, "notfound", "no refund")
-                w.replay(ref, "decide_token", token)
-                w.equals(ref, "status", str(refund.expected))
-        if receivable is not None:
-            c = receivable.record
-            rcv = self._t(tag, "rcv", c.id)
-            if receivable.expected is None:
-                w.absent(rcv, "dup", f"receivable {c.id} exists")
-            else:
-                w.exists(rcv, "notfound", "no receivable")
-                w.replay(rcv, "settle_token", token)
-                w.equals(rcv, "status", str(receivable.expected))
-        if sub is not None:
-            sub_key = self._t(tag, "sub", sub.id)
-            w.replay(sub_key, "token", token)
-            w.equals(sub_key, "token", "", "dup", f"subscription {sub.id} already exists")
-        idem = self._t(tag, "idem")
+        if plan.reservation is not None:
+            self._reservation_change(w, plan.reservation, tag, token)
+        if plan.refund is not None:
+            self._refund_change(w, plan.refund, tag, token)
+        if plan.receivable is not None:
+            self._receivable_change(w, plan.receivable, tag, token)
+        if plan.new_subscription is not None:
+            self._new_subscription(w, plan.new_subscription, tag, token)
         if idempotency_key:
+            idem = self._t(tag, "idem")
             w.equals(idem, idempotency_key, "", "dup",
                      f"idempotency key {idempotency_key} was already used")  # fmt: skip
-        # Guards on what moves under other nodes' calls.
-        if b is not None:
-            acct = self._acct(b.account_id)
-            if b.must_be_open or b.floor_units is not None:
-                w.exists(acct, "unknown_account", "no account")
-            if b.must_be_open:
-                w.equals(acct, "status", str(AccountStatus.OPEN), "state", "account is not open")
-            if b.floor_units is not None:
-                moved = -b.balance_units
-                message = (
-                    f"cannot hold {moved} units"
-                    if plan.step is Step.RESERVE
-                    else f"balance is smaller than {moved} units"
-                )
-                w.at_least(acct, (("balance", 1),), b.floor_units + moved, "insufficient", message)
-        if sec is not None:
-            seconds = self._t(tag, "sub", sec.subscription_id)
-            w.exists(seconds, "notfound", "no subscription")
-            if sec.needs_seconds:
-                w.at_least(
-                    seconds,
-                    (("covered_seconds", 1), ("used_seconds", -1), ("held_seconds", -1)),
-                    sec.needs_seconds, "insufficient",
-                    f"subscription cannot cover {sec.needs_seconds} s",
-                )  # fmt: skip
-        # The writes.
-        stamp = ts(plan.at)
-        if b is not None:
-            w.incr(acct, "balance", b.balance_units).incr(acct, "held", b.held_units)
-            if b.call_facility is not None:
-                w.hset(acct, [
-                    "last_call_at", stamp,
-                    "last_call_facility", b.call_facility,
-                    "last_activity_at", stamp,
-                    "inactive_flagged_at", "",
-                ])  # fmt: skip
-        if sec is not None:
-            w.incr(seconds, "held_seconds", sec.held_seconds)
-            w.incr(seconds, "used_seconds", sec.used_seconds)
-        if receivable is not None:
-            c = receivable.record
-            if receivable.expected is None:
-                w.hset(rcv, _pairs({
-                    "id": c.id,
-                    "number": c.number_e164,
-                    "call_id": c.call_id,
-                    "facility_id": c.facility_id,
-                    "amount": c.amount_units,
-                    "created_at": c.created_at,
-                    "status": str(c.status),
-                    "settled_at": c.settled_at,
-                }))  # fmt: skip
-                w.sadd(self._t(tag, "rcvs"), c.id)
-            else:
-                w.hset(rcv, ["status", str(c.status), "settled_at", stamp, "settle_token", token])
-                # A number with a failed receivable may not call on Single Call.
-                if c.status is ReceivableStatus.FAILED:
-                    w.sadd(self._t(tag, "failed"), c.id)
-                else:
-                    w.srem(self._t(tag, "failed"), c.id)
+            w.hset(idem, [idempotency_key, token])
+        if plan.balance is not None:
+            self._balance_change(w, plan.balance, plan)
+        if plan.seconds is not None:
+            self._seconds_change(w, plan.seconds, tag)
         if plan.transaction is not None:
             w.append(self._ledger(tag), _tx_json(plan.transaction, self._next_id()))
-        if refund is not None:
-            f = refund.record
-            if refund.expected is None:
-                w.hset(ref, _pairs({
-                    "token": token,
-                    "id": f.id,
-                    "account_id": f.account_id,
-                    "amount": f.amount_units,
-                    "method": str(f.method),
-                    "status": str(f.status),
-                    "requested_at": f.requested_at,
-                    "reason": f.reason,
-                    "decided_at": None,
-                }))  # fmt: skip
-                w.sadd(self._t(tag, "refunds"), f.id)
-            else:
-                w.hset(ref, ["status", str(f.status), "decided_at", stamp, "decide_token", token])
-        if sub is not None:
-            w.hset(sub_key, _pairs({
-                "token": token,
-                "id": sub.id,
-                "number": sub.number_e164,
-                "facility_id": sub.facility_id,
-                "starts_at": sub.starts_at,
-                "ends_at": sub.ends_at,
-                "price": sub.price_units,
-                "covered_seconds": sub.covered_seconds,
-                "used_seconds": 0,
-                "held_seconds": 0,
-            }))  # fmt: skip
-            w.sadd(self._t(tag, "subs"), sub.id)
-        if idempotency_key:
-            w.hset(idem, [idempotency_key, token])
-        if reservation is not None:
-            r = reservation.record
-            if reservation.expected is None:
-                # Already text: this runs for every call.
-                w.hset(res, [
-                    "token", token,
-                    "d", self._reservation_data(r),
-                    "amount", str(r.amount_units),
-                    "max_seconds", str(r.max_seconds),
-                    "status", str(r.status),
-                    "heartbeat_seconds", "0",
-                    "heartbeat_at", "",
-                ])  # fmt: skip
-                w.sadd(self._t(tag, "open"), r.id)
-                w.set(call, r.id)
-            else:
-                w.hset(res, [
-                    "status", str(r.status),
-                    "settled_at", stamp,
-                    "talked_seconds", str(r.talked_seconds or 0),
-                    "charged", str(r.charged_units or 0),
-                    "settle_token", token,
-                ])  # fmt: skip
-                w.srem(self._t(tag, "open"), r.id)
-                # The finished call's keys expire; its global claims live in other
-                # slots on a cluster, and are expired there after the write.
-                expiring = () if self.is_cluster else self._claims_of(r)
-                for key in (res, call, *expiring):
-                    w.expire(key, self.finished_call_ttl)
         return w
+
+    def _reservation_change(
+        self, w: AtomicWrite, change: ReservationChange, tag: str, token: str
+    ) -> None:
+        r = change.record
+        res, call = self._res(tag, r.id), self._t(tag, "call", r.call_id)
+        if change.expected is None:
+            w.replay(res, "token", token)
+            w.equals(res, "token", "", "dup", f"reservation {r.id} already exists")
+            w.absent(call, "dup", f"call {r.call_id} already has a reservation")
+            # Already text: this runs for every call.
+            w.hset(res, [
+                "token", token,
+                "d", self._reservation_data(r),
+                "amount", str(r.amount_units),
+                "max_seconds", str(r.max_seconds),
+                "status", str(r.status),
+                "heartbeat_seconds", "0",
+                "heartbeat_at", "",
+            ])  # fmt: skip
+            w.sadd(self._t(tag, "open"), r.id)
+            w.set(call, r.id)
+            return
+        held = change.expected_held_units
+        # The answer carries the last heartbeat, which only this record knows.
+        w.read(res, "heartbeat_seconds").read(res, "heartbeat_at")
+        w.exists(res, "notfound", f"no reservation {r.id}")
+        w.replay(res, "settle_token", token)
+        w.equals(res, "status", str(change.expected), "state",
+                 f"reservation {r.id} is already settled")  # fmt: skip
+        w.equals(res, "amount", str(held), "invalid",
+                 f"reservation {r.id} does not hold {held} units")  # fmt: skip
+        w.hset(res, [
+            "status", str(r.status),
+            "settled_at", ts(r.settled_at) if r.settled_at else "",
+            "talked_seconds", str(r.talked_seconds or 0),
+            "charged", str(r.charged_units or 0),
+            "settle_token", token,
+        ])  # fmt: skip
+        w.srem(self._t(tag, "open"), r.id)
+        # The finished call's keys expire; its global claims live in other slots
+        # on a cluster, and are expired there after the write.
+        expiring = () if self.is_cluster else self._claims_of(r)
+        for key in (res, call, *expiring):
+            w.expire(key, self.finished_call_ttl)
+
+    def _refund_change(self, w: AtomicWrite, change: RefundChange, tag: str, token: str) -> None:
+        f = change.record
+        key = self._refund_key(f.account_id, f.id)
+        if change.expected is None:
+            w.replay(key, "token", token)
+            w.equals(key, "token", "", "dup", f"refund {f.id} already exists")
+            w.hset(key, _pairs({
+                "token": token,
+                "id": f.id,
+                "account_id": f.account_id,
+                "amount": f.amount_units,
+                "method": str(f.method),
+                "status": str(f.status),
+                "requested_at": f.requested_at,
+                "reason": f.reason,
+                "decided_at": None,
+            }))  # fmt: skip
+            w.sadd(self._t(tag, "refunds"), f.id)
+            return
+        w.exists(key, "notfound", "no refund")
+        w.replay(key, "decide_token", token)
+        w.equals(key, "status", str(change.expected))
+        w.hset(key, _pairs({"status": str(f.status), "decided_at": f.decided_at}))
+        w.hset(key, ["decide_token", token])
+
+    def _receivable_change(
+        self, w: AtomicWrite, change: ReceivableChange, tag: str, token: str
+    ) -> None:
+        c = change.record
+        key = self._t(tag, "rcv", c.id)
+        if change.expected is None:
+            w.absent(key, "dup", f"receivable {c.id} exists")
+            w.hset(key, _pairs({
+                "id": c.id,
+                "number": c.number_e164,
+                "call_id": c.call_id,
+                "facility_id": c.facility_id,
+                "amount": c.amount_units,
+                "created_at": c.created_at,
+                "status": str(c.status),
+                "settled_at": c.settled_at,
+            }))  # fmt: skip
+            w.sadd(self._t(tag, "rcvs"), c.id)
+            return
+        w.exists(key, "notfound", "no receivable")
+        w.replay(key, "settle_token", token)
+        w.equals(key, "status", str(change.expected))
+        w.hset(key, _pairs({"status": str(c.status), "settled_at": c.settled_at}))
+        w.hset(key, ["settle_token", token])
+        # A number with a failed receivable may not call on Single Call.
+        if c.status is ReceivableStatus.FAILED:
+            w.sadd(self._t(tag, "failed"), c.id)
+        else:
+            w.srem(self._t(tag, "failed"), c.id)
+
+    def _new_subscription(self, w: AtomicWrite, s: Subscription, tag: str, token: str) -> None:
+        key = self._t(tag, "sub", s.id)
+        w.replay(key, "token", token)
+        w.equals(key, "token", "", "dup", f"subscription {s.id} already exists")
+        w.hset(key, _pairs({
+            "token": token,
+            "id": s.id,
+            "number": s.number_e164,
+            "facility_id": s.facility_id,
+            "starts_at": s.starts_at,
+            "ends_at": s.ends_at,
+            "price": s.price_units,
+            "covered_seconds": s.covered_seconds,
+            "used_seconds": 0,
+            "held_seconds": 0,
+        }))  # fmt: skip
+        w.sadd(self._t(tag, "subs"), s.id)
+
+    def _balance_change(self, w: AtomicWrite, change: BalanceChange, plan: Plan) -> None:
+        key = self._acct(change.account_id)
+        if change.must_be_open or change.floor_units is not None:
+            w.exists(key, "unknown_account", "no account")
+        if change.must_be_open:
+            w.equals(key, "status", str(AccountStatus.OPEN), "state", "account is not open")
+        if change.floor_units is not None:
+            # Other nodes' holds move the balance: the floor is a condition on the server.
+            moved = -change.balance_units
+            message = (
+                f"cannot hold {moved} units"
+                if plan.step is Step.RESERVE
+                else f"balance is smaller than {moved} units"
+            )
+            w.at_least(key, (("balance", 1),), change.floor_units + moved, "insufficient", message)
+        w.incr(key, "balance", change.balance_units).incr(key, "held", change.held_units)
+        if change.call_facility is not None:
+            stamp = ts(plan.at)
+            w.hset(key, [
+                "last_call_at", stamp,
+                "last_call_facility", change.call_facility,
+                "last_activity_at", stamp,
+                "inactive_flagged_at", "",
+            ])  # fmt: skip
+
+    def _seconds_change(self, w: AtomicWrite, change: SecondsChange, tag: str) -> None:
+        key = self._t(tag, "sub", change.subscription_id)
+        w.exists(key, "notfound", "no subscription")
+        if change.needs_seconds:
+            w.at_least(
+                key,
+                (("covered_seconds", 1), ("used_seconds", -1), ("held_seconds", -1)),
+                change.needs_seconds, "insufficient",
+                f"subscription cannot cover {change.needs_seconds} s",
+            )  # fmt: skip
+        w.incr(key, "held_seconds", change.held_seconds)
+        w.incr(key, "used_seconds", change.used_seconds)
 
     # -- reservations ------------------------------------------------------------------
     def _res(self, tag: str, reservation_id: str) -> str:

@@ -23,7 +23,7 @@ from accounts import (
     RefundStatus,
     Reservation,
 )
-from accounts.redis.apply import AtomicWrite, answer
+from accounts.redis.apply import AtomicWrite, PlanConflict, answer
 from accounts.redis.verify import verify_store
 from rating import Product
 
@@ -102,10 +102,17 @@ async def test_a_refused_check_writes_nothing_and_a_passing_one_writes_everythin
     assert await store.client.xlen(stream) == 1
 
 
-def test_a_check_cannot_follow_a_write() -> None:
-    w = AtomicWrite().incr("k", "balance", 5)
-    with pytest.raises(ValueError, match="comes after a write"):
-        w.equals("k", "status", "open")
+async def test_a_check_said_after_a_write_still_runs_before_it(
+    nodes: tuple[RedisAccountStore, RedisAccountStore],
+) -> None:
+    store, _ = nodes
+    record = store._t("x:test", "record")
+    await store.client.hset(record, mapping={"status": "open", "count": 1})
+    w = AtomicWrite().incr(record, "count", 5).equals(record, "status", "closed")
+    assert w.args[0] == "E"
+    with pytest.raises(PlanConflict):
+        answer(await store._scripts["apply"](w.keys, w.args), "record")
+    assert await store.client.hgetall(record) == {"status": "open", "count": "1"}
 
 
 async def test_a_refund_decided_by_another_node_meanwhile_is_planned_again(
