@@ -425,40 +425,25 @@ def plan_refund_decision(refund: Refund, status: RefundStatus, *, at: datetime) 
     """
     event = refund_transition(refund, status)
     decided = RefundChange(replace(refund, status=status, decided_at=at), expected=refund.status)
+    if event is RefundEvent.APPROVE:
+        return Plan(Step.REFUND_DECISION, at, refund=decided)
+    amount = refund.amount_units
+    balance = None
     if event is RefundEvent.PAY:
-        return Plan(
-            Step.REFUND_DECISION,
-            at,
-            transaction=LedgerTransaction(
-                kind="refund_paid",
-                at=at,
-                account_id=refund.account_id,
-                legs=(
-                    Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                    Leg(Book.FUNDS_OUT, str(refund.method), refund.amount_units),
-                ),
-                memo=f"refund {refund.id} paid by {refund.method}",
-            ),
-            refund=decided,
-        )
-    if event is RefundEvent.REJECT:
-        return Plan(
-            Step.REFUND_DECISION,
-            at,
-            transaction=LedgerTransaction(
-                kind="refund_rejected",
-                at=at,
-                account_id=refund.account_id,
-                legs=(
-                    Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                    Leg(Book.ACCOUNT, refund.account_id, refund.amount_units),
-                ),
-                memo=f"refund {refund.id} rejected",
-            ),
-            balance=BalanceChange(refund.account_id, balance_units=refund.amount_units),
-            refund=decided,
-        )
-    return Plan(Step.REFUND_DECISION, at, refund=decided)
+        kind, memo = "refund_paid", f"refund {refund.id} paid by {refund.method}"
+        to = Leg(Book.FUNDS_OUT, str(refund.method), amount)
+    else:
+        kind, memo = "refund_rejected", f"refund {refund.id} rejected"
+        to = Leg(Book.ACCOUNT, refund.account_id, amount)
+        balance = BalanceChange(refund.account_id, balance_units=amount)
+    tx = LedgerTransaction(
+        kind=kind,
+        at=at,
+        account_id=refund.account_id,
+        legs=(Leg(Book.REFUND_PAYABLE, refund.id, -amount), to),
+        memo=memo,
+    )
+    return Plan(Step.REFUND_DECISION, at, transaction=tx, balance=balance, refund=decided)
 
 
 def plan_receivable_settlement(

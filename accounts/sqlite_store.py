@@ -1,5 +1,11 @@
 """The embedded account store: one SQLite file, every money-moving step one transaction.
 
+Money steps (reserve, settle, refunds, receivables, subscription purchases)
+read their records, take the plan ``accounts.postings`` makes of them and
+apply it with ``_apply`` in the same transaction; the plan's expectations
+(an open account above its floor, a reservation still open, a refund still
+pending) are the WHERE clauses of the statements that change them.
+
 Durability: the database runs in WAL mode. ``synchronous=FULL`` fsyncs the
 write-ahead log on every commit, so a committed deposit or charge
 survives a power loss. ``synchronous=NORMAL`` fsyncs only at checkpoints: a
@@ -87,6 +93,7 @@ from accounts.postings import (
     BalanceChange,
     CallCharge,
     Plan,
+    ReservationChange,
     SecondsChange,
     plan_receivable_settlement,
     plan_refund_create,
@@ -396,6 +403,14 @@ def _balance_update(call: bool, must_be_open: bool, floor: bool) -> str:
         sql += " AND balance + ?1 >= ?4"
     return sql
 
+
+_INSERT_RESERVATION = (
+    "INSERT INTO reservations (id, call_id, product, facility_id, number, pin, created_at,"
+    " max_seconds, amount, account_id, subscription_id, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+#: The table of each record with a lifecycle, and the column its last change's time is in.
+_STATE_COLUMNS = {"refund": ("refunds", "decided_at"), "receivable": ("receivables", "settled_at")}
 
 #: By (a talked call, must be open, has a floor).
 _BALANCE_UPDATES = {
@@ -1084,7 +1099,7 @@ class SqliteAccountStore(AccountStore):
         def body(db: sqlite3.Connection) -> Any:
             r = self._claim(db, reservation_id, held, when, charge)
             plan = plan_settle(r, charge, at=at, receivable_id=receivable_id)
-            self._apply(db, plan, when)
+            self._apply(db, plan, when, claimed=True)
             assert plan.reservation is not None
             return plan.reservation.record
         try:
@@ -1134,17 +1149,18 @@ class SqliteAccountStore(AccountStore):
         return replace(held, heartbeat_seconds=row[0], heartbeat_at=_dt(row[1]))
 
     # -- applying plans ------------------------------------------------------------
-    def _apply(self, db: sqlite3.Connection, plan: Plan, at: str) -> None:
+    def _apply(self, db: sqlite3.Connection, plan: Plan, at: str, *, claimed: bool = False) -> None:
         """Apply ``plan`` in the current write transaction; ``at`` is ``ts(plan.at)``.
 
         Each expectation of the plan is checked by the statement that makes the
         change (``UPDATE ... WHERE`` the state is still as read, an INSERT that a
         duplicate key refuses): a failed one raises, and the transaction rolls
-        back whole. A reservation to close was closed by the claim that read it
-        (``_claim``). The order keeps the first error a request meets what it
-        always was: a new refund or subscription first, then balance and
-        seconds, the new reservation or receivable, the ledger, and last the
-        refund's or receivable's change of state.
+        back whole. ``claimed``: the reservation the plan closes was closed
+        already, by the claim that read it (``_claim``). The order keeps the
+        first error a request meets what it always was: a new refund or
+        subscription first, then balance and seconds, the reservation and the
+        new receivable, the ledger, and last the refund's or receivable's
+        change of state.
         """
         if plan.refund is not None and plan.refund.expected is None:
             self._insert_refund(db, plan.refund.record)
@@ -1154,41 +1170,64 @@ class SqliteAccountStore(AccountStore):
             self._apply_balance(db, plan.balance, at)
         if plan.seconds is not None:
             self._apply_seconds(db, plan.seconds)
-        if plan.reservation is not None and plan.reservation.expected is None:
-            self._insert_reservation(db, plan.reservation.record, at)
+        if plan.reservation is not None:
+            if plan.reservation.expected is None:
+                self._insert_reservation(db, plan.reservation.record, at)
+            elif not claimed:
+                self._close_reservation(db, plan.reservation)
         if plan.receivable is not None and plan.receivable.expected is None:
             self._insert_receivable(db, plan.receivable.record, at)
         if plan.transaction is not None:
             self._append(db, plan.transaction, at)
         if plan.refund is not None and plan.refund.expected is not None:
-            cur = db.execute(
-                "UPDATE refunds SET status = ?, decided_at = ? WHERE id = ? AND status = ?",
-                (
-                    str(plan.refund.record.status),
-                    at,
-                    plan.refund.record.id,
-                    str(plan.refund.expected),
-                ),
-            )
-            if cur.rowcount == 0:
-                raise InvalidState(
-                    f"refund {plan.refund.record.id!r} is no longer {plan.refund.expected}"
-                )
+            rf = plan.refund.record
+            self._move_state(db, "refund", rf.id, str(plan.refund.expected), str(rf.status), at)
         if plan.receivable is not None and plan.receivable.expected is not None:
-            cur = db.execute(
-                "UPDATE receivables SET status = ?, settled_at = ? WHERE id = ? AND status = ?",
-                (
-                    str(plan.receivable.record.status),
-                    at,
-                    plan.receivable.record.id,
-                    str(plan.receivable.expected),
-                ),
+            rc = plan.receivable.record
+            expected = str(plan.receivable.expected)
+            self._move_state(db, "receivable", rc.id, expected, str(rc.status), at)
+
+    @staticmethod
+    def _close_reservation(db: sqlite3.Connection, change: ReservationChange) -> None:
+        """Settle a reservation found as the plan expects it (``_claim`` does this in
+        ``settle``, where the same statement is its read)."""
+        r = change.record
+        cur = db.execute(
+            "UPDATE reservations SET status = ?, settled_at = ?, talked_seconds = ?, charged = ?"
+            " WHERE id = ? AND status = ? AND amount = ?",
+            (
+                str(r.status),
+                _ts_opt(r.settled_at),
+                r.talked_seconds,
+                r.charged_units,
+                r.id,
+                str(change.expected),
+                change.expected_held_units,
+            ),
+        )
+        if cur.rowcount == 0:
+            raise InvalidState(
+                f"reservation {r.id!r} is no longer {change.expected}"
+                f" with {change.expected_held_units} units held"
             )
-            if cur.rowcount == 0:
-                raise InvalidState(
-                    f"receivable {plan.receivable.record.id!r} is no longer"
-                    f" {plan.receivable.expected}"
-                )
+
+    @staticmethod
+    def _move_state(
+        db: sqlite3.Connection,
+        kind: Literal["refund", "receivable"],
+        record_id: str,
+        expected: str,
+        status: str,
+        at: str,
+    ) -> None:
+        """Move a refund or receivable on to ``status`` if it is still ``expected``."""
+        table, stamp = _STATE_COLUMNS[kind]
+        cur = db.execute(
+            f"UPDATE {table} SET status = ?, {stamp} = ? WHERE id = ? AND status = ?",  # noqa: S608
+            (status, at, record_id, expected),
+        )
+        if cur.rowcount == 0:
+            raise InvalidState(f"{kind} {record_id!r} is no longer {expected}")
 
     def _apply_balance(self, db: sqlite3.Connection, change: BalanceChange, at: str) -> None:
         """One UPDATE of the account that is also the check of its floor and status."""
@@ -1238,12 +1277,30 @@ class SqliteAccountStore(AccountStore):
             raise NotFound(f"no subscription {c.subscription_id!r}")
 
     @staticmethod
-    def _insert_reservation(db: sqlite3.Connection, r: Reservation, created: str) -> None:
+    def _insert(
+        db: sqlite3.Connection,
+        table: str,
+        row: dict[str, object],
+        duplicate: str,
+        unknown: str | None = None,
+    ) -> None:
+        """Insert a new record; ``duplicate`` (or ``unknown``, a missing parent) if refused."""
+        sql = (
+            f"INSERT INTO {table} ({', '.join(row)})"  # noqa: S608 - fixed names, bound values
+            f" VALUES ({','.join('?' * len(row))})"
+        )
+        try:
+            db.execute(sql, tuple(row.values()))
+        except sqlite3.IntegrityError as exc:
+            if unknown is not None and "FOREIGN KEY" in str(exc):
+                raise UnknownAccount(unknown) from exc
+            raise DuplicateRequest(duplicate) from exc
+
+    def _insert_reservation(self, db: sqlite3.Connection, r: Reservation, created: str) -> None:
+        # Spelled out rather than through ``_insert``: this runs for every call.
         try:
             db.execute(
-                "INSERT INTO reservations (id, call_id, product, facility_id, number, pin,"
-                " created_at, max_seconds, amount, account_id, subscription_id, status)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                _INSERT_RESERVATION,
                 (
                     r.id,
                     r.call_id,
@@ -1264,64 +1321,54 @@ class SqliteAccountStore(AccountStore):
                 f"reservation {r.id!r} or call {r.call_id!r} already exists"
             ) from exc
 
-    @staticmethod
-    def _insert_receivable(db: sqlite3.Connection, rec: Receivable, created: str) -> None:
-        try:
-            db.execute(
-                "INSERT INTO receivables (id, number, call_id, facility_id, amount,"
-                " created_at, status) VALUES (?,?,?,?,?,?,?)",
-                (
-                    rec.id,
-                    rec.number_e164,
-                    rec.call_id,
-                    rec.facility_id,
-                    rec.amount_units,
-                    created,
-                    str(rec.status),
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateRequest(f"receivable {rec.id!r} exists") from exc
+    def _insert_receivable(self, db: sqlite3.Connection, rec: Receivable, created: str) -> None:
+        self._insert(
+            db,
+            "receivables",
+            {
+                "id": rec.id,
+                "number": rec.number_e164,
+                "call_id": rec.call_id,
+                "facility_id": rec.facility_id,
+                "amount": rec.amount_units,
+                "created_at": created,
+                "status": str(rec.status),
+            },
+            f"receivable {rec.id!r} exists",
+        )
 
-    @staticmethod
-    def _insert_refund(db: sqlite3.Connection, refund: Refund) -> None:
-        try:
-            db.execute(
-                "INSERT INTO refunds (id, account_id, amount, method, status, requested_at,"
-                " reason) VALUES (?,?,?,?,?,?,?)",
-                (
-                    refund.id,
-                    refund.account_id,
-                    refund.amount_units,
-                    str(refund.method),
-                    str(refund.status),
-                    ts(refund.requested_at),
-                    refund.reason,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            if "FOREIGN KEY" in str(exc):
-                raise UnknownAccount(f"no account {refund.account_id!r}") from exc
-            raise DuplicateRequest(f"refund {refund.id!r} already exists") from exc
+    def _insert_refund(self, db: sqlite3.Connection, refund: Refund) -> None:
+        self._insert(
+            db,
+            "refunds",
+            {
+                "id": refund.id,
+                "account_id": refund.account_id,
+                "amount": refund.amount_units,
+                "method": str(refund.method),
+                "status": str(refund.status),
+                "requested_at": ts(refund.requested_at),
+                "reason": refund.reason,
+            },
+            f"refund {refund.id!r} already exists",
+            unknown=f"no account {refund.account_id!r}",
+        )
 
-    @staticmethod
-    def _insert_subscription(db: sqlite3.Connection, s: Subscription) -> None:
-        try:
-            db.execute(
-                "INSERT INTO subscriptions (id, number, facility_id, starts_at, ends_at,"
-                " price, covered_seconds) VALUES (?,?,?,?,?,?,?)",
-                (
-                    s.id,
-                    s.number_e164,
-                    s.facility_id,
-                    ts(s.starts_at),
-                    ts(s.ends_at),
-                    s.price_units,
-                    s.covered_seconds,
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise DuplicateRequest(f"subscription {s.id!r} already exists") from exc
+    def _insert_subscription(self, db: sqlite3.Connection, s: Subscription) -> None:
+        self._insert(
+            db,
+            "subscriptions",
+            {
+                "id": s.id,
+                "number": s.number_e164,
+                "facility_id": s.facility_id,
+                "starts_at": ts(s.starts_at),
+                "ends_at": ts(s.ends_at),
+                "price": s.price_units,
+                "covered_seconds": s.covered_seconds,
+            },
+            f"subscription {s.id!r} already exists",
+        )
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)

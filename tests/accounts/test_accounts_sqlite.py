@@ -327,6 +327,17 @@ def _reservation(n: int, **fields: Any) -> Reservation:
     )
 
 
+def _refund(amount: int) -> Refund:
+    return Refund(
+        id="f1",
+        account_id="a1",
+        amount_units=amount,
+        method=RefundMethod.CHECK,
+        status=RefundStatus.PENDING_REVIEW,
+        requested_at=T0,
+    )
+
+
 async def test_reserve_and_settle_issue_four_statements_each(tmp_path: Path) -> None:
     """The hot path: the hold is one guarded UPDATE, a row and a ledger entry of two legs;
     the settlement one claim of the reservation, one UPDATE of the account and the entry."""
@@ -353,14 +364,7 @@ async def test_reserve_and_settle_issue_four_statements_each(tmp_path: Path) -> 
 
 async def test_a_refund_is_created_in_one_guarded_update_of_the_balance(tmp_path: Path) -> None:
     store = await seeded(tmp_path / "a.sqlite3")
-    refund = Refund(
-        id="f1",
-        account_id="a1",
-        amount_units=10_001,
-        method=RefundMethod.CHECK,
-        status=RefundStatus.PENDING_REVIEW,
-        requested_at=T0,
-    )
+    refund = _refund(10_001)
     with pytest.raises(InsufficientFunds, match="below its floor of 0"):
         await store.create_refund(refund, at=T0)
     assert await store.list_refunds() == []
@@ -376,14 +380,7 @@ async def test_a_refund_is_created_in_one_guarded_update_of_the_balance(tmp_path
 async def test_a_plan_whose_record_moved_on_is_refused_whole(tmp_path: Path) -> None:
     """The expected state is checked when the plan is applied, not only when it is made."""
     store = await seeded(tmp_path / "a.sqlite3")
-    refund = Refund(
-        id="f1",
-        account_id="a1",
-        amount_units=1_000,
-        method=RefundMethod.CHECK,
-        status=RefundStatus.PENDING_REVIEW,
-        requested_at=T0,
-    )
+    refund = _refund(1_000)
     await store.create_refund(refund, at=T0)
     stale = postings.plan_refund_decision(refund, RefundStatus.REJECTED, at=T0)
     await store.decide_refund("f1", RefundStatus.APPROVED, at=T0)
@@ -397,4 +394,31 @@ async def test_a_plan_whose_record_moved_on_is_refused_whole(tmp_path: Path) -> 
     assert (await store.get_account("a1")).balance_units == 9_000
     assert (await store.get_refund("f1")).status is RefundStatus.APPROVED
     assert [t.kind for t in await store.transactions(account_id="a1")] == ["deposit", "refund"]
+    await store.close()
+
+
+async def test_a_settle_plan_applies_once_and_then_finds_the_reservation_settled(
+    tmp_path: Path,
+) -> None:
+    store = await seeded(tmp_path / "a.sqlite3")
+    held = await store.reserve(_reservation(1, amount_units=5_000, account_id="a1"), floor_units=0)
+    charge = postings.CallCharge.checked(60, [Leg(Book.REVENUE, "advance_connect", 600)])
+    plan = postings.plan_settle(held, charge, at=T0)
+    when = "2026-03-02T15:00:00.000000+00:00"
+
+    def apply(db: sqlite3.Connection) -> None:
+        store._apply(db, plan, when)
+
+    await store.writer.write(apply)
+    assert plan.reservation is not None
+    assert await store.get_reservation("r1") == plan.reservation.record
+    with pytest.raises(InvalidState, match="no longer open with 5000 units held"):
+        await store.writer.write(apply)
+    account = await store.get_account("a1")
+    assert (account.balance_units, account.held_units) == (10_000 - 600, 0)
+    assert [t.kind for t in await store.transactions(account_id="a1")] == [
+        "deposit",
+        "reserve",
+        "call",
+    ]
     await store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from account_helpers import CA_DB, T0, TX_AC, make_facilities
@@ -53,14 +54,23 @@ charge_legs = st.lists(
 )
 
 
-def money_reservation(amount: int, max_seconds: int = 600, account: str = "a1") -> Reservation:
-    return Reservation(
-        id="r1",
-        call_id="c1",
-        product=Product.ADVANCE_CONNECT,
+def reservation(n: int, product: Product, **fields: Any) -> Reservation:
+    base = Reservation(
+        id=f"r{n}",
+        call_id=f"c{n}",
+        product=product,
         facility_id="tx",
         number_e164=TX_AC,
         created_at=T0,
+        max_seconds=600,
+    )
+    return dataclasses.replace(base, **fields)
+
+
+def money_reservation(amount: int, max_seconds: int = 600, account: str = "a1") -> Reservation:
+    return reservation(
+        1,
+        Product.ADVANCE_CONNECT,
         max_seconds=max_seconds,
         amount_units=amount,
         account_id=account,
@@ -68,28 +78,11 @@ def money_reservation(amount: int, max_seconds: int = 600, account: str = "a1") 
 
 
 def subscription_reservation(max_seconds: int) -> Reservation:
-    return Reservation(
-        id="r2",
-        call_id="c2",
-        product=Product.SUBSCRIPTION,
-        facility_id="tx",
-        number_e164=TX_AC,
-        created_at=T0,
-        max_seconds=max_seconds,
-        subscription_id="s1",
-    )
+    return reservation(2, Product.SUBSCRIPTION, max_seconds=max_seconds, subscription_id="s1")
 
 
 def single_call_reservation(max_seconds: int = 600) -> Reservation:
-    return Reservation(
-        id="r3",
-        call_id="c3",
-        product=Product.SINGLE_CALL,
-        facility_id="tx",
-        number_e164=CA_DB,
-        created_at=T0,
-        max_seconds=max_seconds,
-    )
+    return reservation(3, Product.SINGLE_CALL, max_seconds=max_seconds, number_e164=CA_DB)
 
 
 def book_sums(plan: Plan) -> Counter[tuple[Book, str]]:
@@ -482,13 +475,12 @@ def test_subscription_purchase_is_funds_in_against_revenue(price: int) -> None:
 
 def test_the_settled_record_keeps_every_field_of_the_open_one() -> None:
     """The settled reservation is the open one with only the settlement's fields changed."""
-    values = {
-        "pin": "1234",
-        "heartbeat_seconds": 42,
-        "heartbeat_at": T0 + timedelta(seconds=42),
-        "subscription_id": None,
-    }
-    open_one = dataclasses.replace(money_reservation(900), **values)
+    open_one = dataclasses.replace(
+        money_reservation(900),
+        pin="1234",
+        heartbeat_seconds=42,
+        heartbeat_at=T0 + timedelta(seconds=42),
+    )
     # Every field set to something other than its default, so a field added later
     # and not carried over shows up here.
     for f in dataclasses.fields(Reservation):
