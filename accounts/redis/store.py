@@ -1196,6 +1196,12 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("reserve")
     async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
+        """Plan the hold and apply it in one round trip, with no read before it.
+
+        What other nodes change meanwhile (the balance, the account's status,
+        the subscription's seconds) is the plan's guard, checked by the write
+        itself: two nodes holding on one account can never overspend it.
+        """
         r = reservation
         plan = plan_reserve(r, floor_units=floor_units)
         if r.account_id is not None:
@@ -1254,7 +1260,7 @@ class RedisAccountStore(AccountStore):
         if result[0] == "unknown_account":
             raise UnknownAccount(f"no account {r.account_id!r}")
         if result[0] == "state":
-            raise InvalidState(f"account {r.account_id!r}: {result[1]}")
+            raise InvalidState(f"account {r.account_id!r} is {result[2]}")
         answer(result, f"reservation {r.id!r} of call {r.call_id!r}")
         self._remember(r, tag)
         return r
@@ -1347,6 +1353,12 @@ class RedisAccountStore(AccountStore):
         at: datetime,
         receivable_id: str | None = None,
     ) -> Reservation:
+        """Read (a hold this node made is known without a read), plan, apply.
+
+        The write checks that the reservation is still open and holds what it
+        held when planned, so a settlement another node made meanwhile (a
+        recovery) is refused, not repeated.
+        """
         charge = CallCharge.checked(talked_seconds, charge_legs)
         r = self._reservations.get(reservation_id)
         tag = self._tags.get(reservation_id)

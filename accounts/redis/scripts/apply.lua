@@ -4,7 +4,7 @@
 --       so a refused plan has written nothing.
 --   read:    R key field                       the field's value joins the answer
 --   replay:  T key field token                 answer {'ok', 'replayed', reads...} if equal
---   checks (refuse with {code, message}):
+--   checks (refuse with {code, message}, and an E check with the value it found):
 --            X key code message                the key exists
 --            N key code message                the key does not exist
 --            E key field value code message    the field equals value ('' for missing)
@@ -35,9 +35,8 @@ while i <= n do
   elseif op == 'N' then
     if redis.call('EXISTS', key) == 1 then return {ARGV[a + 1], ARGV[a + 2]} end
   elseif op == 'E' then
-    if (redis.call('HGET', key, ARGV[a + 1]) or '') ~= ARGV[a + 2] then
-      return {ARGV[a + 3], ARGV[a + 4]}
-    end
+    local found = redis.call('HGET', key, ARGV[a + 1]) or ''
+    if found ~= ARGV[a + 2] then return {ARGV[a + 3], ARGV[a + 4], found} end
   elseif op == 'G' then
     local total = 0
     for f = a + 4, i + 1 + count, 2 do
