@@ -336,6 +336,30 @@ class _Script:
         return reply
 
 
+def _new_record(w: AtomicWrite, key: str, what: str, token: str, fields: list[str]) -> None:
+    """Create a record that must not exist yet; its token makes a repeat a replay."""
+    w.replay(key, "token", token)
+    w.equals(key, "token", "", "dup", f"{what} already exists")
+    w.hset(key, ["token", token, *fields])
+
+
+def _record_moved(
+    w: AtomicWrite,
+    key: str,
+    what: str,
+    expected: str,
+    token_field: str,
+    token: str,
+    fields: list[str],
+) -> None:
+    """Move a record on in its lifecycle if it is still in the state it was read in
+    (``PlanConflict`` otherwise); its token makes a repeat a replay."""
+    w.exists(key, "notfound", f"no {what}")
+    w.replay(key, token_field, token)
+    w.equals(key, "status", expected)
+    w.hset(key, [*fields, token_field, token])
+
+
 def _person_tag(facility_id: str, pin: str) -> str:
     # The length keeps "a:b" + "c" apart from "a" + "b:c".
     return f"p:{len(facility_id)}:{facility_id}:{pin}"
@@ -979,12 +1003,8 @@ class RedisAccountStore(AccountStore):
         r = change.record
         res, call = self._res(tag, r.id), self._t(tag, "call", r.call_id)
         if change.expected is None:
-            w.replay(res, "token", token)
-            w.equals(res, "token", "", "dup", f"reservation {r.id} already exists")
-            w.absent(call, "dup", f"call {r.call_id} already has a reservation")
             # Already text: this runs for every call.
-            w.hset(res, [
-                "token", token,
+            _new_record(w, res, f"reservation {r.id}", token, [
                 "d", self._reservation_data(r),
                 "amount", str(r.amount_units),
                 "max_seconds", str(r.max_seconds),
@@ -992,6 +1012,7 @@ class RedisAccountStore(AccountStore):
                 "heartbeat_seconds", "0",
                 "heartbeat_at", "",
             ])  # fmt: skip
+            w.absent(call, "dup", f"call {r.call_id} already has a reservation")
             w.sadd(self._t(tag, "open"), r.id)
             w.set(call, r.id)
             return
@@ -1022,10 +1043,7 @@ class RedisAccountStore(AccountStore):
         f = change.record
         key = self._refund_key(f.account_id, f.id)
         if change.expected is None:
-            w.replay(key, "token", token)
-            w.equals(key, "token", "", "dup", f"refund {f.id} already exists")
-            w.hset(key, _pairs({
-                "token": token,
+            _new_record(w, key, f"refund {f.id}", token, _pairs({
                 "id": f.id,
                 "account_id": f.account_id,
                 "amount": f.amount_units,
@@ -1037,11 +1055,8 @@ class RedisAccountStore(AccountStore):
             }))  # fmt: skip
             w.sadd(self._t(tag, "refunds"), f.id)
             return
-        w.exists(key, "notfound", "no refund")
-        w.replay(key, "decide_token", token)
-        w.equals(key, "status", str(change.expected))
-        w.hset(key, _pairs({"status": str(f.status), "decided_at": f.decided_at}))
-        w.hset(key, ["decide_token", token])
+        _record_moved(w, key, "refund", str(change.expected), "decide_token", token,
+                      ["status", str(f.status), "decided_at", _s(f.decided_at)])  # fmt: skip
 
     def _receivable_change(
         self, w: AtomicWrite, change: ReceivableChange, tag: str, token: str
@@ -1062,11 +1077,8 @@ class RedisAccountStore(AccountStore):
             }))  # fmt: skip
             w.sadd(self._t(tag, "rcvs"), c.id)
             return
-        w.exists(key, "notfound", "no receivable")
-        w.replay(key, "settle_token", token)
-        w.equals(key, "status", str(change.expected))
-        w.hset(key, _pairs({"status": str(c.status), "settled_at": c.settled_at}))
-        w.hset(key, ["settle_token", token])
+        _record_moved(w, key, "receivable", str(change.expected), "settle_token", token,
+                      ["status", str(c.status), "settled_at", _s(c.settled_at)])  # fmt: skip
         # A number with a failed receivable may not call on Single Call.
         if c.status is ReceivableStatus.FAILED:
             w.sadd(self._t(tag, "failed"), c.id)
@@ -1075,10 +1087,7 @@ class RedisAccountStore(AccountStore):
 
     def _new_subscription(self, w: AtomicWrite, s: Subscription, tag: str, token: str) -> None:
         key = self._t(tag, "sub", s.id)
-        w.replay(key, "token", token)
-        w.equals(key, "token", "", "dup", f"subscription {s.id} already exists")
-        w.hset(key, _pairs({
-            "token": token,
+        _new_record(w, key, f"subscription {s.id}", token, _pairs({
             "id": s.id,
             "number": s.number_e164,
             "facility_id": s.facility_id,

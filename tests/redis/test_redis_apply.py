@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from redis_servers import SERVERS, unique_prefix
@@ -15,7 +16,6 @@ from accounts import (
     InvalidState,
     LedgerTransaction,
     Leg,
-    Receivable,
     ReceivableStatus,
     RedisAccountStore,
     Refund,
@@ -64,6 +64,27 @@ async def _funded(store: RedisAccountStore, account_id: str = "ac1") -> None:
             ),
         )
     )
+
+
+def _meanwhile(
+    node: RedisAccountStore, reader: str, other_node_acts: Coroutine[Any, Any, object]
+) -> list[str]:
+    """Make ``node``'s first read by ``reader`` let another node act before the write.
+
+    Answers the statuses ``node`` read, in order.
+    """
+    read = getattr(node, reader)
+    reads: list[str] = []
+
+    async def read_then_the_other_node_acts(record_id: str) -> Any:
+        found = await read(record_id)
+        reads.append(found.status)
+        if len(reads) == 1:
+            await other_node_acts
+        return found
+
+    setattr(node, reader, read_then_the_other_node_acts)
+    return reads
 
 
 async def test_a_refused_check_writes_nothing_and_a_passing_one_writes_everything(
@@ -122,18 +143,9 @@ async def test_a_refund_decided_by_another_node_meanwhile_is_planned_again(
     await _funded(a)
     refund = Refund("rf1", "ac1", 20_000, RefundMethod.CARD, RefundStatus.PENDING_REVIEW, AT)
     await a.create_refund(refund, at=AT)
-    reads: list[RefundStatus] = []
-    read = a._refund
-
-    async def read_then_b_rejects(refund_id: str) -> Refund:
-        found = await read(refund_id)
-        reads.append(found.status)
-        if len(reads) == 1:
-            # Between this node's read and its write, the other node decides.
-            await b.decide_refund(refund_id, RefundStatus.REJECTED, at=AT + timedelta(minutes=1))
-        return found
-
-    a._refund = read_then_b_rejects  # type: ignore[method-assign]
+    reads = _meanwhile(a, "_refund", b.decide_refund(
+        "rf1", RefundStatus.REJECTED, at=AT + timedelta(minutes=1)
+    ))  # fmt: skip
     with pytest.raises(InvalidState, match="is rejected, cannot be approved"):
         await a.decide_refund("rf1", RefundStatus.APPROVED, at=AT + timedelta(minutes=2))
     assert reads == [RefundStatus.PENDING_REVIEW, RefundStatus.REJECTED]
@@ -162,20 +174,9 @@ async def test_a_receivable_failed_meanwhile_is_confirmed_on_the_second_plan(
         at=AT + timedelta(minutes=1),
         receivable_id="rcv1",
     )
-    reads: list[ReceivableStatus] = []
-    read = a._receivable
-
-    async def read_then_b_fails(receivable_id: str) -> Receivable:
-        found = await read(receivable_id)
-        reads.append(found.status)
-        if len(reads) == 1:
-            await b.settle_receivable(
-                receivable_id, ReceivableStatus.FAILED, method="card",
-                at=AT + timedelta(minutes=2),
-            )  # fmt: skip
-        return found
-
-    a._receivable = read_then_b_fails  # type: ignore[method-assign]
+    reads = _meanwhile(a, "_receivable", b.settle_receivable(
+        "rcv1", ReceivableStatus.FAILED, method="card", at=AT + timedelta(minutes=2)
+    ))  # fmt: skip
     settled = await a.settle_receivable(
         "rcv1", ReceivableStatus.CONFIRMED, method="card", at=AT + timedelta(minutes=3)
     )
