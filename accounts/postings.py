@@ -57,13 +57,8 @@ def check_account_legs(tx: LedgerTransaction) -> None:
 
 def checked_charge(talked_seconds: int, charge_legs: Sequence[Leg]) -> tuple[int, list[Leg]]:
     """A settlement's charge and its non-zero legs; ``InvalidRequest`` if the input is wrong."""
-    if talked_seconds < 0:
-        raise InvalidRequest("talked seconds must not be negative")
-    for leg in charge_legs:
-        if leg.book not in EARNING_BOOKS or leg.amount_units < 0:
-            raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
-    charge = sum(leg.amount_units for leg in charge_legs)
-    return charge, [leg for leg in charge_legs if leg.amount_units]
+    charge = CallCharge.checked(talked_seconds, charge_legs)
+    return charge.units, list(charge.legs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +72,16 @@ class CallCharge:
     @classmethod
     def checked(cls, talked_seconds: int, charge_legs: Sequence[Leg]) -> CallCharge:
         """``InvalidRequest`` for negative seconds or a leg that is not a non-negative earning."""
-        units, legs = checked_charge(talked_seconds, charge_legs)
+        if talked_seconds < 0:
+            raise InvalidRequest("talked seconds must not be negative")
+        units = 0
+        legs = []
+        for leg in charge_legs:
+            if leg.book not in EARNING_BOOKS or leg.amount_units < 0:
+                raise InvalidRequest(f"a charge leg must be a non-negative earning, not {leg}")
+            if leg.amount_units:
+                units += leg.amount_units
+                legs.append(leg)
         return cls(talked_seconds, units, tuple(legs))
 
 

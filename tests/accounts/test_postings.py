@@ -496,3 +496,13 @@ def test_the_settled_record_keeps_every_field_of_the_open_one() -> None:
         talked_seconds=30,
         charged_units=300,
     )
+
+
+@given(st.integers(0, 7_200), charge_legs)
+def test_a_checked_charge_is_the_sum_of_its_legs_without_the_empty_ones(
+    talked: int, legs: list[Leg]
+) -> None:
+    charge = CallCharge.checked(talked, legs)
+    assert charge.units == sum(leg.amount_units for leg in legs)
+    assert list(charge.legs) == [leg for leg in legs if leg.amount_units]
+    assert postings.checked_charge(talked, legs) == (charge.units, list(charge.legs))
