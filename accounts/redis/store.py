@@ -83,7 +83,7 @@ import itertools
 import json
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +175,7 @@ _ID_BITS = 32
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 #: The steps of a call. Any other operation of this node (a deposit, a block, an
@@ -954,6 +955,24 @@ class RedisAccountStore(AccountStore):
         write = self._plan_write(plan, tag, idempotency_key=idempotency_key, token=token)
         return answer(await self._scripts["apply"](write.keys, write.args), what)
 
+    async def _replanned(
+        self,
+        read: Callable[[], Awaitable[R]],
+        plan_of: Callable[[R], Plan],
+        tag_of: Callable[[R], str],
+        what: str,
+    ) -> None:
+        """Read, plan, apply; while the record changes between the read and the
+        write, read and plan again, ``PLAN_ATTEMPTS`` times at most."""
+        for attempt in range(1, PLAN_ATTEMPTS + 1):
+            record = await read()
+            try:
+                await self._apply(plan_of(record), tag_of(record), what)
+                return
+            except PlanConflict:
+                if attempt == PLAN_ATTEMPTS:
+                    raise
+
     def _plan_write(
         self,
         plan: Plan,
@@ -1493,15 +1512,12 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("decide_refund")
     async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
-        for attempt in range(1, PLAN_ATTEMPTS + 1):
-            refund = await self._refund(refund_id)
-            plan = plan_refund_decision(refund, RefundStatus(status), at=at)
-            try:
-                await self._apply(plan, f"a:{refund.account_id}", f"refund {refund_id!r}")
-                break
-            except PlanConflict:
-                if attempt == PLAN_ATTEMPTS:
-                    raise
+        await self._replanned(
+            lambda: self._refund(refund_id),
+            lambda refund: plan_refund_decision(refund, RefundStatus(status), at=at),
+            lambda refund: f"a:{refund.account_id}",
+            f"refund {refund_id!r}",
+        )
         return await self._refund(refund_id)
 
     @_guarded("get_refund")
@@ -1604,15 +1620,14 @@ class RedisAccountStore(AccountStore):
     async def settle_receivable(
         self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
     ) -> Receivable:
-        for attempt in range(1, PLAN_ATTEMPTS + 1):
-            rec = await self._receivable(receivable_id)
-            plan = plan_receivable_settlement(rec, ReceivableStatus(status), method=method, at=at)
-            try:
-                await self._apply(plan, f"n:{rec.number_e164}", f"receivable {receivable_id!r}")
-                break
-            except PlanConflict:
-                if attempt == PLAN_ATTEMPTS:
-                    raise
+        await self._replanned(
+            lambda: self._receivable(receivable_id),
+            lambda rec: plan_receivable_settlement(
+                rec, ReceivableStatus(status), method=method, at=at
+            ),
+            lambda rec: f"n:{rec.number_e164}",
+            f"receivable {receivable_id!r}",
+        )
         return await self._receivable(receivable_id)
 
     # -- subscriptions -----------------------------------------------------------------------
