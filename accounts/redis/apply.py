@@ -46,6 +46,13 @@ class PlanConflict(InvalidState):
     gives up with this (an ``InvalidState``: the state moved under it)."""
 
 
+_NUMBERS = tuple(str(n) for n in range(64))
+
+
+def _text(n: int) -> str:
+    return _NUMBERS[n] if n < 64 else str(n)
+
+
 class AtomicWrite:
     """Checks, then writes, over the keys of one hash tag: the apply script's input.
 
@@ -65,36 +72,43 @@ class AtomicWrite:
     def args(self) -> list[str]:
         return self._checks + self._writes
 
-    def _op(self, name: str, key: str, args: Sequence[str], *, writes: bool) -> AtomicWrite:
+    def _slot(self, key: str) -> str:
         slot = self._slots.get(key)
         if slot is None:
-            self.keys.append(key)
-            slot = self._slots[key] = str(len(self.keys))
-        out = self._writes if writes else self._checks
-        out.extend((name, str(len(args) + 1), slot))
-        out.extend(args)
-        return self
+            keys = self.keys
+            keys.append(key)
+            slot = self._slots[key] = _text(len(keys))
+        return slot
+
+    # Each op is name, count (the key's slot and the arguments), slot, arguments.
+    # A dozen of them are said for every call, so each is spelled out.
 
     # -- what the answer carries, and the state the records must be in -------------
     def read(self, key: str, field: str) -> AtomicWrite:
         """Answer the field's value (as it was before the writes) after the status."""
-        return self._op("R", key, (field,), writes=False)
+        self._checks += ("R", "2", self._slots.get(key) or self._slot(key), field)
+        return self
 
     def replay(self, key: str, field: str, token: str) -> AtomicWrite:
         """If the field holds ``token``, this very write ran before: answer "replayed"."""
-        return self._op("T", key, (field, token), writes=False)
+        self._checks += ("T", "3", self._slots.get(key) or self._slot(key), field, token)
+        return self
 
     def exists(self, key: str, code: str, message: str) -> AtomicWrite:
-        return self._op("X", key, (code, message), writes=False)
+        self._checks += ("X", "3", self._slots.get(key) or self._slot(key), code, message)
+        return self
 
     def absent(self, key: str, code: str, message: str) -> AtomicWrite:
-        return self._op("N", key, (code, message), writes=False)
+        self._checks += ("N", "3", self._slots.get(key) or self._slot(key), code, message)
+        return self
 
     def equals(
         self, key: str, field: str, value: str, code: str = CONFLICT, message: str = ""
     ) -> AtomicWrite:
         """The field must hold ``value`` ('' for a missing field)."""
-        return self._op("E", key, (field, value, code, message), writes=False)
+        slot = self._slots.get(key) or self._slot(key)
+        self._checks += ("E", "5", slot, field, value, code, message)
+        return self
 
     def at_least(
         self, key: str, terms: Iterable[tuple[str, int]], least: int, code: str, message: str
@@ -102,13 +116,16 @@ class AtomicWrite:
         """The sum of ``coefficient * field`` over ``terms`` must be at least ``least``."""
         args = [str(least), code, message]
         for field, coefficient in terms:
-            args.extend((field, str(coefficient)))
-        return self._op("G", key, args, writes=False)
+            args += (field, str(coefficient))
+        self._checks += ("G", _text(len(args) + 1), self._slots.get(key) or self._slot(key))
+        self._checks += args
+        return self
 
     # -- writes ------------------------------------------------------------------------
     def incr(self, key: str, field: str, delta: int) -> AtomicWrite:
         if delta:
-            self._op("I", key, (field, str(delta)), writes=True)
+            slot = self._slots.get(key) or self._slot(key)
+            self._writes += ("I", "3", slot, field, str(delta))
         return self
 
     def hset(self, key: str, fields: Mapping[str, str] | Sequence[str]) -> AtomicWrite:
@@ -116,27 +133,33 @@ class AtomicWrite:
         if isinstance(fields, Mapping):
             pairs: list[str] = []
             for name, value in fields.items():
-                pairs.extend((name, value))
+                pairs += (name, value)
             fields = pairs
         if fields:
-            self._op("H", key, fields, writes=True)
+            self._writes += ("H", _text(len(fields) + 1), self._slots.get(key) or self._slot(key))
+            self._writes += fields
         return self
 
     def sadd(self, key: str, member: str) -> AtomicWrite:
-        return self._op("S", key, (member,), writes=True)
+        self._writes += ("S", "2", self._slots.get(key) or self._slot(key), member)
+        return self
 
     def srem(self, key: str, member: str) -> AtomicWrite:
-        return self._op("D", key, (member,), writes=True)
+        self._writes += ("D", "2", self._slots.get(key) or self._slot(key), member)
+        return self
 
     def append(self, key: str, entry: str) -> AtomicWrite:
         """Add one ledger entry to a stream."""
-        return self._op("A", key, (entry,), writes=True)
+        self._writes += ("A", "2", self._slots.get(key) or self._slot(key), entry)
+        return self
 
     def set(self, key: str, value: str) -> AtomicWrite:
-        return self._op("P", key, (value,), writes=True)
+        self._writes += ("P", "2", self._slots.get(key) or self._slot(key), value)
+        return self
 
     def expire(self, key: str, seconds: int) -> AtomicWrite:
-        return self._op("Z", key, (str(seconds),), writes=True)
+        self._writes += ("Z", "2", self._slots.get(key) or self._slot(key), str(seconds))
+        return self
 
 
 def answer(result: Sequence[Any], what: str) -> list[Any]:
