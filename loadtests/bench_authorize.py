@@ -337,6 +337,10 @@ def against(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         for r in range(args.rounds):
             for label, code in (("old", tree), ("new", HERE)):
+                if args.store == "redis":  # each round populates the database afresh
+                    import redis
+
+                    redis.Redis.from_url(args.url).flushdb()
                 env = {**os.environ, "ICS_BENCH_CODE": str(code)}
                 out = subprocess.run(
                     [sys.executable, str(Path(__file__).resolve()), *passed,
@@ -480,6 +484,17 @@ def main() -> int:
         parser.error("--pairs, --seconds and --workers must be positive")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be 1 to 20")
+    if args.store == "redis":
+        import ipaddress
+        from urllib.parse import urlparse
+
+        host = urlparse(args.url).hostname or ""
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            parser.error(f"--url must name a loopback Redis, not {host!r}")
     if args.against:
         return against(args, sys.argv[1:])
     try:
