@@ -66,6 +66,19 @@ async def phone() -> Phone:
     return p
 
 
+async def two_phones_and_legs(
+    b_codec: Codec = PCMU,
+) -> tuple[Phone, Phone, RtpEndpoint, RtpEndpoint]:
+    """Alice and Bob on loopback phones, and our legs to them: ``a`` (PCMU) to Alice and
+    ``b`` (``b_codec``) to Bob, on ports of a fresh range."""
+    lo, hi = free_range(4)
+    ports = PortAllocator(lo, hi)
+    alice, bob = await phone(), await phone()
+    a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
+    b = await RtpEndpoint.open(b_codec, allocator=ports, remote=bob.address)
+    return alice, bob, a, b
+
+
 async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -176,11 +189,7 @@ def test_bridge_transcodes_passes_dtmf_records_and_times_out(
 
 def test_privileged_calls_are_never_recorded(tmp_path: Path) -> None:
     async def main() -> None:
-        lo, hi = free_range(4)
-        ports = PortAllocator(lo, hi)
-        alice, bob = await phone(), await phone()
-        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
-        b = await RtpEndpoint.open(PCMU, allocator=ports, remote=bob.address)
+        alice, bob, a, b = await two_phones_and_legs()
         recorder = open_recording(tmp_path, "attorney-call", privileged=True,
                                   codecs=(PCMU, PCMU), now=0.0)
         assert recorder is None
@@ -202,11 +211,7 @@ def test_privileged_calls_are_never_recorded(tmp_path: Path) -> None:
 
 def test_announcement_to_both_parties_while_bridged() -> None:
     async def main() -> None:
-        lo, hi = free_range(4)
-        ports = PortAllocator(lo, hi)
-        alice, bob = await phone(), await phone()
-        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
-        b = await RtpEndpoint.open(PCMA, allocator=ports, remote=bob.address)
+        alice, bob, a, b = await two_phones_and_legs(PCMA)
         bridge = Bridge(a, b)
         bridge.start()
         n = 25  # half a second
@@ -237,11 +242,8 @@ def test_announcement_to_both_parties_while_bridged() -> None:
 
 def test_bridge_does_not_relay_a_stray_source() -> None:
     async def main() -> None:
-        lo, hi = free_range(4)
-        ports = PortAllocator(lo, hi)
-        alice, bob, stranger = await phone(), await phone(), await phone()
-        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
-        b = await RtpEndpoint.open(PCMU, allocator=ports, remote=bob.address)
+        alice, bob, a, b = await two_phones_and_legs()
+        stranger = await phone()
         bridge = Bridge(a, b)
         bridge.start()
         for i in range(5):
