@@ -663,21 +663,20 @@ class Endpoint:
             return
         # 300-699
         if state == "completed":
-            self._out.append(Transmission(self._non2xx_ack(tx, response).serialize(), tx.address,
-                                          tx.transport, tx.connection))
+            # The ACK the INVITE client transaction itself sends (RFC 3261 17.1.1.3).
+            non2xx_ack = _same_branch_request("ACK", tx.request, response.headers.get("to") or "")
+            self._out.append(Transmission(non2xx_ack.serialize(), tx.address, tx.transport,
+                                          tx.connection))
             return
         if not tx.can("final"):
             return
         tx.advance("final")
         tx.timers.clear()
-        self._out.append(Transmission(self._non2xx_ack(tx, response).serialize(), tx.address,
-                                      tx.transport, tx.connection))
+        non2xx_ack = _same_branch_request("ACK", tx.request, response.headers.get("to") or "")
+        self._out.append(Transmission(non2xx_ack.serialize(), tx.address, tx.transport,
+                                      tx.connection))
         self._set_timer(tx, "D", now + (0.0 if tx.reliable else 32.0))
         self._emit(ResponseReceived(response, tx.request, tx.id))
-
-    def _non2xx_ack(self, tx: ClientTransaction, response: Response) -> Request:
-        """The ACK the INVITE client transaction itself sends (RFC 3261 17.1.1.3)."""
-        return _same_branch_request("ACK", tx.request, response.headers.get("to") or "")
 
     def _send_cancel(self, tx: ClientTransaction, now: float) -> None:
         invite = tx.request
