@@ -8,7 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rating_builders import TODAY, flat_rates, make_facility, surcharged_facilities
+from rating_builders import TODAY, flat_rates, make_facility
+from rating_strategies import surcharged_facilities
 
 from rating import (
     MAX_QUOTED_SECONDS,
