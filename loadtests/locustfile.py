@@ -32,6 +32,13 @@ NUMBERS = [
 ]
 
 
+def _quote_params() -> dict[str, str]:
+    """A quote as a family asks for it: a facility, a number, and a length it allows."""
+    facility, limit = random.choice(list(FACILITIES.items()))
+    return {"facility": facility, "number": random.choice(NUMBERS),
+            "minutes": str(random.randint(1, limit))}
+
+
 class Family(HttpUser):
     """Checks what calls cost, mostly through the JSON API, sometimes the page."""
 
@@ -40,9 +47,7 @@ class Family(HttpUser):
 
     @task(10)
     def quote(self) -> None:
-        facility, limit = random.choice(list(FACILITIES.items()))
-        params = {"facility": facility, "number": random.choice(NUMBERS),
-                  "minutes": str(random.randint(1, limit))}
+        params = _quote_params()
         with self.client.get("/v1/quote", params=params, name="/v1/quote",
                              catch_response=True) as r:
             if r.status_code != 200 or not r.json().get("quotes"):
@@ -50,23 +55,27 @@ class Family(HttpUser):
 
     @task(2)
     def page(self) -> None:
-        facility, limit = random.choice(list(FACILITIES.items()))
-        params = {"facility": facility, "number": random.choice(NUMBERS),
-                  "minutes": str(random.randint(1, limit)), "lang": random.choice(["en", "es"])}
+        params = {**_quote_params(), "lang": random.choice(["en", "es"])}
         with self.client.get("/", params=params, name="/ (quote page)",
                              catch_response=True) as r:
             if r.status_code != 200 or 'class="product"' not in r.text:
                 r.failure(f"page did not show a quote: {r.status_code}")
 
 
-class FinanceStaff(HttpUser):
+class AdminUser(HttpUser):
+    """A user of the admin API: every request carries the admin token."""
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+
+
+class FinanceStaff(AdminUser):
     """Takes deposits (each with its own idempotency key) and checks balances."""
 
     weight = 1
     wait_time = between(0.2, 1.0)
-
-    def on_start(self) -> None:
-        self.client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
 
     @task(3)
     def deposit(self) -> None:
@@ -84,14 +93,11 @@ class FinanceStaff(HttpUser):
                         params={"since": "2100-01-01T00:00:00Z"})
 
 
-class Operator(HttpUser):
+class Operator(AdminUser):
     """Watches the node: recent CDRs, a CSV export, metrics and readiness."""
 
     weight = 1
     wait_time = between(0.5, 2.0)
-
-    def on_start(self) -> None:
-        self.client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
 
     @task(3)
     def recent_cdrs(self) -> None:

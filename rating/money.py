@@ -110,9 +110,17 @@ def round_to_cent(units: int) -> int:
     Charges are never negative, but the rule is symmetric so that refunds and
     reversals round the same way in magnitude.
     """
-    sign = -1 if units < 0 else 1
-    q, r = divmod(abs(units), UNITS_PER_CENT)
-    if r * 2 >= UNITS_PER_CENT:
+    return _half_up_cents(units, UNITS_PER_CENT)
+
+
+def _half_up_cents(numerator: int, den: int) -> int:
+    """``numerator / den`` as whole cents in units, half-up (away from zero on .5).
+
+    ``den`` is positive and already counts units per cent, so the quotient is cents.
+    """
+    sign = -1 if numerator < 0 else 1
+    q, r = divmod(abs(numerator), den)
+    if r * 2 >= den:
         q += 1
     return sign * q * UNITS_PER_CENT
 
@@ -126,14 +134,7 @@ def pct_to_scaled(value: Decimal | int | str, *, field: str = "percent") -> int:
 
 def apply_pct(units: int, pct_scaled: int) -> int:
     """``units * pct`` rounded to the cent, half-up, in exact integers."""
-    num = units * pct_scaled
-    # Round num / PCT_SCALE / UNITS_PER_CENT half-up to an integer number of cents.
-    den = PCT_SCALE * UNITS_PER_CENT
-    sign = -1 if num < 0 else 1
-    q, r = divmod(abs(num), den)
-    if r * 2 >= den:
-        q += 1
-    return sign * q * UNITS_PER_CENT
+    return _half_up_cents(units * pct_scaled, PCT_SCALE * UNITS_PER_CENT)
 
 
 def round_ratio_to_cent(numerator: int, denominator: int) -> int:
@@ -144,12 +145,7 @@ def round_ratio_to_cent(numerator: int, denominator: int) -> int:
     """
     if denominator <= 0:
         raise MoneyError(f"denominator {denominator} must be positive")
-    den = denominator * UNITS_PER_CENT
-    sign = -1 if numerator < 0 else 1
-    q, r = divmod(abs(numerator), den)
-    if r * 2 >= den:
-        q += 1
-    return sign * q * UNITS_PER_CENT
+    return _half_up_cents(numerator, denominator * UNITS_PER_CENT)
 
 
 def price_str(units: int) -> str:

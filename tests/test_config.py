@@ -241,24 +241,30 @@ def test_overlapping_trunks(configs: Path) -> None:
     assert "trunk.sources" in message and "overlaps" in message
 
 
-def test_a_source_used_by_a_menu_trunk_and_another_facility_is_refused(configs: Path) -> None:
-    # al-county-jail's single [trunk] takes the address of tx-state-prison's menu trunk.
-    edit(configs / "facilities" / "al-county-jail.toml", '"127.0.0.12/32"', '"127.0.0.21/32"')
+@pytest.mark.parametrize(
+    ("edited", "old", "new", "expected"),
+    [
+        # al-county-jail's single [trunk] takes the address of tx-state-prison's menu trunk.
+        pytest.param(
+            "al-county-jail", '"127.0.0.12/32"', '"127.0.0.21/32"',
+            "trunks.1.sources: 127.0.0.21/32 overlaps 127.0.0.21/32 (trunk.sources) "
+            "of facility 'al-county-jail'",
+            id="a-menu-trunk-and-another-facility",
+        ),
+        pytest.param(
+            "tx-state-prison", '"127.0.0.21/32"', '"127.0.0.8/30"',
+            "trunks.1.sources: 127.0.0.8/30 overlaps 127.0.0.11/32 (trunks.0.sources)",
+            id="two-trunks-of-one-facility",
+        ),
+    ],
+)
+def test_a_source_two_trunks_share_is_refused(
+    configs: Path, edited: str, old: str, new: str, expected: str
+) -> None:
+    edit(configs / "facilities" / f"{edited}.toml", old, new)
     message = load_error(configs)
     tx = (configs / "facilities" / "tx-state-prison.toml").resolve()
-    assert message == (
-        f"{tx}: trunks.1.sources: 127.0.0.21/32 overlaps 127.0.0.21/32 (trunk.sources) "
-        "of facility 'al-county-jail'"
-    )
-
-
-def test_two_trunks_of_one_facility_may_not_share_a_source(configs: Path) -> None:
-    edit(configs / "facilities" / "tx-state-prison.toml", '"127.0.0.21/32"', '"127.0.0.8/30"')
-    message = load_error(configs)
-    tx = (configs / "facilities" / "tx-state-prison.toml").resolve()
-    assert message == (
-        f"{tx}: trunks.1.sources: 127.0.0.8/30 overlaps 127.0.0.11/32 (trunks.0.sources)"
-    )
+    assert message == f"{tx}: {expected}"
 
 
 def test_a_facility_needs_a_trunk(configs: Path) -> None:

@@ -663,48 +663,26 @@ class Endpoint:
             return
         # 300-699
         if state == "completed":
-            self._out.append(Transmission(self._non2xx_ack(tx, response).serialize(), tx.address,
-                                          tx.transport, tx.connection))
+            # The ACK the INVITE client transaction itself sends (RFC 3261 17.1.1.3).
+            non2xx_ack = _same_branch_request("ACK", tx.request, response.headers.get("to") or "")
+            self._out.append(Transmission(non2xx_ack.serialize(), tx.address, tx.transport,
+                                          tx.connection))
             return
         if not tx.can("final"):
             return
         tx.advance("final")
         tx.timers.clear()
-        self._out.append(Transmission(self._non2xx_ack(tx, response).serialize(), tx.address,
-                                      tx.transport, tx.connection))
+        non2xx_ack = _same_branch_request("ACK", tx.request, response.headers.get("to") or "")
+        self._out.append(Transmission(non2xx_ack.serialize(), tx.address, tx.transport,
+                                      tx.connection))
         self._set_timer(tx, "D", now + (0.0 if tx.reliable else 32.0))
         self._emit(ResponseReceived(response, tx.request, tx.id))
 
-    def _non2xx_ack(self, tx: ClientTransaction, response: Response) -> Request:
-        """The ACK the INVITE client transaction itself sends (RFC 3261 17.1.1.3)."""
-        invite = tx.request
-        h = Headers()
-        h.set("via", split_header_values(invite.headers.get("via") or "")[0])
-        h.set("max-forwards", "70")
-        h.set("from", invite.headers.get("from") or "")
-        h.set("to", response.headers.get("to") or "")
-        h.set("call-id", invite.call_id)
-        h.set("cseq", f"{invite.cseq[0]} ACK")
-        routes = invite.headers.get_all("route")
-        if routes:
-            h.set_all("route", routes)
-        return Request("ACK", invite.uri, h)
-
     def _send_cancel(self, tx: ClientTransaction, now: float) -> None:
         invite = tx.request
-        h = Headers()
-        h.set("via", split_header_values(invite.headers.get("via") or "")[0])
-        h.set("max-forwards", "70")
-        h.set("from", invite.headers.get("from") or "")
-        h.set("to", invite.headers.get("to") or "")
-        h.set("call-id", invite.call_id)
-        h.set("cseq", f"{invite.cseq[0]} CANCEL")
-        routes = invite.headers.get_all("route")
-        if routes:
-            h.set_all("route", routes)
         tx.cancel_sent = True
-        self._start_client(Request("CANCEL", invite.uri, h), tx.id, tx.address, tx.transport,
-                           tx.connection, now)
+        self._start_client(_same_branch_request("CANCEL", invite, invite.headers.get("to") or ""),
+                           tx.id, tx.address, tx.transport, tx.connection, now)
         # RFC 3261 9.1: with no final answer 64*T1 after CANCEL, the INVITE is given up.
         if "B" not in tx.timers:
             self._set_timer(tx, "B", now + 64 * self.t1)
@@ -741,3 +719,20 @@ class Endpoint:
             key = (tx.request.call_id, tx.request.cseq[0])
             if self._invites_sent.get(key) is tx:
                 del self._invites_sent[key]
+
+
+def _same_branch_request(method: str, invite: Request, to: str) -> Request:
+    """A CANCEL or non-2xx ACK for ``invite``: it carries the INVITE's top Via (so its
+    branch), From, Call-ID, CSeq number and Route set, and ``to`` as its To
+    (RFC 3261 9.1, 17.1.1.3)."""
+    h = Headers()
+    h.set("via", split_header_values(invite.headers.get("via") or "")[0])
+    h.set("max-forwards", "70")
+    h.set("from", invite.headers.get("from") or "")
+    h.set("to", to)
+    h.set("call-id", invite.call_id)
+    h.set("cseq", f"{invite.cseq[0]} {method}")
+    routes = invite.headers.get_all("route")
+    if routes:
+        h.set_all("route", routes)
+    return Request(method, invite.uri, h)

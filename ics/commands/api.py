@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ics.commands import add_config_option
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -13,8 +15,7 @@ def register(subparsers: Any) -> None:
         description="Serve the rate calculator, the admin API, /metrics and health checks "
         "with the configured account store, without the call controller.",
     )
-    parser.add_argument("--config", default=None,
-                        help="service config (default configs/demo.toml)")
+    add_config_option(parser)
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="override the config's http.listen address")
     parser.set_defaults(func=run)
@@ -23,7 +24,5 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from api.runner import run_standalone
     from ics.commands.service_runner import run_service
-    from settings.config import default_config_path
 
-    path = args.config or default_config_path()
-    return run_service("api", lambda: run_standalone(path, listen=args.listen))
+    return run_service("api", args.config, lambda path: run_standalone(path, listen=args.listen))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ics.commands import add_config_option
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -15,8 +17,7 @@ def register(subparsers: Any) -> None:
         "one config. SIGINT/SIGTERM stop taking calls, let calls finish for "
         "sip.shutdown_grace_seconds, then end the rest and exit 0.",
     )
-    parser.add_argument("--config", default=None,
-                        help="service config (default configs/demo.toml)")
+    add_config_option(parser)
     parser.add_argument("--grace", type=float, default=None, metavar="SECONDS",
                         help="override sip.shutdown_grace_seconds")
     parser.add_argument("--no-http", action="store_true",
@@ -27,7 +28,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ics.commands.service_runner import run_service
     from ics.service import serve
-    from settings.config import default_config_path
 
-    path = args.config or default_config_path()
-    return run_service("serve", lambda: serve(path, grace=args.grace, http=not args.no_http))
+    return run_service(
+        "serve", args.config, lambda path: serve(path, grace=args.grace, http=not args.no_http)
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 
@@ -22,13 +23,17 @@ def new_runner() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
-def run_service(command: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run ``main()`` to completion; report a failure to start as ``ics <command>: ...``."""
-    from settings.config import ConfigError
+def run_service(
+    command: str, config: str | None, main: Callable[[str | Path], Coroutine[Any, Any, int]]
+) -> int:
+    """Run ``main`` on the config at ``config`` (by default ``configs/demo.toml``) to
+    completion; report a failure to start as ``ics <command>: ...``."""
+    from settings.config import ConfigError, default_config_path
 
+    path = config or default_config_path()
     try:
         with new_runner() as runner:
-            return runner.run(main())
+            return runner.run(main(path))
     except ConfigError as exc:
         print(f"ics {command}: {exc}", file=sys.stderr)
         return 2

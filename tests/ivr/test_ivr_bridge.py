@@ -7,7 +7,7 @@ import socket
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ from ivr import (
     g711,
     open_recording,
 )
-from ivr.events import Address
+from ivr.events import Address, MediaEvent
 from ivr.rfc4733 import event_packets
 from ivr.rtp import RtpPacket, build_packet
 
@@ -66,6 +66,30 @@ async def phone() -> Phone:
     return p
 
 
+async def two_phones_and_legs(
+    b_codec: Codec = PCMU,
+) -> tuple[Phone, Phone, RtpEndpoint, RtpEndpoint]:
+    """Alice and Bob on loopback phones, and our legs to them: ``a`` (PCMU) to Alice and
+    ``b`` (``b_codec``) to Bob, on ports of a fresh range."""
+    lo, hi = free_range(4)
+    ports = PortAllocator(lo, hi)
+    alice, bob = await phone(), await phone()
+    a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
+    b = await RtpEndpoint.open(b_codec, allocator=ports, remote=bob.address)
+    return alice, bob, a, b
+
+
+E = TypeVar("E", bound=MediaEvent)
+
+
+async def next_event(ep: RtpEndpoint, kind: type[E]) -> E:
+    """The next event of ``kind`` that ``ep`` reports, skipping others (5 s for each)."""
+    while True:
+        ev = await asyncio.wait_for(ep.events.get(), 5)
+        if isinstance(ev, kind):
+            return ev
+
+
 async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -84,17 +108,13 @@ def test_prompt_playback_and_dtmf_over_real_sockets(loop_kind: str) -> None:
         ep = await RtpEndpoint.open(PCMA, allocator=ports, remote=far.address)
         audio = g711.alaw_encode(np.zeros(160 * 10, dtype=np.int16))
         ep.play(audio)
-        ev = await asyncio.wait_for(ep.events.get(), 5)
-        while not isinstance(ev, PlaybackFinished):
-            ev = await asyncio.wait_for(ep.events.get(), 5)
+        await next_event(ep, PlaybackFinished)
         await wait_for(lambda: len([p for p in far.received if p.payload_type == 8]) == 10)
         assert [p.payload for p in far.received[:10]] == [audio[:160]] * 10
         # The far end presses 6 (RFC 4733).
         for i, p in enumerate(event_packets("6", 80)):
             far.send(build_packet(101, i, 4000, 99, p.payload, p.marker), ("127.0.0.1", ep.port))
-        ev = await asyncio.wait_for(ep.events.get(), 5)
-        while not isinstance(ev, DtmfReceived):
-            ev = await asyncio.wait_for(ep.events.get(), 5)
+        ev = await next_event(ep, DtmfReceived)
         assert (ev.digit, ev.source) == ("6", "rfc4733")
         ep.close()
         assert ports.in_use == 0
@@ -176,11 +196,7 @@ def test_bridge_transcodes_passes_dtmf_records_and_times_out(
 
 def test_privileged_calls_are_never_recorded(tmp_path: Path) -> None:
     async def main() -> None:
-        lo, hi = free_range(4)
-        ports = PortAllocator(lo, hi)
-        alice, bob = await phone(), await phone()
-        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
-        b = await RtpEndpoint.open(PCMU, allocator=ports, remote=bob.address)
+        alice, bob, a, b = await two_phones_and_legs()
         recorder = open_recording(tmp_path, "attorney-call", privileged=True,
                                   codecs=(PCMU, PCMU), now=0.0)
         assert recorder is None
@@ -202,11 +218,7 @@ def test_privileged_calls_are_never_recorded(tmp_path: Path) -> None:
 
 def test_announcement_to_both_parties_while_bridged() -> None:
     async def main() -> None:
-        lo, hi = free_range(4)
-        ports = PortAllocator(lo, hi)
-        alice, bob = await phone(), await phone()
-        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
-        b = await RtpEndpoint.open(PCMA, allocator=ports, remote=bob.address)
+        alice, bob, a, b = await two_phones_and_legs(PCMA)
         bridge = Bridge(a, b)
         bridge.start()
         n = 25  # half a second
@@ -237,11 +249,8 @@ def test_announcement_to_both_parties_while_bridged() -> None:
 
 def test_bridge_does_not_relay_a_stray_source() -> None:
     async def main() -> None:
-        lo, hi = free_range(4)
-        ports = PortAllocator(lo, hi)
-        alice, bob, stranger = await phone(), await phone(), await phone()
-        a = await RtpEndpoint.open(PCMU, allocator=ports, remote=alice.address)
-        b = await RtpEndpoint.open(PCMU, allocator=ports, remote=bob.address)
+        alice, bob, a, b = await two_phones_and_legs()
+        stranger = await phone()
         bridge = Bridge(a, b)
         bridge.start()
         for i in range(5):

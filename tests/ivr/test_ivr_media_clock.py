@@ -25,6 +25,12 @@ class Listener(asyncio.DatagramProtocol):
         self.packets.append(RtpPacket.parse(data))
 
 
+async def listening_peer() -> tuple[asyncio.DatagramTransport, Listener]:
+    """A loopback socket that keeps every RTP packet sent to it."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_datagram_endpoint(Listener, local_addr=("127.0.0.1", 0))
+
+
 @pytest.mark.parametrize("loop_kind", LOOPS)
 def test_one_clock_paces_every_playing_leg_without_drift(loop_kind: str) -> None:
     legs = 5
@@ -32,14 +38,12 @@ def test_one_clock_paces_every_playing_leg_without_drift(loop_kind: str) -> None
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        lo, hi = free_range(legs)
-        alloc = PortAllocator(lo, hi)
+        alloc = PortAllocator(*free_range(legs))
         sinks = []
         endpoints = []
         finished: list[list[MediaEvent]] = []
         for _ in range(legs):
-            transport, sink = await loop.create_datagram_endpoint(
-                Listener, local_addr=("127.0.0.1", 0))
+            transport, sink = await listening_peer()
             sinks.append((transport, sink))
             events: list[MediaEvent] = []
             finished.append(events)
@@ -79,10 +83,8 @@ def test_one_clock_paces_every_playing_leg_without_drift(loop_kind: str) -> None
 def test_stopping_and_closing_leave_the_clock(loop_kind: str) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        lo, hi = free_range(2)
-        alloc = PortAllocator(lo, hi)
-        transport, sink = await loop.create_datagram_endpoint(
-            Listener, local_addr=("127.0.0.1", 0))
+        alloc = PortAllocator(*free_range(2))
+        transport, sink = await listening_peer()
         peer = transport.get_extra_info("sockname")
         a = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, inactivity_timeout=0)
         b = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, inactivity_timeout=0)
@@ -119,11 +121,8 @@ def test_a_closed_bridged_call_is_freed_without_the_cycle_collector(loop_kind: s
             pass
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        lo, hi = free_range(2)
-        alloc = PortAllocator(lo, hi)
-        transport, _ = await loop.create_datagram_endpoint(
-            Listener, local_addr=("127.0.0.1", 0))
+        alloc = PortAllocator(*free_range(2))
+        transport, _ = await listening_peer()
         peer = transport.get_extra_info("sockname")
         owner = Owner()
         a = await RtpEndpoint.open(PCMU, allocator=alloc, remote=peer, on_event=owner.on_event)

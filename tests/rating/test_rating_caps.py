@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import NamedTuple
 
 import pytest
 from rating_builders import REPO, flat_rates, make_facility
@@ -28,23 +29,40 @@ D2021, D2024, D2025 = date(2021, 10, 26), date(2025, 1, 1), date(2026, 4, 6)
 ALL = frozenset(Jurisdiction)
 OUT_OF_STATE = frozenset({Jurisdiction.INTERSTATE, Jurisdiction.INTERNATIONAL})
 
-# (table day, kind, smallest ADP, largest ADP, cap units, add-on units, jurisdictions)
+
+class Tier(NamedTuple):
+    """One tier of a shipped cap table, as the tests expect to find it."""
+
+    day: date
+    kind: FacilityKind
+    lo: int  # smallest ADP
+    hi: int  # largest ADP
+    cap: int
+    add_on: int
+    jurisdictions: frozenset[Jurisdiction]
+
+
 TIERS = [
-    (D2021, PRISON, 0, 50_000, 1200, 200, OUT_OF_STATE),
-    (D2021, JAIL, 1000, 50_000, 1400, 200, OUT_OF_STATE),
-    (D2021, JAIL, 0, 999, 2100, 0, OUT_OF_STATE),
-    (D2024, PRISON, 0, 50_000, 600, 0, ALL),
-    (D2024, JAIL, 1000, 50_000, 600, 0, ALL),
-    (D2024, JAIL, 350, 999, 700, 0, ALL),
-    (D2024, JAIL, 100, 349, 900, 0, ALL),
-    (D2024, JAIL, 0, 99, 1200, 0, ALL),
-    (D2025, PRISON, 0, 50_000, 1100, 200, ALL),
-    (D2025, JAIL, 1000, 50_000, 1000, 200, ALL),
-    (D2025, JAIL, 350, 999, 1200, 200, ALL),
-    (D2025, JAIL, 100, 349, 1300, 200, ALL),
-    (D2025, JAIL, 50, 99, 1500, 200, ALL),
-    (D2025, JAIL, 0, 49, 1900, 200, ALL),
+    Tier(D2021, PRISON, 0, 50_000, 1200, 200, OUT_OF_STATE),
+    Tier(D2021, JAIL, 1000, 50_000, 1400, 200, OUT_OF_STATE),
+    Tier(D2021, JAIL, 0, 999, 2100, 0, OUT_OF_STATE),
+    Tier(D2024, PRISON, 0, 50_000, 600, 0, ALL),
+    Tier(D2024, JAIL, 1000, 50_000, 600, 0, ALL),
+    Tier(D2024, JAIL, 350, 999, 700, 0, ALL),
+    Tier(D2024, JAIL, 100, 349, 900, 0, ALL),
+    Tier(D2024, JAIL, 0, 99, 1200, 0, ALL),
+    Tier(D2025, PRISON, 0, 50_000, 1100, 200, ALL),
+    Tier(D2025, JAIL, 1000, 50_000, 1000, 200, ALL),
+    Tier(D2025, JAIL, 350, 999, 1200, 200, ALL),
+    Tier(D2025, JAIL, 100, 349, 1300, 200, ALL),
+    Tier(D2025, JAIL, 50, 99, 1500, 200, ALL),
+    Tier(D2025, JAIL, 0, 49, 1900, 200, ALL),
 ]
+
+
+@pytest.fixture(params=TIERS, ids=lambda t: f"{t.day}-{t.kind}-{t.lo}")
+def tier(request: pytest.FixtureRequest) -> Tier:
+    return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +83,10 @@ def test_shipped_tables_and_dates(schedule: CapSchedule) -> None:
         assert table.source  # every table cites its source
 
 
-@pytest.mark.parametrize(("day", "kind", "lo", "hi", "cap", "add_on", "jurisdictions"), TIERS)
 def test_every_tier_accepts_its_cap_and_rejects_a_hair_above(
-    schedule: CapSchedule,
-    day: date,
-    kind: FacilityKind,
-    lo: int,
-    hi: int,
-    cap: int,
-    add_on: int,
-    jurisdictions: frozenset[Jurisdiction],
+    schedule: CapSchedule, tier: Tier
 ) -> None:
+    day, kind, lo, hi, cap, add_on, jurisdictions = tier
     for adp in (lo, hi):
         table, tier = schedule.cap_for(kind, adp, Jurisdiction.INTERSTATE, day) or (None, None)
         assert tier is not None and (tier.cap, tier.add_on_max) == (cap, add_on)
@@ -99,27 +110,17 @@ def test_every_tier_accepts_its_cap_and_rejects_a_hair_above(
             assert table is not None and table.name in v.message
 
 
-@pytest.mark.parametrize(("day", "kind", "lo", "hi", "cap", "add_on", "jurisdictions"), TIERS)
-def test_facility_add_on_limit_per_tier(
-    schedule: CapSchedule,
-    day: date,
-    kind: FacilityKind,
-    lo: int,
-    hi: int,
-    cap: int,
-    add_on: int,
-    jurisdictions: frozenset[Jurisdiction],
-) -> None:
+def test_facility_add_on_limit_per_tier(schedule: CapSchedule, tier: Tier) -> None:
     def with_add_on(units: int) -> list[str]:
         line = Surcharge("add-on", FeeCategory.FACILITY_ADD_ON, FeeBasis.PER_MINUTE, units,
-                         jurisdictions=jurisdictions)
-        facility = make_facility(rate=cap, kind=kind, adp=lo, regulation=schedule,
+                         jurisdictions=tier.jurisdictions)
+        facility = make_facility(rate=tier.cap, kind=tier.kind, adp=tier.lo, regulation=schedule,
                                  surcharges=(line,))
-        return [v.rule for v in check_facility(facility, day)]
+        return [v.rule for v in check_facility(facility, tier.day)]
 
-    if add_on:
-        assert with_add_on(add_on) == []
-    assert set(with_add_on(add_on + 1)) == {"facility_add_on"}
+    if tier.add_on:
+        assert with_add_on(tier.add_on) == []
+    assert set(with_add_on(tier.add_on + 1)) == {"facility_add_on"}
 
 
 def test_add_on_outside_its_dates_is_not_counted(schedule: CapSchedule) -> None:

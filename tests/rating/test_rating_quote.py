@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rating_builders import TODAY, flat_rates, make_facility
+from rating_strategies import surcharged_facilities
 
 from rating import (
     MAX_QUOTED_SECONDS,
@@ -22,6 +23,7 @@ from rating import (
     Jurisdiction,
     Product,
     ProductNotOffered,
+    RatedFacility,
     RatingError,
     Surcharge,
     deposit_fees,
@@ -188,41 +190,13 @@ def test_errors_name_the_field() -> None:
 
 # -- max_affordable_seconds -------------------------------------------------
 
-facility_params = st.fixed_dictionaries(
-    {
-        "rate": st.integers(0, 3000),
-        "increment": st.sampled_from([1, 6, 30, 60]),
-        "pct": st.integers(0, 400_000),
-        "per_call": st.integers(0, 500),
-        "per_minute": st.integers(0, 200),
-        "max_minutes": st.one_of(st.none(), st.integers(1, 60)),
-        "number": st.sampled_from([TX, NY, MX]),
-    }
-)
-
-
 @settings(max_examples=250, deadline=None)
-@given(params=facility_params, budget=st.integers(0, 200_000))
+@given(facility=surcharged_facilities(max_minutes=60), number=st.sampled_from([TX, NY, MX]),
+       budget=st.integers(0, 200_000))
 def test_max_affordable_seconds_is_exactly_consistent_with_quote(
-    params: dict[str, int | str | None], budget: int
+    facility: RatedFacility, number: str, budget: int
 ) -> None:
-    lines = (
-        Surcharge("tax", FeeCategory.MANDATORY_TAX, FeeBasis.PERCENT, int(params["pct"] or 0)),
-        Surcharge("per call", FeeCategory.AUTHORIZED_FEE, FeeBasis.PER_CALL,
-                  int(params["per_call"] or 0)),
-        Surcharge("add-on", FeeCategory.FACILITY_ADD_ON, FeeBasis.PER_MINUTE,
-                  int(params["per_minute"] or 0)),
-    )
-    max_minutes = params["max_minutes"]
-    cap = None if max_minutes is None else int(max_minutes) * 60
-    facility = make_facility(
-        rate=int(params["rate"] or 0),
-        increment=int(params["increment"] or 60),
-        surcharges=lines,
-        termination={"*": 700},
-        max_call_seconds=cap,
-    )
-    number = str(params["number"])
+    cap = facility.max_call_seconds
     best = max_affordable_seconds(facility, number, AC, budget, TODAY)
     increment = facility.tariff.increment_seconds
     limit = cap or MAX_QUOTED_SECONDS

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rating_builders import TODAY, flat_rates, make_facility
+from rating_strategies import surcharged_facilities
 
 from rating import (
     MAX_QUOTED_SECONDS,
@@ -17,6 +18,7 @@ from rating import (
     Jurisdiction,
     Product,
     ProductNotOffered,
+    RatedFacility,
     RatingError,
     Surcharge,
     classify,
@@ -30,50 +32,22 @@ NY = "+12125550100"
 MX = "011525512345678"
 AC = Product.ADVANCE_CONNECT
 
-params_strategy = st.fixed_dictionaries(
-    {
-        "rate": st.integers(0, 3000),
-        "increment": st.sampled_from([1, 6, 30, 60]),
-        "pct": st.integers(0, 400_000),
-        "per_call": st.integers(0, 500),
-        "per_minute": st.integers(0, 200),
-        "max_minutes": st.one_of(st.none(), st.integers(1, 30)),
-        "limit": st.one_of(st.none(), st.integers(1, 2400)),
-        "number": st.sampled_from([TX, NY, MX]),
-        "fee_ends": st.sampled_from([None, TODAY - timedelta(days=1), TODAY]),
-    }
-)
-
-
 @settings(max_examples=150, deadline=None)
-@given(params=params_strategy, budgets=st.lists(st.integers(0, 300_000), min_size=1, max_size=8))
+@given(
+    facility=surcharged_facilities(
+        max_minutes=30, fee_ends=st.sampled_from([None, TODAY - timedelta(days=1), TODAY])
+    ),
+    number=st.sampled_from([TX, NY, MX]),
+    limit_seconds=st.one_of(st.none(), st.integers(1, 2400)),
+    budgets=st.lists(st.integers(0, 300_000), min_size=1, max_size=8),
+)
 def test_schedule_answers_exactly_what_max_affordable_seconds_answers(
-    params: dict[str, object], budgets: list[int]
+    facility: RatedFacility, number: str, limit_seconds: int | None, budgets: list[int]
 ) -> None:
-    fee_ends = params["fee_ends"]
-    assert fee_ends is None or isinstance(fee_ends, date)
-    lines = (
-        Surcharge("tax", FeeCategory.MANDATORY_TAX, FeeBasis.PERCENT, int(str(params["pct"]))),
-        Surcharge("per call", FeeCategory.AUTHORIZED_FEE, FeeBasis.PER_CALL,
-                  int(str(params["per_call"])), allowed=DateRange(end=fee_ends)),
-        Surcharge("add-on", FeeCategory.FACILITY_ADD_ON, FeeBasis.PER_MINUTE,
-                  int(str(params["per_minute"]))),
-    )
-    max_minutes = params["max_minutes"]
-    cap = None if max_minutes is None else int(str(max_minutes)) * 60
-    facility = make_facility(
-        rate=int(str(params["rate"])),
-        increment=int(str(params["increment"])),
-        surcharges=lines,
-        termination={"*": 700},
-        max_call_seconds=cap,
-    )
+    cap = facility.max_call_seconds
     increment = facility.tariff.increment_seconds
-    limit = params["limit"]
-    if cap is None and limit is None and increment < 60:
-        limit = 3600  # a whole day of one-second lengths is too long for an example
-    limit_seconds = None if limit is None else int(str(limit))
-    number = str(params["number"])
+    if cap is None and limit_seconds is None and increment < 60:
+        limit_seconds = 3600  # a whole day of one-second lengths is too long for an example
     called = classify(facility, number)
     termination = 700 if called.jurisdiction is Jurisdiction.INTERNATIONAL else 0
     schedule = price_schedule(

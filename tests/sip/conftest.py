@@ -49,20 +49,22 @@ def first_lines(transmissions: Iterable[Transmission]) -> list[str]:
     return [t.data.split(b"\r\n", 1)[0].decode() for t in transmissions]
 
 
+def endpoint_at(address: tuple[str, int]) -> Endpoint:
+    """An endpoint that answers on ``address`` over both UDP and TCP."""
+    endpoint = Endpoint()
+    endpoint.set_local_address("udp", *address)
+    endpoint.set_local_address("tcp", *address)
+    return endpoint
+
+
 @pytest.fixture
 def uas() -> Endpoint:
-    endpoint = Endpoint()
-    endpoint.set_local_address("udp", *UAS_ADDR)
-    endpoint.set_local_address("tcp", *UAS_ADDR)
-    return endpoint
+    return endpoint_at(UAS_ADDR)
 
 
 @pytest.fixture
 def uac() -> Endpoint:
-    endpoint = Endpoint()
-    endpoint.set_local_address("udp", *UAC_ADDR)
-    endpoint.set_local_address("tcp", *UAC_ADDR)
-    return endpoint
+    return endpoint_at(UAC_ADDR)
 
 
 class Network:
