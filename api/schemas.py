@@ -19,6 +19,7 @@ from accounts import (
     Restriction,
     Subscription,
 )
+from accounts.station_locks import StationLock
 from accounts.store import restriction_id
 from rating import cents_str, rate_str
 
@@ -180,6 +181,21 @@ class RestrictionOut(BaseModel):
         return cls(id=restriction_id(r), kind=r.kind, until=r.until, note=r.note)
 
 
+class StationLockOut(BaseModel):
+    """A station whose PIN entry is refused until ``until``, after ``failures`` wrong PINs."""
+
+    facility: str
+    station: str = Field(description="The From URI's user part of the facility phone.")
+    locked_at: datetime
+    until: datetime
+    failures: int
+
+    @classmethod
+    def of(cls, lock: StationLock) -> StationLockOut:
+        return cls(facility=lock.facility_id, station=lock.station, locked_at=lock.locked_at,
+                   until=lock.until, failures=lock.failures)
+
+
 class PersonOut(BaseModel):
     facility: str
     pin: str
@@ -224,6 +240,8 @@ class CdrOut(BaseModel):
     recording_path: str | None
     recovered: bool
     reservation_id: str | None
+    station: str = Field(description="The phone the call came from (the From URI's user part).")
+    menu_seconds: int = Field(description="Seconds in the caller's voice menu; never billed.")
 
     @classmethod
     def of(cls, c: CallDetailRecord) -> CdrOut:
@@ -238,6 +256,7 @@ class CdrOut(BaseModel):
             "outcome": str(c.outcome), "disconnect_reason": c.disconnect_reason,
             "disconnect_side": c.disconnect_side, "privileged": c.privileged,
             "recording_path": c.recording_path, "recovered": c.recovered,
-            "reservation_id": c.reservation_id,
+            "reservation_id": c.reservation_id, "station": c.station,
+            "menu_seconds": c.menu_seconds,
         }
         return cls(**data)

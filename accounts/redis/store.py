@@ -11,7 +11,10 @@ Cluster:
   product pays for it, its subscriptions, Single Call and subscription
   reservations, receivables, self-blocks and the ledger of those;
 * ``{p:<facility>:<pin>}``: a person and their allowed numbers;
-* ``{f:<facility>}``: the facility's blocked numbers and prefixes.
+* ``{f:<facility>}``: the facility's blocked numbers and prefixes, and its
+  PIN-guessing counts and locks (``pin-failures:<station>``,
+  ``station-lock:<station>``, ``station-locks``), which expire by themselves
+  with their window or lock.
 
 Ids that must be unique across owners (reservation, call, refund, receivable,
 subscription and invoice ids, idempotency keys) are claimed with ``SET NX``
@@ -85,7 +88,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -144,12 +147,14 @@ from accounts.redis.apply import AtomicWrite, PlanConflict, answer
 from accounts.redis.lane import Lane
 from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
 from accounts.sqlite_store import ts
+from accounts.station_locks import PinGuardPolicy, StationLock
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
     check_account_legs,
+    check_station_key,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -157,7 +162,7 @@ from rating import Product
 log = logging.getLogger("accounts.redis")
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
-SCRIPT_NAMES = ("apply", "claim", "create", "heartbeat", "restriction", "update")
+SCRIPT_NAMES = ("apply", "claim", "create", "heartbeat", "pin_failure", "restriction", "update")
 ALL_FACILITIES = "*"
 #: Reservation records kept in memory per node, so settle needs no read first.
 RESERVATION_CACHE_SIZE = 50_000
@@ -180,9 +185,11 @@ R = TypeVar("R")
 
 #: The steps of a call. Any other operation of this node (a deposit, a block, an
 #: account change...) drops the payer reads made with screenings, so a call after
-#: it reads them again.
+#: it reads them again. A menu call's PIN-guessing steps change no payer either.
 _CALL_STEPS = frozenset(
     {
+        "station_lock",
+        "record_pin_failure",
         "screening_facts",
         "payer_candidates",
         "reserve",
@@ -248,6 +255,14 @@ def _dt(value: str | None) -> datetime | None:
 
 def _dt_req(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(value: datetime) -> int:
+    """Exact microseconds since the epoch (a float timestamp would round them)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def _opt(value: str | None) -> str | None:
@@ -2058,6 +2073,98 @@ class RedisAccountStore(AccountStore):
             direct_bill_paid_units=paid,
             single_call_barred=int(failed) > 0,
         )
+
+    # -- PIN guessing ------------------------------------------------------------------
+    # Under the facility's tag: each station's failures (a sorted set by time, kept a
+    # window after its last write), its lock (a hash, kept for the lock's length) and
+    # the facility's locked stations (a sorted set by the lock's end, kept as long as
+    # its longest lock). Times in the scores are microseconds since the epoch.
+    def _pin_keys(self, facility_id: str, station: str) -> list[str]:
+        tag = f"f:{facility_id}"
+        return [
+            self._t(tag, "pin-failures", station),
+            self._t(tag, "station-lock", station),
+            self._t(tag, "station-locks"),
+        ]
+
+    @staticmethod
+    def _lock_from(facility_id: str, station: str, h: Mapping[str, str]) -> StationLock:
+        return StationLock(
+            facility_id=facility_id,
+            station=station,
+            locked_at=_dt_req(h["locked_at"]),
+            until=_dt_req(h["until"]),
+            failures=int(h["failures"]),
+        )
+
+    @_guarded("record_pin_failure")
+    async def record_pin_failure(
+        self, facility_id: str, station: str, at: datetime, policy: PinGuardPolicy
+    ) -> StationLock | None:
+        check_station_key(facility_id, station)
+        locked_at = ts(at)  # refuses a naive time before anything is written
+        until = at + timedelta(seconds=policy.lock_seconds)
+        since = at - timedelta(seconds=policy.window_seconds)
+        status, failures = await self._run(
+            "pin_failure",
+            self._pin_keys(facility_id, station),
+            [
+                station,
+                self._token(),
+                _micros(at),
+                _micros(since),
+                policy.failures,
+                policy.window_seconds * 1000,
+                policy.lock_seconds * 1000,
+                locked_at,
+                ts(until),
+                _micros(until),
+            ],
+        )
+        if status != "locked":
+            return None
+        return StationLock(facility_id, station, _dt_req(locked_at), _dt_req(ts(until)),
+                           int(failures))
+
+    @_guarded("station_lock")
+    async def station_lock(
+        self, facility_id: str, station: str, at: datetime
+    ) -> StationLock | None:
+        check_station_key(facility_id, station)
+        _, lock_key, _ = self._pin_keys(facility_id, station)
+        h = _hash(await self.client.hgetall(lock_key))
+        if not h:
+            return None
+        lock = self._lock_from(facility_id, station, h)
+        return lock if lock.active(at) else None
+
+    @_guarded("clear_station_lock")
+    async def clear_station_lock(self, facility_id: str, station: str) -> bool:
+        check_station_key(facility_id, station)
+        _, lock_key, locks_key = self._pin_keys(facility_id, station)
+        # The lock hash is the lock; the listing entry goes after it (a listed
+        # station without a hash is skipped by the listing).
+        cleared = bool(await self.client.delete(lock_key))
+        await self.client.zrem(locks_key, station)
+        return cleared
+
+    @_guarded("list_station_locks")
+    async def list_station_locks(self, facility_id: str, at: datetime) -> list[StationLock]:
+        check_station_key(facility_id, "-")
+        ts(at)
+        locks_key = self._pin_keys(facility_id, "-")[2]
+        stations = await self.client.zrangebyscore(locks_key, f"({_micros(at)}", "+inf")
+        if not stations:
+            return []
+        pipe = self._pipe()
+        for station in stations:
+            pipe.hgetall(self._pin_keys(facility_id, station)[1])
+        locks = [
+            self._lock_from(facility_id, station, _hash(h))
+            for station, h in zip(stations, await pipe.execute(), strict=True)
+            if h
+        ]
+        return sorted((lk for lk in locks if lk.active(at)), key=lambda lk: lk.station)
 
     # -- call detail records ---------------------------------------------------------------------
     @staticmethod
