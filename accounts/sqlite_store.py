@@ -720,6 +720,13 @@ class SqliteAccountStore(AccountStore):
             raise StoreUnavailable(f"account store error: {exc}") from exc
         return row
 
+    def _row(self, sql: str, key: str, what: str) -> sqlite3.Row:
+        """The row ``sql`` finds for ``key``; ``NotFound`` ("no {what} {key!r}") if none."""
+        row = self._one(sql, (key,))
+        if row is None:
+            raise NotFound(f"no {what} {key!r}")
+        return row
+
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self.db.execute(sql, params).fetchall()
@@ -1415,9 +1422,7 @@ class SqliteAccountStore(AccountStore):
 
     # -- refunds -----------------------------------------------------------------
     def _refund(self, refund_id: str) -> Refund:
-        row = self._one("SELECT * FROM refunds WHERE id = ?", (refund_id,))
-        if row is None:
-            raise NotFound(f"no refund {refund_id!r}")
+        row = self._row("SELECT * FROM refunds WHERE id = ?", refund_id, "refund")
         return self._refund_from(row)
 
     @staticmethod
@@ -1478,24 +1483,21 @@ class SqliteAccountStore(AccountStore):
 
     async def add_invoice(self, invoice: Invoice) -> Invoice:
         def body(db: sqlite3.Connection) -> Any:
-            try:
-                db.execute(
-                    "INSERT INTO invoices (id, account_id, period_start, period_end, issued_at,"
-                    " due_at, amount) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        invoice.id,
-                        invoice.account_id,
-                        ts(invoice.period_start),
-                        ts(invoice.period_end),
-                        ts(invoice.issued_at),
-                        ts(invoice.due_at),
-                        invoice.amount_units,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                if "FOREIGN KEY" in str(exc):
-                    raise UnknownAccount(f"no account {invoice.account_id!r}") from exc
-                raise DuplicateRequest(f"invoice {invoice.id!r} already exists") from exc
+            self._insert(
+                db,
+                "invoices",
+                {
+                    "id": invoice.id,
+                    "account_id": invoice.account_id,
+                    "period_start": ts(invoice.period_start),
+                    "period_end": ts(invoice.period_end),
+                    "issued_at": ts(invoice.issued_at),
+                    "due_at": ts(invoice.due_at),
+                    "amount": invoice.amount_units,
+                },
+                f"invoice {invoice.id!r} already exists",
+                unknown=f"no account {invoice.account_id!r}",
+            )
         await self._write(body, screening=False)
         return invoice
 
@@ -1525,9 +1527,7 @@ class SqliteAccountStore(AccountStore):
         )
 
     async def get_receivable(self, receivable_id: str) -> Receivable:
-        row = self._one("SELECT * FROM receivables WHERE id = ?", (receivable_id,))
-        if row is None:
-            raise NotFound(f"no receivable {receivable_id!r}")
+        row = self._row("SELECT * FROM receivables WHERE id = ?", receivable_id, "receivable")
         return self._receivable_from(row)
 
     async def list_receivables(
@@ -1584,9 +1584,7 @@ class SqliteAccountStore(AccountStore):
         return await self.get_subscription(subscription.id)
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
-        row = self._one("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,))
-        if row is None:
-            raise NotFound(f"no subscription {subscription_id!r}")
+        row = self._row("SELECT * FROM subscriptions WHERE id = ?", subscription_id, "subscription")
         return self._subscription_from(row)
 
     async def list_subscriptions(
@@ -1646,23 +1644,19 @@ class SqliteAccountStore(AccountStore):
 
     async def add_person(self, person: Person) -> Person:
         def body(db: sqlite3.Connection) -> Any:
-            try:
-                db.execute(
-                    "INSERT INTO people (facility_id, pin, name, language, restrictions,"
-                    " released_at) VALUES (?,?,?,?,?,?)",
-                    (
-                        person.facility_id,
-                        person.pin,
-                        person.name,
-                        person.language,
-                        self._restrictions_json(person.restrictions),
-                        _ts_opt(person.released_at),
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateRequest(
-                    f"PIN {person.pin!r} already exists at {person.facility_id!r}"
-                ) from exc
+            self._insert(
+                db,
+                "people",
+                {
+                    "facility_id": person.facility_id,
+                    "pin": person.pin,
+                    "name": person.name,
+                    "language": person.language,
+                    "restrictions": self._restrictions_json(person.restrictions),
+                    "released_at": _ts_opt(person.released_at),
+                },
+                f"PIN {person.pin!r} already exists at {person.facility_id!r}",
+            )
             db.executemany(
                 "INSERT INTO allowed_numbers (facility_id, pin, number) VALUES (?,?,?)",
                 [(person.facility_id, person.pin, n) for n in sorted(person.allowed_numbers)],
