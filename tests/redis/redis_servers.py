@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,17 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+
+@contextlib.contextmanager
+def own_server(directory: Path, *, appendfsync: str = "everysec") -> Iterator[RedisServer]:
+    """A started server of the caller's own (one it may kill), stopped at the end."""
+    server = RedisServer(directory, appendfsync=appendfsync)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from redis_servers import RedisServer, unique_prefix
+from redis_servers import RedisServer, own_server, unique_prefix
 
 from accounts import (
     AccountService,
@@ -43,12 +43,8 @@ DEPOSIT = 100_000  # $10.00
 def server(tmp_path: Path) -> Iterator[RedisServer]:
     # appendfsync always: a SIGKILL loses nothing, so the restarted server has
     # every write the test made before the kill.
-    s = RedisServer(tmp_path / "redis", appendfsync="always")
-    s.start()
-    try:
+    with own_server(tmp_path / "redis", appendfsync="always") as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

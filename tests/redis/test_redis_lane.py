@@ -11,7 +11,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis_servers import SERVERS, RedisServer, unique_prefix
+from redis_servers import SERVERS, RedisServer, own_server, unique_prefix
 
 from accounts import (
     AccountService,
@@ -44,12 +44,8 @@ def test_commands_are_packed_as_resp_bulk_strings() -> None:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RedisServer]:
-    s = RedisServer(tmp_path / "redis")
-    s.start()
-    try:
+    with own_server(tmp_path / "redis") as s:
         yield s
-    finally:
-        s.stop()
 
 
 async def test_replies_come_back_in_order_with_errors_in_their_place() -> None:

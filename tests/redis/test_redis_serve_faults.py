@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from redis_serve import SIPP, Service, carrier, facility, prepare_node
-from redis_servers import RedisServer, unique_prefix
+from redis_servers import RedisServer, own_server, unique_prefix
 
 from accounts import CallDetailRecord, NotFound, RedisAccountStore
 
@@ -28,12 +28,8 @@ DEPOSIT_UNITS = 100_000
 @pytest.fixture
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     # appendfsync always: the kill loses nothing the node was told was written.
-    server = RedisServer(tmp_path / "redis", appendfsync="always")
-    server.start()
-    try:
+    with own_server(tmp_path / "redis", appendfsync="always") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def metric(svc: Service, operation: str) -> float:
