@@ -8,7 +8,7 @@ import inspect
 from datetime import UTC, datetime
 from typing import Any
 
-from accounts import AccountStore, FacilityPolicy
+from accounts import AccountStore, Book, FacilityPolicy, LedgerTransaction, Leg
 from rating import (
     FacilityKind,
     FeeBasis,
@@ -28,6 +28,18 @@ CA_DB = "+13105550100"  # California: interstate
 NY_NONE = "+12125550100"  # New York: nobody pays
 PRIVILEGED = "+15125550123"
 BLOCKED = "+15125550199"
+
+
+def card_deposit(account_id: str, units: int, key: str, *, memo: str = "") -> LedgerTransaction:
+    """A card deposit of ``units`` into ``account_id`` at T0, to post straight to a store."""
+    return LedgerTransaction(
+        kind="deposit",
+        at=T0,
+        account_id=account_id,
+        idempotency_key=key,
+        legs=(Leg(Book.ACCOUNT, account_id, units), Leg(Book.FUNDS_IN, "card", -units)),
+        memo=memo,
+    )
 
 
 def _rates(per_minute: str, single: str) -> dict[Product, dict[Jurisdiction, int]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from account_helpers import T0, TX_AC
+from account_helpers import T0, TX_AC, card_deposit
 
 from accounts import (
     Account,
@@ -36,15 +36,7 @@ async def seeded(path: Path) -> SqliteAccountStore:
     await store.create_account(
         Account(id="a1", product=Product.ADVANCE_CONNECT, created_at=T0, numbers=(TX_AC,))
     )
-    await store.post(
-        LedgerTransaction(
-            kind="deposit",
-            at=T0,
-            account_id="a1",
-            idempotency_key="k1",
-            legs=(Leg(Book.ACCOUNT, "a1", 10_000), Leg(Book.FUNDS_IN, "card", -10_000)),
-        )
-    )
+    await store.post(card_deposit("a1", 10_000, "k1"))
     return store
 
 
@@ -164,15 +156,7 @@ async def test_the_log_starts_over_under_steady_writes_and_stays_bounded(
     restarts = 0
     size = posts = 0
     while restarts < 3 and posts < 20_000:
-        await store.post(
-            LedgerTransaction(
-                kind="deposit",
-                at=T0,
-                account_id="a1",
-                idempotency_key=f"k{posts}-" + "x" * 600,
-                legs=(Leg(Book.ACCOUNT, "a1", 100), Leg(Book.FUNDS_IN, "card", -100)),
-            )
-        )
+        await store.post(card_deposit("a1", 100, f"k{posts}-" + "x" * 600))
         posts += 1
         previous, size = size, wal.stat().st_size
         restarts += size < previous
@@ -187,13 +171,7 @@ async def test_the_log_starts_over_under_steady_writes_and_stays_bounded(
 
 
 def _deposit(n: int, amount: int = 100, key: str | None = None) -> LedgerTransaction:
-    return LedgerTransaction(
-        kind="deposit",
-        at=T0,
-        account_id="a1",
-        idempotency_key=key or f"g{n}",
-        legs=(Leg(Book.ACCOUNT, "a1", amount), Leg(Book.FUNDS_IN, "card", -amount)),
-    )
+    return card_deposit("a1", amount, key or f"g{n}")
 
 
 async def test_concurrent_writes_share_one_commit_and_each_stands_alone(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
-from account_helpers import NY_NONE, T0, TX_AC, make_facilities
+from account_helpers import NY_NONE, T0, TX_AC, card_deposit, make_facilities
 
 from accounts import (
     AccountService,
@@ -339,15 +339,7 @@ async def test_payers_read_with_screening_serve_only_the_same_task_with_no_write
 
     # Another task's payer read does not take this task's screening read.
     await store.screening_facts("tx", "100001", TX_AC)
-    await other.post(
-        LedgerTransaction(
-            kind="deposit",
-            at=T0,
-            account_id="ac1",
-            idempotency_key="dep-3",
-            legs=(Leg(Book.ACCOUNT, "ac1", 10_000), Leg(Book.FUNDS_IN, "card", -10_000)),
-        )
-    )
+    await other.post(card_deposit("ac1", 10_000, "dep-3"))
     elsewhere = await asyncio.create_task(store.payer_candidates("tx", "100001", TX_AC, T0))
     assert elsewhere.advance_connect is not None
     assert elsewhere.advance_connect.balance_units == before + 20_000

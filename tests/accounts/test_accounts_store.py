@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from account_helpers import T0, TX_AC
+from account_helpers import T0, TX_AC, card_deposit
 
 from accounts import (
     Account,
@@ -42,14 +42,7 @@ def ac(account_id: str = "a1", number: str = TX_AC) -> Account:
 
 
 def deposit(account_id: str, units: int, key: str) -> LedgerTransaction:
-    return LedgerTransaction(
-        kind="deposit",
-        at=T0,
-        account_id=account_id,
-        idempotency_key=key,
-        legs=(Leg(Book.ACCOUNT, account_id, units), Leg(Book.FUNDS_IN, "card", -units)),
-        memo="card",
-    )
+    return card_deposit(account_id, units, key, memo="card")
 
 
 def reservation(rid: str, account_id: str | None, amount: int, **kw: object) -> Reservation:
