@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from redis_demo import AT, FACILITY, NUMBER, funded_service, request
 from redis_servers import RedisServer, own_server, unique_prefix
 
 from accounts import (
     AccountService,
-    AccountsPolicy,
     Authorization,
     Book,
     CallDetailRecord,
     CallOutcome,
-    CallRequest,
-    FacilityPolicy,
-    Person,
     RedisAccountStore,
     Refusal,
     RefusalReason,
@@ -28,14 +25,9 @@ from accounts import (
 )
 from accounts.settlement_journal import JournaledSettlement, SettlementJournal
 from api.metrics import Metrics
-from settings.config import load_config
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-FACILITY = "tx-state-prison"
-NUMBER = "+15125550100"
-AT = datetime(2026, 3, 3, 20, 0, tzinfo=UTC)  # a Tuesday, inside calling hours
 DEPOSIT = 100_000  # $10.00
 
 
@@ -60,21 +52,12 @@ async def service(server: RedisServer) -> AsyncIterator[AccountService]:
         replay_interval=0.1,
     )
     await store.open()
-    config = load_config(ROOT / "configs" / "demo.toml")
-    facilities = {fid: FacilityPolicy.from_config(f) for fid, f in config.facilities.items()}
-    svc = AccountService(store, facilities, AccountsPolicy())
+    svc = await funded_service(store)
     svc.metrics = metrics  # type: ignore[attr-defined]
-    await store.add_person(Person(facility_id=FACILITY, pin="100001"))
-    await svc.open_advance_connect([NUMBER], AT, account_id="ac1")
-    await svc.deposit("ac1", "10.00", method="card", idempotency_key="dep-1", at=AT)
     try:
         yield svc
     finally:
         await store.close()
-
-
-def request(call_id: str) -> CallRequest:
-    return CallRequest(call_id=call_id, facility_id=FACILITY, pin="100001", dialled=NUMBER, at=AT)
 
 
 def errors_counted(svc: AccountService, operation: str) -> float:

@@ -4,36 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis_demo import AT, FACILITY, NUMBER, funded_service, request
 from redis_servers import SERVERS, RedisServer, own_server, unique_prefix
 
 from accounts import (
     AccountService,
-    AccountsPolicy,
     Authorization,
     Book,
-    CallRequest,
-    FacilityPolicy,
     LedgerTransaction,
     Leg,
-    Person,
     RedisAccountStore,
 )
 from accounts.redis.lane import Lane, pack
-from settings.config import load_config
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-FACILITY = "tx-state-prison"
-NUMBER = "+15125550100"
-AT = datetime(2026, 3, 3, 20, 0, tzinfo=UTC)  # a Tuesday, inside calling hours
 
 
 def test_commands_are_packed_as_resp_bulk_strings() -> None:
@@ -118,20 +109,11 @@ async def test_a_request_without_an_answer_times_out_and_drops_the_connection(
 async def service() -> AsyncIterator[AccountService]:
     store = RedisAccountStore(SERVERS.single().url, prefix=unique_prefix())
     await store.open()
-    config = load_config(ROOT / "configs" / "demo.toml")
-    facilities = {fid: FacilityPolicy.from_config(f) for fid, f in config.facilities.items()}
-    svc = AccountService(store, facilities, AccountsPolicy())
-    await store.add_person(Person(facility_id=FACILITY, pin="100001"))
-    await svc.open_advance_connect([NUMBER], AT, account_id="ac1")
-    await svc.deposit("ac1", "10.00", method="card", idempotency_key="dep-1", at=AT)
+    svc = await funded_service(store)
     try:
         yield svc
     finally:
         await store.close()
-
-
-def request(call_id: str) -> CallRequest:
-    return CallRequest(call_id=call_id, facility_id=FACILITY, pin="100001", dialled=NUMBER, at=AT)
 
 
 async def test_a_call_is_authorized_and_settled_in_three_round_trips(
@@ -197,12 +179,7 @@ async def test_scripts_a_restarted_server_forgot_are_loaded_again(server: RedisS
     store = RedisAccountStore(server.url, prefix=unique_prefix())
     await store.open()
     try:
-        config = load_config(ROOT / "configs" / "demo.toml")
-        facilities = {fid: FacilityPolicy.from_config(f) for fid, f in config.facilities.items()}
-        svc = AccountService(store, facilities, AccountsPolicy())
-        await store.add_person(Person(facility_id=FACILITY, pin="100001"))
-        await svc.open_advance_connect([NUMBER], AT, account_id="ac1")
-        await svc.deposit("ac1", "10.00", method="card", idempotency_key="dep-1", at=AT)
+        svc = await funded_service(store)
         server.stop()
         server.start()  # the data is back (AOF), the script cache is empty
         assert server.cli("SCRIPT", "EXISTS", store._scripts["apply"].sha) == "0"
