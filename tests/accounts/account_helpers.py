@@ -30,6 +30,18 @@ PRIVILEGED = "+15125550123"
 BLOCKED = "+15125550199"
 
 
+class Ids:
+    """Predictable ids, so failures are readable; every fresh one gives the same ids in the
+    same order, so services built with one each can be compared."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"id{self.n:05d}"
+
+
 def card_deposit(account_id: str, units: int, key: str, *, memo: str = "") -> LedgerTransaction:
     """A card deposit of ``units`` into ``account_id`` at T0, to post straight to a store."""
     return LedgerTransaction(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from account_helpers import TX_AC, make_facilities
+from account_helpers import TX_AC, Ids, make_facilities
 
 from accounts import (
     AccountService,
@@ -49,17 +49,6 @@ async def store(store_factory: StoreFactory, tmp_path: Path) -> AsyncIterator[Ac
         yield s
     finally:
         await s.close()
-
-
-class Ids:
-    """Predictable ids so failures are readable."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> str:
-        self.n += 1
-        return f"id{self.n:05d}"
 
 
 @pytest.fixture

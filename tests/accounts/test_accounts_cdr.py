@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from account_helpers import CA_DB, NY_NONE, T0, TX_AC, make_facilities
+from account_helpers import CA_DB, NY_NONE, T0, TX_AC, Ids, make_facilities
 
 from accounts import (
     AccountService,
@@ -28,17 +28,6 @@ from rating import Product
 RECOVERED_REASON = "settled after restart from the last heartbeat"
 #: The call talked 75 s, heartbeated at 80 s; it was set up at T0.
 HEARTBEAT_AT = T0 + timedelta(seconds=80)
-
-
-class Counter:
-    """The same ids in every service built with a fresh one, so two stores can be compared."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> str:
-        self.n += 1
-        return f"id{self.n:05d}"
 
 
 async def open_store(path: Path) -> SqliteAccountStore:
@@ -108,8 +97,8 @@ async def test_normal_end_and_recovery_give_the_same_record_for_the_same_call(
     ended_store = await open_store(tmp_path / "ended")
     crashed_store = await open_store(tmp_path / "crashed")
     try:
-        ended = AccountService(ended_store, make_facilities(), new_id=Counter())
-        crashed = AccountService(crashed_store, make_facilities(), new_id=Counter())
+        ended = AccountService(ended_store, make_facilities(), new_id=Ids())
+        crashed = AccountService(crashed_store, make_facilities(), new_id=Ids())
         number = await fund(ended, product)
         assert await fund(crashed, product) == number
 
@@ -159,7 +148,7 @@ async def test_normal_end_and_recovery_give_the_same_record_for_the_same_call(
 async def test_a_recovered_call_record_in_every_field(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     try:
-        service = AccountService(store, make_facilities(), new_id=Counter())
+        service = AccountService(store, make_facilities(), new_id=Ids())
         await fund(service, Product.ADVANCE_CONNECT)
         auth = await talking_call(service, TX_AC)
         never_answered = await service.authorize(
