@@ -61,7 +61,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter
+from accounts.cdr import CallDetailRecord, CdrFilter
 from accounts.errors import (
     DuplicateRequest,
     InsufficientFunds,
@@ -109,10 +109,13 @@ from accounts.store import (
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
+    cdr_from_json,
+    cdr_json,
     check_account_legs,
     check_station_key,
 )
 from accounts.store import restriction_id as id_of
+from accounts.store import ts as ts
 from rating import Product
 
 SCHEMA = """
@@ -341,13 +344,6 @@ _ENTRY_INSERTS = {
     + ",".join(["(?,?,?,?,?)"] * n)
     for n in range(1, 33)
 }
-
-
-def ts(value: datetime) -> str:
-    """A fixed-width UTC timestamp, so that text order is time order in SQL."""
-    if value.tzinfo is None:
-        raise InvalidRequest(f"timestamp {value!r} has no time zone")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _ts_opt(value: datetime | None) -> str | None:
@@ -2033,22 +2029,6 @@ class SqliteAccountStore(AccountStore):
         )
 
     # -- CDRs ------------------------------------------------------------------------
-    @staticmethod
-    def _cdr_json(cdr: CallDetailRecord) -> str:
-        data: dict[str, Any] = {}
-        for name, value in vars(cdr).items():
-            data[name] = ts(value) if isinstance(value, datetime) else value
-        return json.dumps(data)
-
-    @staticmethod
-    def _cdr_from(text: str) -> CallDetailRecord:
-        # A record written before a field existed lacks it and reads as its default.
-        data = json.loads(text)
-        for name in ("setup_at", "answer_at", "accept_at", "end_at"):
-            data[name] = _dt(data[name])
-        data["outcome"] = CallOutcome(data["outcome"])
-        return CallDetailRecord(**data)
-
     async def add_cdr(self, cdr: CallDetailRecord) -> CallDetailRecord:
         def body(db: sqlite3.Connection) -> Any:
             try:
@@ -2062,7 +2042,7 @@ class SqliteAccountStore(AccountStore):
                         cdr.number_e164,
                         cdr.payer_account_id,
                         ts(cdr.setup_at),
-                        self._cdr_json(cdr),
+                        cdr_json(cdr),
                         cdr.station,
                         cdr.menu_seconds,
                     ),
@@ -2076,7 +2056,7 @@ class SqliteAccountStore(AccountStore):
         row = self._one("SELECT record FROM cdrs WHERE call_id = ?", (call_id,))
         if row is None:
             raise NotFound(f"no record for call {call_id!r}")
-        return self._cdr_from(row["record"])
+        return cdr_from_json(row["record"])
 
     async def list_cdrs(self, filters: CdrFilter | None = None) -> list[CallDetailRecord]:
         f = filters or CdrFilter()
@@ -2092,7 +2072,7 @@ class SqliteAccountStore(AccountStore):
         if f.limit is not None:
             sql += " LIMIT ?"
             params.append(int(f.limit))
-        return [self._cdr_from(r["record"]) for r in self._all(sql, params)]
+        return [cdr_from_json(r["record"]) for r in self._all(sql, params)]
 
     # -- PIN guessing ----------------------------------------------------------------
     @staticmethod
