@@ -9,31 +9,17 @@ import pytest
 from account_helpers import T0, TX_AC
 
 from accounts import CallDetailRecord, CallOutcome, InvalidRequest
+from accounts.cdr import call_detail_record
 from accounts.store import cdr_from_json, cdr_json, ts
 
 
 def record() -> CallDetailRecord:
-    return CallDetailRecord(
-        call_id="call-1",
-        facility_id="tx",
-        pin="100001",
-        number_e164=TX_AC,
-        jurisdiction="intrastate",
-        product="advance_connect",
-        payer_account_id="ac1",
-        setup_at=T0,
-        answer_at=T0 + timedelta(seconds=3),
-        accept_at=None,
-        end_at=T0 + timedelta(seconds=75),
-        talked_seconds=72,
-        billed_seconds=120,
-        charge_units=1_200,
-        fee_units=0,
-        tax_units=0,
-        total_units=1_200,
-        outcome=CallOutcome.COMPLETED,
-        station="pod-a",
-        menu_seconds=9,
+    # Refused at the menu: no reservation, so no payer, and no accept time.
+    return call_detail_record(
+        call_id="call-1", facility_id="tx", pin="100001", number=TX_AC,
+        authorization=None, settlement=None, setup_at=T0, answer_at=T0 + timedelta(seconds=3),
+        end_at=T0 + timedelta(seconds=75), talked_seconds=0, outcome=CallOutcome.REFUSED,
+        station="pod-a", menu_seconds=9,
     )
 
 
@@ -43,7 +29,8 @@ def test_a_record_reads_back_as_written() -> None:
     data = json.loads(text)
     assert data["setup_at"] == "2026-03-02T15:00:00.000000+00:00"
     assert data["accept_at"] is None
-    assert data["outcome"] == "completed"
+    assert data["outcome"] == "refused"
+    assert data["payer_account_id"] is None
     assert cdr_from_json(text) == cdr
 
 
