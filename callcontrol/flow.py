@@ -426,7 +426,8 @@ class CallFlow:
         ringing = status in (180, 183)
         self._move(Input.CARRIER_RINGING if ringing else Input.CARRIER_TRYING)
         self.carrier_responded = True
-        if ringing and not self.ringing_sent:
+        # A menu caller was answered already, and hears the ringback tone instead.
+        if ringing and not self.ringing_sent and self.caller_menu is None:
             self.ringing_sent = True
             return [RingCaller()]
         return []
