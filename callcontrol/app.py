@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, runtime_checkable
 
 from accounts import (
     AccountsError,
@@ -144,6 +144,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Windows = tuple[tuple[clock_time, clock_time], ...]
 
 
+@runtime_checkable
 class StationGuard(Protocol):
     """What the controller asks of the account service about PIN guessing on a station."""
 
@@ -361,6 +362,12 @@ class CallController:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall_offset = 0.0
         self.stats = {"started": 0, "ended": 0}
+        #: Counts wrong PINs per station and locks guessing stations (the account service).
+        self.station_guard: StationGuard | None = (
+            service if isinstance(service, StationGuard) else None)
+        if self.station_guard is None:
+            log.warning("the account service keeps no PIN locks: wrong PINs on menu trunks "
+                        "are not counted per station")
 
     # -- life cycle -------------------------------------------------------------
 
@@ -962,16 +969,15 @@ class CallController:
     async def _check_pin(self, call: Call, pin: str) -> None:
         """The station's lock first, then the PIN at this facility; a wrong PIN is counted."""
         fid, station, at = call.facility_id, call.station, self.wall_now()
-        # AccountService's station guard (accounts.station_guard).
-        guard = cast(StationGuard, self.service)
+        guard = self.station_guard
         result: cm.PinResult
         try:
-            if await guard.station_lock(fid, station, at) is not None:
+            if guard is not None and await guard.station_lock(fid, station, at) is not None:
                 result = cm.PinLocked()
             else:
                 person = await self._person(fid, pin)
                 if person is None:
-                    lock = await guard.pin_failed(fid, station, at)
+                    lock = await guard.pin_failed(fid, station, at) if guard else None
                     if self.metrics is not None:
                         self.metrics.pin_failed(fid)
                         if lock is not None:
