@@ -977,11 +977,13 @@ class CallController:
             else:
                 person = await self._person(fid, pin)
                 if person is None:
-                    lock = await guard.pin_failed(fid, station, at) if guard else None
-                    if self.metrics is not None:
-                        self.metrics.pin_failed(fid)
-                        if lock is not None:
-                            self.metrics.station_locked(fid)
+                    lock = None
+                    if guard is not None:
+                        lock = await guard.pin_failed(fid, station, at)
+                        if self.metrics is not None:
+                            self.metrics.pin_failed(fid)
+                            if lock is not None:
+                                self.metrics.station_locked(fid)
                     result = cm.PinInvalid() if lock is None else cm.PinLocked()
                 elif _suspended(person, at):
                     result = cm.PinSuspended()

@@ -10,7 +10,7 @@ from harness import REPO, Service, Sipp
 
 sys.path.insert(0, str(REPO / "loadtests"))
 
-from menu_phone import MenuCall, write  # noqa: E402
+from menu_phone import MenuCall, write
 
 
 def menu_phone(service: Service, workdir: Path, name: str, call: MenuCall, *,

@@ -12,7 +12,6 @@ from checks import Balances, assert_billed, assert_cdr, assert_not_billed, carri
 from e2e_setup import MENU_TRUNKS, NO_PAYER_AK, Peers
 from harness import Service, SippResult
 from menu import menu_phone
-
 from menu_phone import MenuCall
 
 pytestmark = pytest.mark.e2e
@@ -54,5 +53,83 @@ def test_menu_call_by_sip_info_is_accepted_settled_from_acceptance(
                side="caller")
     # Acceptance came about 2 s after the number: menu, hold and ringing are never billed.
     assert_billed(service, record, talked_about=6.5, tolerance=2.5)
+    assert balances.delta(DEBIT_TX) == record.total_units
+    assert service.held(DEBIT_TX) == 0
+
+
+#: Calls refused after the menu, each heard by the phone: (facility, station, keys, the
+#: prompt it must hear, its language, the CDR's pin).
+SPOKEN = {
+    "blocked": ("tx-state-prison", "tx-spoken-1", ("1", "100001#", "5125550199#"),
+                "refused_blocked", "en", "100001"),
+    "not-allowed": ("ak-regional-jail", "ak-spoken-1", ("1", "300001#", "3105550100#"),
+                    "refused_not_allowed", "en", "300001"),
+    "no-payer": ("ak-regional-jail", "ak-spoken-2", ("1", "300001#", NO_PAYER_AK[2:] + "#"),
+                 "refused_no_payer", "en", "300001"),
+    "wrong-pin": ("tx-state-prison", "tx-spoken-2", ("1", "999991#", "999992#", "999993#"),
+                  "pin_invalid", "en", ""),
+    # 100002's record says Spanish, and the caller chose it too.
+    "spanish": ("tx-state-prison", "tx-spoken-3", ("2", "100002#", "5125550199#"),
+                "refused_blocked", "es", "100002"),
+}
+
+
+def test_each_refusal_is_spoken_to_the_caller_then_bye(
+    service: Service, peers: Peers, tmp_path: Path
+) -> None:
+    sinks = {name: RtpSink(MENU_TRUNKS[spec[0]]) for name, spec in SPOKEN.items()}
+    with carrier_sink(service) as reached:
+        for sink in sinks.values():
+            sink.__enter__()
+        try:
+            phones = {
+                name: menu_phone(service, tmp_path, f"phone-{name}", MenuCall(
+                    keys=keys, wait_ms=1200, await_bye=True, bye_timeout_ms=40_000,
+                    rtp_key=True), station=station, facility=facility,
+                    rtp_port=sinks[name].port, timeout_s=60).start()
+                for name, (facility, station, keys, *_rest) in SPOKEN.items()}
+            results = {name: phone.wait() for name, phone in phones.items()}
+        finally:
+            for sink in sinks.values():
+                sink.__exit__(None, None, None)
+    assert reached == [], "a refused menu call reached the carrier"
+    for name, (facility, _station, _keys, prompt, lang, pin) in SPOKEN.items():
+        result = results[name]
+        assert result.returncode == 0, (name, result.describe())
+        assert result.log_lines("bye "), (name, result.describe())  # the controller's BYE
+        assert_heard(sinks[name], prompt, tmp_path, lang)
+        assert_heard(sinks[name], "goodbye", tmp_path, lang)
+        record = service.cdr(call_id_of(result))
+        assert_cdr(record, outcome="refused", facility=facility, pin=pin)
+        assert_not_billed(record)
+
+
+def test_menu_call_by_rfc4733_is_accepted_and_a_hang_up_in_the_menu_leaves_no_hold(
+    service: Service, peers: Peers, tmp_path: Path
+) -> None:
+    balances = Balances(service, DEBIT_TX)
+    # Hangs up while keying the PIN: nothing held, nothing charged.
+    quitter = menu_phone(service, tmp_path, "phone-quits", MenuCall(
+        keys=("1", "1000"), dtmf="rfc4733", wait_ms=1000, talk_ms=500),
+        station="tx-quits").start()
+    carrier = peers.carrier("carrier_info", keys={"digit": "1"},
+                            sets={"ring_ms": 200, "dtmf_ms": 1500}, timeout_s=60)
+    try:
+        phone = menu_phone(service, tmp_path, "phone-rfc4733", MenuCall(
+            keys=("1", "100001#", "5125550100#"), dtmf="rfc4733", wait_ms=1200,
+            talk_ms=9000), station="tx-phone-2").run()
+        car = carrier.wait()
+    finally:
+        carrier.kill()
+    quit_result = quitter.wait()
+    assert phone.returncode == 0, phone.describe()
+    assert car.returncode == 0, car.describe()
+    record = service.cdr(call_id_of(phone))
+    assert_cdr(record, outcome="completed", number="+15125550100", product="debit")
+    assert_billed(service, record, talked_about=5.5, tolerance=3.0)
+    assert quit_result.returncode == 0, quit_result.describe()
+    quit_record = service.cdr(call_id_of(quit_result))
+    assert_cdr(quit_record, outcome="cancelled", pin="", side="caller")
+    assert_not_billed(quit_record)
     assert balances.delta(DEBIT_TX) == record.total_units
     assert service.held(DEBIT_TX) == 0
