@@ -366,7 +366,7 @@ class CallController:
         self.station_guard: StationGuard | None = (
             service if isinstance(service, StationGuard) else None)
         if self.station_guard is None:
-            log.warning("the account service keeps no PIN locks: wrong PINs on menu trunks "
+            log.info("the account service keeps no PIN locks: wrong PINs on menu trunks "
                         "are not counted per station")
 
     # -- life cycle -------------------------------------------------------------
