@@ -48,6 +48,7 @@ from accounts.service import (
     parse_amount,
 )
 from accounts.sqlite_store import SqliteAccountStore
+from accounts.station_locks import PinGuardPolicy, StationLock
 from accounts.store import AccountStore, PayerCandidates, ScreeningFacts
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "NotFound",
     "PayerCandidates",
     "Person",
+    "PinGuardPolicy",
     "Receivable",
     "ReceivableStatus",
     "RedisAccountStore",
@@ -94,6 +96,7 @@ __all__ = [
     "SqliteAccountStore",
     "Statement",
     "StatementLine",
+    "StationLock",
     "StoreUnavailable",
     "Subscription",
     "UnknownAccount",

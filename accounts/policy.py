@@ -8,6 +8,7 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from accounts.station_locks import PinGuardPolicy
 from rating import Product, RatedFacility, to_units
 
 #: Who pays, in the order tried, unless a facility configures its own.
@@ -59,6 +60,8 @@ class FacilityPolicy:
     timezone: str = "UTC"
     #: Empty: calls allowed at any hour.
     calling_hours: tuple[CallingWindow, ...] = ()
+    #: PIN guessing: wrong PINs from one station that lock its PIN entry.
+    pin_guard: PinGuardPolicy = field(default_factory=PinGuardPolicy)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,7 +98,19 @@ class FacilityPolicy:
             funding_order=tuple(Product(p) for p in order),
             timezone=str(getattr(facility, "timezone", "UTC") or "UTC"),
             calling_hours=windows,
+            pin_guard=_pin_guard(getattr(getattr(facility, "menu", None), "pin_lock", None)),
         )
+
+
+def _pin_guard(pin_lock: Any) -> PinGuardPolicy:
+    """The facility's ``[menu.pin_lock]`` (minutes) as a policy (seconds); defaults if absent."""
+    if pin_lock is None:
+        return PinGuardPolicy()
+    return PinGuardPolicy(
+        failures=int(pin_lock.failures),
+        window_seconds=int(pin_lock.window_minutes) * 60,
+        lock_seconds=int(pin_lock.lock_minutes) * 60,
+    )
 
 
 def _as_windows(hours: Any) -> Sequence[Any]:

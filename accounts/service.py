@@ -2,9 +2,9 @@
 
 ``AccountService`` is composed of one part per seam, each over the shared
 ``ServiceCore``: calls (screen, authorize, settle, recover), prepaid funds,
-Direct Bill and statements, called-party blocks, opening accounts and
-subscriptions. The names the API, the CLI and the controller use are
-re-exported here.
+Direct Bill and statements, called-party blocks, opening accounts,
+subscriptions and PIN-guessing locks. The names the API, the CLI and the
+controller use are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from accounts.service_core import (
     normalize_number,
     parse_amount,
 )
+from accounts.station_guard import StationGuard
 from accounts.subscriptions import Subscriptions
 from rating import Product
 
@@ -48,7 +49,9 @@ __all__ = [
 ]
 
 
-class AccountService(Calls, Funds, Billing, CalledPartyBlocks, AccountOpening, Subscriptions):
+class AccountService(
+    Calls, Funds, Billing, CalledPartyBlocks, AccountOpening, Subscriptions, StationGuard
+):
     """Who pays for a call, decided in real time, over an ``AccountStore``."""
 
     async def housekeeping(self, at: datetime) -> dict[str, list[str]]:

@@ -57,7 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -103,12 +103,14 @@ from accounts.postings import (
     plan_subscription_purchase,
 )
 from accounts.sqlite_writer import GroupWriter
+from accounts.station_locks import PinGuardPolicy, StationLock, record_failure
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
     check_account_legs,
+    check_station_key,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -280,15 +282,42 @@ CREATE TABLE IF NOT EXISTS cdrs (
     number TEXT NOT NULL,
     payer_account_id TEXT,
     setup_at TEXT NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    station TEXT NOT NULL DEFAULT '',
+    menu_seconds INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS cdrs_setup ON cdrs (setup_at);
+-- PIN guessing: the failures kept for a station (within the window) and its lock.
+CREATE TABLE IF NOT EXISTS pin_failures (
+    facility_id TEXT NOT NULL,
+    station TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pin_failures_station ON pin_failures (facility_id, station, at);
+CREATE TABLE IF NOT EXISTS station_locks (
+    facility_id TEXT NOT NULL,
+    station TEXT NOT NULL,
+    locked_at TEXT NOT NULL,
+    until TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    PRIMARY KEY (facility_id, station)
+) WITHOUT ROWID;
 """
 
+#: Columns added to tables of older files, by table: (name, declaration).
+#: ``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is.
+ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "cdrs": (
+        ("station", "TEXT NOT NULL DEFAULT ''"),
+        ("menu_seconds", "INTEGER NOT NULL DEFAULT 0"),
+    ),
+}
+
 #: The layout this code reads and writes, kept in ``PRAGMA user_version``. A file
-#: of an older layout is brought up to it on open (every change so far is to
-#: indexes, rebuilt from the tables); a file of a newer one is refused.
-SCHEMA_VERSION = 2
+#: of an older layout is brought up to it on open (indexes rebuilt from the
+#: tables, new tables created, new columns added with their defaults); a file of
+#: a newer one is refused. 3: PIN-guessing tables, a CDR's station and menu time.
+SCHEMA_VERSION = 3
 #: The books whose legs are on their transaction's account (ref = account_id).
 _ACCOUNT_BOOKS = frozenset({Book.ACCOUNT.value, Book.HOLD.value})
 
@@ -533,6 +562,11 @@ class SqliteAccountStore(AccountStore):
             if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 for statement in _statements(SCHEMA):
                     db.execute(statement)
+                for table, columns in ADDED_COLUMNS.items():
+                    have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                    for name, declaration in columns:
+                        if name not in have:
+                            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
@@ -2062,3 +2096,88 @@ class SqliteAccountStore(AccountStore):
             sql += " LIMIT ?"
             params.append(int(f.limit))
         return [self._cdr_from(r["record"]) for r in self._all(sql, params)]
+
+    # -- PIN guessing ----------------------------------------------------------------
+    @staticmethod
+    def _lock_from(row: sqlite3.Row) -> StationLock:
+        return StationLock(
+            facility_id=row["facility_id"],
+            station=row["station"],
+            locked_at=_dt_req(row["locked_at"]),
+            until=_dt_req(row["until"]),
+            failures=int(row["failures"]),
+        )
+
+    async def record_pin_failure(
+        self, facility_id: str, station: str, at: datetime, policy: PinGuardPolicy
+    ) -> StationLock | None:
+        check_station_key(facility_id, station)
+        now = ts(at)
+
+        def body(db: sqlite3.Connection) -> StationLock | None:
+            prior = [
+                _dt_req(r["at"])
+                for r in db.execute(
+                    "SELECT at FROM pin_failures WHERE facility_id = ? AND station = ?",
+                    (facility_id, station),
+                )
+            ]
+            outcome = record_failure(facility_id, station, prior, at, policy)
+            db.execute(
+                "DELETE FROM pin_failures WHERE facility_id = ? AND station = ?",
+                (facility_id, station),
+            )
+            db.executemany(
+                "INSERT INTO pin_failures (facility_id, station, at) VALUES (?,?,?)",
+                [(facility_id, station, ts(t)) for t in outcome.kept],
+            )
+            # What has lapsed at the facility goes too, so that nothing grows forever:
+            # failures older than the window, locks past their end.
+            since = ts(at - timedelta(seconds=policy.window_seconds))
+            db.execute(
+                "DELETE FROM pin_failures WHERE facility_id = ? AND at <= ?", (facility_id, since)
+            )
+            db.execute(
+                "DELETE FROM station_locks WHERE facility_id = ? AND until <= ?",
+                (facility_id, now),
+            )
+            lock = outcome.lock
+            if lock is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO station_locks"
+                    " (facility_id, station, locked_at, until, failures) VALUES (?,?,?,?,?)",
+                    (facility_id, station, ts(lock.locked_at), ts(lock.until), lock.failures),
+                )
+            return lock
+
+        return await self._write(body, screening=False)
+
+    async def station_lock(
+        self, facility_id: str, station: str, at: datetime
+    ) -> StationLock | None:
+        check_station_key(facility_id, station)
+        row = self._one(
+            "SELECT * FROM station_locks WHERE facility_id = ? AND station = ? AND until > ?",
+            (facility_id, station, ts(at)),
+        )
+        return None if row is None else self._lock_from(row)
+
+    async def clear_station_lock(self, facility_id: str, station: str) -> bool:
+        check_station_key(facility_id, station)
+
+        def body(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "DELETE FROM station_locks WHERE facility_id = ? AND station = ?",
+                (facility_id, station),
+            )
+            return cur.rowcount > 0
+
+        return await self._write(body, screening=False)
+
+    async def list_station_locks(self, facility_id: str, at: datetime) -> list[StationLock]:
+        check_station_key(facility_id, "-")
+        rows = self._all(
+            "SELECT * FROM station_locks WHERE facility_id = ? AND until > ? ORDER BY station",
+            (facility_id, ts(at)),
+        )
+        return [self._lock_from(r) for r in rows]

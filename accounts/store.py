@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from accounts.cdr import CallDetailRecord, CdrFilter
+from accounts.errors import InvalidRequest
 from accounts.model import (
     Account,
     AccountStatus,
@@ -35,6 +36,27 @@ from accounts.model import (
 from accounts.postings import EARNING_BOOKS as EARNING_BOOKS
 from accounts.postings import check_account_legs as check_account_legs
 from accounts.postings import checked_charge as checked_charge
+from accounts.station_locks import PinGuardPolicy, StationLock
+
+#: The longest facility id or station a store keeps a PIN-guessing count under.
+STATION_KEY_MAX = 64
+
+
+def check_station_key(facility_id: str, station: str) -> None:
+    """``InvalidRequest`` unless both name something a store may key a count by.
+
+    The station comes off the wire (the From URI's user part): it must be
+    1 to ``STATION_KEY_MAX`` characters with no control characters, so that
+    it can be neither a way to write unbounded keys nor to smuggle a newline
+    into a log line or a Redis key.
+    """
+    for name, value in (("facility", facility_id), ("station", station)):
+        if not isinstance(value, str) or not value:
+            raise InvalidRequest(f"{name}: must not be empty")
+        if len(value) > STATION_KEY_MAX:
+            raise InvalidRequest(f"{name}: longer than {STATION_KEY_MAX} characters")
+        if any(not ch.isprintable() for ch in value):
+            raise InvalidRequest(f"{name}: contains a control character")
 
 
 def restriction_id(r: Restriction) -> str:
@@ -366,3 +388,31 @@ class AccountStore(abc.ABC):
 
     @abc.abstractmethod
     async def list_cdrs(self, filters: CdrFilter | None = None) -> list[CallDetailRecord]: ...
+
+    # -- PIN guessing ------------------------------------------------------------
+    @abc.abstractmethod
+    async def record_pin_failure(
+        self, facility_id: str, station: str, at: datetime, policy: PinGuardPolicy
+    ) -> StationLock | None:
+        """Count one wrong PIN from ``station`` and lock it per ``policy``, atomically.
+
+        Applies ``accounts.station_locks.record_failure`` to the failures kept
+        for the station; returns the lock this failure set, if it set one.
+        Counts and locks lapse by themselves (nothing is kept past the window
+        or the lock). ``InvalidRequest`` (nothing written) for a facility or
+        station that ``check_station_key`` refuses.
+        """
+
+    @abc.abstractmethod
+    async def station_lock(
+        self, facility_id: str, station: str, at: datetime
+    ) -> StationLock | None:
+        """The station's lock if it is still in force at ``at``."""
+
+    @abc.abstractmethod
+    async def clear_station_lock(self, facility_id: str, station: str) -> bool:
+        """Lift the station's lock (an operator's decision); False if there was none."""
+
+    @abc.abstractmethod
+    async def list_station_locks(self, facility_id: str, at: datetime) -> list[StationLock]:
+        """The facility's locks in force at ``at``, by station."""

@@ -49,7 +49,7 @@ def create_app(
     from api import accounts as accounts_routes
     from api import calls as calls_routes
     from api import cdrs as cdrs_routes
-    from api import ops, page, quote, restrictions, screening
+    from api import ops, page, quote, restrictions, screening, station_locks
 
     app = FastAPI(
         title="Inmate calling services",
@@ -72,8 +72,8 @@ def create_app(
     )
     app.state.quote_cache = quote.QuoteCache(app.state.context)
     _install_error_handlers(app)
-    for module in (ops, quote, page, accounts_routes, screening, restrictions, cdrs_routes,
-                   calls_routes):
+    for module in (ops, quote, page, accounts_routes, screening, restrictions, station_locks,
+                   cdrs_routes, calls_routes):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     app.add_middleware(RequestCounter, metrics=metrics)

@@ -19,6 +19,8 @@ name                                        type       labels
 ``ics_settled_units_total``                 counter    facility, product
 ``ics_store_errors_total``                  counter    store, operation
 ``ics_http_requests_total``                 counter    method, route, status
+``ics_pin_failures_total``                  counter    facility
+``ics_station_locks_total``                 counter    facility
 ==========================================  =========  ===============================
 
 Money is counted in integer units of 1/10,000 dollar (``*_units_total``), not
@@ -107,6 +109,14 @@ class Metrics:
             "ics_http_requests", "HTTP requests answered, by route template and status",
             ["method", "route", "status"], registry=r,
         )
+        self.pin_failures = Counter(
+            "ics_pin_failures", "Wrong PINs entered in the caller's voice menu",
+            ["facility"], registry=r,
+        )
+        self.station_locks = Counter(
+            "ics_station_locks", "Stations whose PIN entry was locked after repeated wrong PINs",
+            ["facility"], registry=r,
+        )
 
     # The controller calls these; keeping label names here means a typo in a
     # label cannot create a second, silently empty series elsewhere.
@@ -151,6 +161,12 @@ class Metrics:
 
     def http_request(self, method: str, route: str, status: int) -> None:
         self.http_requests.labels(method, route, str(status)).inc()
+
+    def pin_failed(self, facility: str) -> None:
+        self.pin_failures.labels(facility).inc()
+
+    def station_locked(self, facility: str) -> None:
+        self.station_locks.labels(facility).inc()
 
     def exposition(self) -> bytes:
         """The text format served at ``/metrics``."""

@@ -19,6 +19,7 @@ from accounts import (
     Restriction,
     Subscription,
 )
+from accounts.station_locks import StationLock
 from accounts.store import restriction_id
 from rating import cents_str, rate_str
 
@@ -178,6 +179,21 @@ class RestrictionOut(BaseModel):
     @classmethod
     def of(cls, r: Restriction) -> RestrictionOut:
         return cls(id=restriction_id(r), kind=r.kind, until=r.until, note=r.note)
+
+
+class StationLockOut(BaseModel):
+    """A station whose PIN entry is refused until ``until``, after ``failures`` wrong PINs."""
+
+    facility: str
+    station: str = Field(description="The From URI's user part of the facility phone.")
+    locked_at: datetime
+    until: datetime
+    failures: int
+
+    @classmethod
+    def of(cls, lock: StationLock) -> StationLockOut:
+        return cls(facility=lock.facility_id, station=lock.station, locked_at=lock.locked_at,
+                   until=lock.until, failures=lock.failures)
 
 
 class PersonOut(BaseModel):

@@ -18,14 +18,22 @@ deposits equal its balance plus its charges.
     python loadtests/bench_authorize.py --store sqlite
     python loadtests/bench_authorize.py --store sqlite --synchronous FULL
     python loadtests/bench_authorize.py --rounds 5   # medians, for a busy machine
+    python loadtests/bench_authorize.py --against a5e6e53 --rounds 3   # before/after
+
+``--against REV`` measures the accounts code of git revision ``REV`` (checked
+out in a temporary worktree) and of this tree with this same script, one
+subprocess per round, alternating old and new so that both see the same load
+on the machine, and prints both sets of medians side by side.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +42,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[1]
+#: Whose accounts code is measured: this tree, or (``--against``) an older checkout.
+ROOT = Path(os.environ.get("ICS_BENCH_CODE", HERE)).resolve()
 sys.path.insert(0, str(ROOT))
 
 from accounts import (  # noqa: E402
@@ -51,7 +61,11 @@ from accounts import (  # noqa: E402
     SqliteAccountStore,
 )
 from rating import InvalidNumber, Product, classify_number  # noqa: E402
-from settings.config import load_config  # noqa: E402
+
+try:
+    from settings.config import load_config
+except ImportError:  # a checkout from before the settings package (``--against``)
+    from ics.config import load_config  # type: ignore[no-redef]
 
 FACILITY = "tx-state-prison"
 PIN = "100001"
@@ -294,6 +308,66 @@ def median_line(name: str, runs: list[Run]) -> str:
     )
 
 
+def machine_line(kind: str, run: Run) -> str:
+    """One line that ``--against`` reads back: kind, pairs/s, p99 ms, CPU us per pair."""
+    pairs = len(run.pair_ns)
+    rate = pairs / run.elapsed if run.elapsed else 0.0
+    return (f"RESULT {kind} {rate:.1f} {run.percentile(0.99):.4f} "
+            f"{run.cpu / max(pairs, 1) * 1e6:.1f}")
+
+
+def against(args: argparse.Namespace, argv: list[str]) -> int:
+    """Old code (``args.against``) and this tree's, alternating, one round per process."""
+    import shutil
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-against-"))
+    tree = tmp / "tree"
+    subprocess.run(["git", "-C", str(HERE), "worktree", "add", "--detach", "-q", str(tree),
+                    args.against], check=True)
+    passed: list[str] = []
+    skip = False
+    for arg in argv:  # everything but --against, --rounds and --seed goes to each round
+        if skip:
+            skip = False
+        elif arg in ("--against", "--rounds", "--seed"):
+            skip = True
+        elif not arg.startswith(("--against=", "--rounds=", "--seed=")):
+            passed.append(arg)
+    results: dict[str, dict[str, list[tuple[float, float, float]]]] = {"old": {}, "new": {}}
+    try:
+        for r in range(args.rounds):
+            for label, code in (("old", tree), ("new", HERE)):
+                env = {**os.environ, "ICS_BENCH_CODE": str(code)}
+                out = subprocess.run(
+                    [sys.executable, str(Path(__file__).resolve()), *passed,
+                     "--seed", str(args.seed + r)],
+                    env=env, capture_output=True, text=True, check=True).stdout
+                for line in out.splitlines():
+                    if line.startswith("RESULT "):
+                        _, kind, rate, p99, cpu = line.split()
+                        results[label].setdefault(kind, []).append(
+                            (float(rate), float(p99), float(cpu)))
+                print(f"round {r + 1} {label} ({args.against if label == 'old' else 'this tree'})"
+                      f": {out.splitlines()[-1] if out else ''}", flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(tree)],
+                       check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nmedians of {args.rounds} round(s) each, old = {args.against}, new = this tree,"
+          f" store {args.store}, run alternately")
+    print(f"{'run':<10} {'old pairs/s':>12} {'new pairs/s':>12} {'old p99 ms':>11}"
+          f" {'new p99 ms':>11} {'old us CPU':>11} {'new us CPU':>11}")
+    for kind in results["new"]:
+        old, new = results["old"].get(kind, []), results["new"][kind]
+        if not old:
+            continue
+        med = [statistics.median(x) for x in zip(*old, strict=True)]
+        nmed = [statistics.median(x) for x in zip(*new, strict=True)]
+        print(f"{kind:<10} {med[0]:>12,.0f} {nmed[0]:>12,.0f} {med[1]:>11.3f} {nmed[1]:>11.3f}"
+              f" {med[2]:>11.0f} {nmed[2]:>11.0f}")
+    return 0
+
+
 async def check_ledger(store: AccountStore, count: int) -> None:
     for n in range(count):
         account = await store.get_account(f"bench-{n}")
@@ -366,6 +440,9 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(commit_line(commits, commit_usage(store)), end="")
                 print(redis_line(usage, await redis_usage(store), second), end="")
                 hots.append(second)
+            for kind, runs in (("single", singles), ("concurrent", spread), ("hot", hots)):
+                for run in runs:
+                    print(machine_line(kind, run))
             if args.rounds > 1:
                 print(median_line("single", singles))
                 if spread:
@@ -394,6 +471,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat both runs and print their medians (bounded)")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="also measure git revision REV's accounts code, alternately")
     args = parser.parse_args()
     if args.accounts < args.hot_accounts or args.accounts <= 0:
         parser.error("--accounts must be positive and at least --hot-accounts")
@@ -401,6 +480,8 @@ def main() -> int:
         parser.error("--pairs, --seconds and --workers must be positive")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be 1 to 20")
+    if args.against:
+        return against(args, sys.argv[1:])
     try:
         import uvloop
 

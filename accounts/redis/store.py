@@ -1,4 +1,4 @@
-"""The shared account store: Redis (or Redis Cluster), every money-moving step one Lua script.
+"""The shared account store: Redis (or Redis Cluster), every money-moving step one atomic write.
 
 Layout. Every record lives under a hash tag naming its owner, so that each
 script touches keys of one cluster slot only and runs unchanged on Redis
@@ -11,7 +11,10 @@ Cluster:
   product pays for it, its subscriptions, Single Call and subscription
   reservations, receivables, self-blocks and the ledger of those;
 * ``{p:<facility>:<pin>}``: a person and their allowed numbers;
-* ``{f:<facility>}``: the facility's blocked numbers and prefixes.
+* ``{f:<facility>}``: the facility's blocked numbers and prefixes, and its
+  PIN-guessing counts and locks (``pin-failures:<station>``,
+  ``station-lock:<station>``, ``station-locks``), which expire by themselves
+  with their window or lock.
 
 Ids that must be unique across owners (reservation, call, refund, receivable,
 subscription and invoice ids, idempotency keys) are claimed with ``SET NX``
@@ -20,16 +23,27 @@ Registries of owners (``accounts``, ``tags`` ...) are plain sets written
 before the records they list, so a crash leaves at most a name that points
 at nothing, never a record nobody can find.
 
-Money. The ledger of each tag is a Redis Stream: one entry per transaction,
-appended by the same script that moves the cached balance, never edited.
+Money. Each money step is read, plan, apply: the store reads the records
+the step needs (a reservation this node made is known without a read),
+``accounts.postings`` plans the step, and the plan is applied by one generic
+script (``scripts/apply.lua``, see ``accounts.redis.apply``) that checks the
+records are still in the state the plan expects and then writes, all in one
+atomic step. Where other nodes move a record concurrently (a balance under
+holds), the plan's guard is checked by the script itself (the balance stays
+at least the floor); where a record was read and changed meanwhile (a refund
+decided twice), the script refuses and the store reads and plans again, at
+most ``PLAN_ATTEMPTS`` times. The ledger of each tag is a Redis Stream: one
+entry per transaction, appended by the same write that moves the cached
+balance, never edited.
 ``book_balance`` and ``book_totals`` sum the entries themselves, and
 ``ics accounts verify`` checks every cached balance against its stream.
 
 Round trips. On a standalone Redis the steps of a call share one pipelined
 connection (``accounts.redis.lane``): screening reads the call's payers in the
 same round trip (the payer records last seen for the call are guessed, and
-read again only if the payer index changed), the hold is one script with its
-id claims beside it, and settlement one script: three round trips a call.
+read again only if the payer index changed), the hold is one write with its
+id claims beside it, and settlement one write planned from the reservation
+this node holds: three round trips a call.
 Administrative operations, and everything on Redis Cluster, go through
 redis-py.
 
@@ -48,9 +62,9 @@ Expiry. What only a finished call needs is kept ``finished_call_ttl_days``
 (35 by default) after its reservation is settled or released, then Redis
 deletes it: the reservation hash (with its settle token), the call's claim
 under the payer's tag, and the global ``loc:res:<id>`` and ``loc:call:<id>``
-claims. The settle script sets the
-expiry in the same step that closes the reservation, so a reservation is never
-open and expiring; on a standalone Redis the claims expire in that script too,
+claims. The settlement's write sets the expiry in the same step that
+closes the reservation, so a reservation is never open and expiring; on a
+standalone Redis the claims expire in that write too,
 on a cluster (where they live in other slots) by an ``EXPIRE`` sent right
 after it and again on any replayed settle. The period outlasts any retry,
 journal replay or dispute: a settle re-sent within it is answered as a replay
@@ -72,9 +86,9 @@ import itertools
 import json
 import logging
 import secrets
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -113,16 +127,34 @@ from accounts.model import (
     Restriction,
     Subscription,
 )
+from accounts.postings import (
+    BalanceChange,
+    CallCharge,
+    Plan,
+    ReceivableChange,
+    RefundChange,
+    ReservationChange,
+    SecondsChange,
+    Step,
+    plan_receivable_settlement,
+    plan_refund_create,
+    plan_refund_decision,
+    plan_reserve,
+    plan_settle,
+    plan_subscription_purchase,
+)
+from accounts.redis.apply import AtomicWrite, PlanConflict, answer
 from accounts.redis.lane import Lane
 from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
 from accounts.sqlite_store import ts
+from accounts.station_locks import PinGuardPolicy, StationLock
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
     check_account_legs,
-    checked_charge,
+    check_station_key,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -130,26 +162,15 @@ from rating import Product
 log = logging.getLogger("accounts.redis")
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
-SCRIPT_NAMES = (
-    "claim",
-    "create",
-    "heartbeat",
-    "post",
-    "receivable_settle",
-    "refund_create",
-    "refund_decide",
-    "reserve",
-    "restriction",
-    "settle",
-    "subscription_add",
-    "update",
-)
+SCRIPT_NAMES = ("apply", "claim", "create", "heartbeat", "pin_failure", "restriction", "update")
 ALL_FACILITIES = "*"
 #: Reservation records kept in memory per node, so settle needs no read first.
 RESERVATION_CACHE_SIZE = 50_000
 #: Which accounts and subscriptions may pay for a (facility, PIN, number), as last
 #: read on this node: the guess lets one round trip read the payers with the index.
 PAYER_GUESS_SIZE = 200_000
+#: Reads and plans of a step whose records changed under it, before it gives up.
+PLAN_ATTEMPTS = 3
 #: Days a settled or released reservation and its id claims are kept by default.
 FINISHED_CALL_TTL_DAYS = 35
 #: Payer reads made with a call's screening are used by that call's next step only
@@ -157,17 +178,9 @@ FINISHED_CALL_TTL_DAYS = 35
 PREFETCH_AGE = 1.0
 _ID_BITS = 32
 
-_ERRORS: dict[str, type[AccountsError]] = {
-    "dup": DuplicateRequest,
-    "insufficient": InsufficientFunds,
-    "state": InvalidState,
-    "notfound": NotFound,
-    "unknown_account": UnknownAccount,
-    "invalid": InvalidRequest,
-}
-
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 #: The steps of a call. Any other operation of this node (a deposit, a block, an
@@ -242,6 +255,14 @@ def _dt_req(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(value: datetime) -> int:
+    """Exact microseconds since the epoch (a float timestamp would round them)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
 def _opt(value: str | None) -> str | None:
     return value if value else None
 
@@ -257,21 +278,15 @@ def _pairs(fields: Mapping[str, object]) -> list[str]:
     return out
 
 
-def _check(result: Sequence[Any], what: str) -> list[Any]:
-    status = result[0]
-    if status == "ok":
-        return list(result)
-    raise _ERRORS.get(status, InvalidRequest)(f"{what}: {result[1]}")
-
-
 #: One encoder for every compact document: ``json.dumps`` with options builds one per call.
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _tx_json(tx: LedgerTransaction) -> str:
+def _tx_json(tx: LedgerTransaction, tx_id: int | None = None) -> str:
+    """The entry's text; ``tx_id`` names a planned transaction that has no id yet."""
     return _compact(
         {
-            "id": tx.id,
+            "id": tx.id if tx_id is None else tx_id,
             "kind": tx.kind,
             "at": ts(tx.at),
             "account_id": tx.account_id,
@@ -333,6 +348,30 @@ class _Script:
         if isinstance(reply, Exception):
             raise reply
         return reply
+
+
+def _new_record(w: AtomicWrite, key: str, what: str, token: str, fields: list[str]) -> None:
+    """Create a record that must not exist yet; its token makes a repeat a replay."""
+    w.replay(key, "token", token)
+    w.equals(key, "token", "", "dup", f"{what} already exists")
+    w.hset(key, ["token", token, *fields])
+
+
+def _record_moved(
+    w: AtomicWrite,
+    key: str,
+    what: str,
+    expected: str,
+    token_field: str,
+    token: str,
+    fields: list[str],
+) -> None:
+    """Move a record on in its lifecycle if it is still in the state it was read in
+    (``PlanConflict`` otherwise); its token makes a repeat a replay."""
+    w.exists(key, "notfound", f"no {what}")
+    w.replay(key, token_field, token)
+    w.equals(key, "status", expected)
+    w.hset(key, [*fields, token_field, token])
 
 
 def _person_tag(facility_id: str, pin: str) -> str:
@@ -678,7 +717,7 @@ class RedisAccountStore(AccountStore):
             "paid": 0,
         }
         numbers = sorted(set(a.numbers))
-        _check(
+        answer(
             await self._run(
                 "create",
                 [self._acct(a.id), self._nums(a.id)],
@@ -695,7 +734,7 @@ class RedisAccountStore(AccountStore):
                 if a.facility_id is None or a.pin is None:
                     raise InvalidRequest("a Debit account needs its owner's facility and PIN")
                 owns = self._t(_person_tag(a.facility_id, a.pin), "owns")
-                _check(
+                answer(
                     await self._run("claim", [owns], ["debit", a.id, 0]),
                     f"person {a.facility_id}/{a.pin} already has a Debit account",
                 )
@@ -809,29 +848,28 @@ class RedisAccountStore(AccountStore):
             raise DuplicateRequest(f"idempotency key {key!r} was already used")
         delta = sum(leg.amount_units for leg in tx.legs if leg.book is Book.ACCOUNT)
         held = sum(leg.amount_units for leg in tx.legs if leg.book is Book.HOLD)
-        paid = delta if tx.kind == "payment" else 0
+        w = AtomicWrite()
+        if key:
+            idem = self._t(tag, "idem")
+            w.replay(idem, key, token)
+            w.equals(idem, key, "", "dup", f"idempotency key {key} was already used")
+        if account_id:
+            acct = self._acct(account_id)
+            w.exists(acct, "unknown_account", "no account")
+            if floor is not None:
+                w.at_least(acct, (("balance", 1),), floor - delta, "insufficient",
+                           f"would fall below its floor of {floor} units")  # fmt: skip
+            w.incr(acct, "balance", delta).incr(acct, "held", held)
+            if tx.kind in ("deposit", "payment"):
+                w.hset(acct, ["last_activity_at", ts(tx.at), "inactive_flagged_at", ""])
+            if tx.kind == "payment":
+                w.incr(acct, "paid", delta)
+        w.append(self._ledger(tag), _tx_json(posted))
+        if key:
+            w.hset(self._t(tag, "idem"), [key, token])
         try:
-            _check(
-                await self._run(
-                    "post",
-                    [
-                        self._acct(account_id) if account_id else self._ledger(tag),
-                        self._ledger(tag),
-                        self._t(tag, "idem"),
-                    ],
-                    [
-                        1 if account_id else 0,
-                        delta,
-                        held,
-                        "" if floor is None else floor,
-                        1 if tx.kind in ("deposit", "payment") else 0,
-                        tx.at,
-                        key,
-                        token,
-                        _tx_json(posted),
-                        paid,
-                    ],
-                ),
+            answer(
+                await self._scripts["apply"](w.keys, w.args),
                 f"account {account_id!r}" if account_id else f"transaction {tx.kind!r}",
             )
         except AccountsError:
@@ -917,6 +955,221 @@ class RedisAccountStore(AccountStore):
         """Every entry of one account's stream, in append order (for verification)."""
         return await self._ledger_entries([f"a:{account_id}"])
 
+    # -- plans applied ---------------------------------------------------------------------
+    async def _apply(
+        self,
+        plan: Plan,
+        tag: str,
+        what: str,
+        *,
+        idempotency_key: str = "",
+        token: str | None = None,
+    ) -> list[Any]:
+        write = self._plan_write(plan, tag, idempotency_key=idempotency_key, token=token)
+        return answer(await self._scripts["apply"](write.keys, write.args), what)
+
+    async def _replanned(
+        self,
+        read: Callable[[], Awaitable[R]],
+        plan_of: Callable[[R], Plan],
+        tag_of: Callable[[R], str],
+        what: str,
+    ) -> None:
+        """Read, plan, apply; while the record changes between the read and the
+        write, read and plan again, ``PLAN_ATTEMPTS`` times at most."""
+        for attempt in range(1, PLAN_ATTEMPTS + 1):
+            record = await read()
+            try:
+                await self._apply(plan_of(record), tag_of(record), what)
+                return
+            except PlanConflict:
+                if attempt == PLAN_ATTEMPTS:
+                    raise
+
+    def _plan_write(
+        self,
+        plan: Plan,
+        tag: str,
+        *,
+        idempotency_key: str = "",
+        token: str | None = None,
+    ) -> AtomicWrite:
+        """A postings plan as one atomic write on the keys of ``tag``.
+
+        First the step's own record: a repeat of this very write (a command
+        re-sent after a lost reply carries the same token) answers "replayed"
+        and writes nothing; a new record must not exist yet, a read one must
+        still be in the state it was read in (else ``PlanConflict``: read and
+        plan again). Then the guards on what other nodes change concurrently,
+        checked on the server as the write happens: the account is open and
+        keeps its floor, the subscription has the seconds. The writes follow.
+        """
+        w = AtomicWrite()
+        token = token or self._token()
+        if plan.balance is not None and plan.seconds is not None:
+            raise InvalidRequest("a reservation is held by an account or a subscription, not both")
+        if plan.reservation is not None:
+            self._reservation_change(w, plan.reservation, tag, token)
+        if plan.refund is not None:
+            self._refund_change(w, plan.refund, tag, token)
+        if plan.receivable is not None:
+            self._receivable_change(w, plan.receivable, tag, token)
+        if plan.new_subscription is not None:
+            self._new_subscription(w, plan.new_subscription, tag, token)
+        if idempotency_key:
+            idem = self._t(tag, "idem")
+            w.equals(idem, idempotency_key, "", "dup",
+                     f"idempotency key {idempotency_key} was already used")  # fmt: skip
+            w.hset(idem, [idempotency_key, token])
+        if plan.balance is not None:
+            self._balance_change(w, plan.balance, plan)
+        if plan.seconds is not None:
+            self._seconds_change(w, plan.seconds, tag)
+        if plan.transaction is not None:
+            w.append(self._ledger(tag), _tx_json(plan.transaction, self._next_id()))
+        return w
+
+    def _reservation_change(
+        self, w: AtomicWrite, change: ReservationChange, tag: str, token: str
+    ) -> None:
+        r = change.record
+        res, call = self._res(tag, r.id), self._t(tag, "call", r.call_id)
+        if change.expected is None:
+            # Already text: this runs for every call.
+            _new_record(w, res, f"reservation {r.id}", token, [
+                "d", self._reservation_data(r),
+                "amount", str(r.amount_units),
+                "max_seconds", str(r.max_seconds),
+                "status", str(r.status),
+                "heartbeat_seconds", "0",
+                "heartbeat_at", "",
+            ])  # fmt: skip
+            w.absent(call, "dup", f"call {r.call_id} already has a reservation")
+            w.sadd(self._t(tag, "open"), r.id)
+            w.set(call, r.id)
+            return
+        held = change.expected_held_units
+        # The answer carries the last heartbeat, which only this record knows.
+        w.read(res, "heartbeat_seconds").read(res, "heartbeat_at")
+        w.exists(res, "notfound", f"no reservation {r.id}")
+        w.replay(res, "settle_token", token)
+        w.equals(res, "status", str(change.expected), "state",
+                 f"reservation {r.id} is already settled")  # fmt: skip
+        w.equals(res, "amount", str(held), "invalid",
+                 f"reservation {r.id} does not hold {held} units")  # fmt: skip
+        w.hset(res, [
+            "status", str(r.status),
+            "settled_at", ts(r.settled_at) if r.settled_at else "",
+            "talked_seconds", str(r.talked_seconds or 0),
+            "charged", str(r.charged_units or 0),
+            "settle_token", token,
+        ])  # fmt: skip
+        w.srem(self._t(tag, "open"), r.id)
+        # The finished call's keys expire; its global claims live in other slots
+        # on a cluster, and are expired there after the write.
+        expiring = () if self.is_cluster else self._claims_of(r)
+        for key in (res, call, *expiring):
+            w.expire(key, self.finished_call_ttl)
+
+    def _refund_change(self, w: AtomicWrite, change: RefundChange, tag: str, token: str) -> None:
+        f = change.record
+        key = self._refund_key(f.account_id, f.id)
+        if change.expected is None:
+            _new_record(w, key, f"refund {f.id}", token, _pairs({
+                "id": f.id,
+                "account_id": f.account_id,
+                "amount": f.amount_units,
+                "method": str(f.method),
+                "status": str(f.status),
+                "requested_at": f.requested_at,
+                "reason": f.reason,
+                "decided_at": None,
+            }))  # fmt: skip
+            w.sadd(self._t(tag, "refunds"), f.id)
+            return
+        _record_moved(w, key, "refund", str(change.expected), "decide_token", token,
+                      ["status", str(f.status), "decided_at", _s(f.decided_at)])  # fmt: skip
+
+    def _receivable_change(
+        self, w: AtomicWrite, change: ReceivableChange, tag: str, token: str
+    ) -> None:
+        c = change.record
+        key = self._t(tag, "rcv", c.id)
+        if change.expected is None:
+            w.absent(key, "dup", f"receivable {c.id} exists")
+            w.hset(key, _pairs({
+                "id": c.id,
+                "number": c.number_e164,
+                "call_id": c.call_id,
+                "facility_id": c.facility_id,
+                "amount": c.amount_units,
+                "created_at": c.created_at,
+                "status": str(c.status),
+                "settled_at": c.settled_at,
+            }))  # fmt: skip
+            w.sadd(self._t(tag, "rcvs"), c.id)
+            return
+        _record_moved(w, key, "receivable", str(change.expected), "settle_token", token,
+                      ["status", str(c.status), "settled_at", _s(c.settled_at)])  # fmt: skip
+        # A number with a failed receivable may not call on Single Call.
+        if c.status is ReceivableStatus.FAILED:
+            w.sadd(self._t(tag, "failed"), c.id)
+        else:
+            w.srem(self._t(tag, "failed"), c.id)
+
+    def _new_subscription(self, w: AtomicWrite, s: Subscription, tag: str, token: str) -> None:
+        key = self._t(tag, "sub", s.id)
+        _new_record(w, key, f"subscription {s.id}", token, _pairs({
+            "id": s.id,
+            "number": s.number_e164,
+            "facility_id": s.facility_id,
+            "starts_at": s.starts_at,
+            "ends_at": s.ends_at,
+            "price": s.price_units,
+            "covered_seconds": s.covered_seconds,
+            "used_seconds": 0,
+            "held_seconds": 0,
+        }))  # fmt: skip
+        w.sadd(self._t(tag, "subs"), s.id)
+
+    def _balance_change(self, w: AtomicWrite, change: BalanceChange, plan: Plan) -> None:
+        key = self._acct(change.account_id)
+        if change.must_be_open or change.floor_units is not None:
+            w.exists(key, "unknown_account", "no account")
+        if change.must_be_open:
+            w.equals(key, "status", str(AccountStatus.OPEN), "state", "account is not open")
+        if change.floor_units is not None:
+            # Other nodes' holds move the balance: the floor is a condition on the server.
+            moved = -change.balance_units
+            message = (
+                f"cannot hold {moved} units"
+                if plan.step is Step.RESERVE
+                else f"balance is smaller than {moved} units"
+            )
+            w.at_least(key, (("balance", 1),), change.floor_units + moved, "insufficient", message)
+        w.incr(key, "balance", change.balance_units).incr(key, "held", change.held_units)
+        if change.call_facility is not None:
+            stamp = ts(plan.at)
+            w.hset(key, [
+                "last_call_at", stamp,
+                "last_call_facility", change.call_facility,
+                "last_activity_at", stamp,
+                "inactive_flagged_at", "",
+            ])  # fmt: skip
+
+    def _seconds_change(self, w: AtomicWrite, change: SecondsChange, tag: str) -> None:
+        key = self._t(tag, "sub", change.subscription_id)
+        w.exists(key, "notfound", "no subscription")
+        if change.needs_seconds:
+            w.at_least(
+                key,
+                (("covered_seconds", 1), ("used_seconds", -1), ("held_seconds", -1)),
+                change.needs_seconds, "insufficient",
+                f"subscription cannot cover {change.needs_seconds} s",
+            )  # fmt: skip
+        w.incr(key, "held_seconds", change.held_seconds)
+        w.incr(key, "used_seconds", change.used_seconds)
+
     # -- reservations ------------------------------------------------------------------
     def _res(self, tag: str, reservation_id: str) -> str:
         return self._t(tag, "res", reservation_id)
@@ -984,66 +1237,26 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("reserve")
     async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
+        """Plan the hold and apply it in one round trip, with no read before it.
+
+        What other nodes change meanwhile (the balance, the account's status,
+        the subscription's seconds) is the plan's guard, checked by the write
+        itself: two nodes holding on one account can never overspend it.
+        """
         r = reservation
-        if r.amount_units < 0 or r.max_seconds <= 0:
-            raise InvalidRequest("a reservation needs a non-negative amount and positive seconds")
-        if r.amount_units and r.account_id is None:
-            raise InvalidRequest("a reservation holding money needs an account")
-        if r.status is not ReservationStatus.OPEN or r.heartbeat_seconds:
-            raise InvalidRequest("a new reservation is open and has no heartbeat yet")
+        plan = plan_reserve(r, floor_units=floor_units)
         if r.account_id is not None:
-            mode, tag = "account", f"a:{r.account_id}"
-            payer = self._acct(r.account_id)
+            tag = f"a:{r.account_id}"
         elif r.subscription_id is not None:
             tag = f"n:{await self._subscription_number(r.subscription_id)}"
-            mode, payer = "subscription", self._t(tag, "sub", r.subscription_id)
         else:
-            mode, tag = "none", f"n:{r.number_e164}"
-            payer = self._res(tag, r.id)
-        ledger_entry = ""
-        if mode == "account" and r.amount_units:
-            assert r.account_id is not None
-            ledger_entry = _tx_json(
-                LedgerTransaction(
-                    kind="reserve",
-                    at=r.created_at,
-                    account_id=r.account_id,
-                    call_id=r.call_id,
-                    legs=(
-                        Leg(Book.ACCOUNT, r.account_id, -r.amount_units),
-                        Leg(Book.HOLD, r.account_id, r.amount_units),
-                    ),
-                    id=self._next_id(),
-                )
-            )
-        keys = [
-            self._res(tag, r.id),
-            self._t(tag, "open"),
-            self._ledger(tag),
-            payer,
-            self._t(tag, "call", r.call_id),
-        ]
-        # Already text: this runs for every call.
-        args = [
-            mode,
-            str(r.amount_units),
-            str(floor_units),
-            str(r.max_seconds),
-            self._token(),
-            ledger_entry,
-            r.id,
-            r.call_id,
-            "d", self._reservation_data(r),
-            "amount", str(r.amount_units),
-            "max_seconds", str(r.max_seconds),
-            "status", str(ReservationStatus.OPEN),
-            "heartbeat_seconds", "0",
-            "heartbeat_at", "",
-        ]  # fmt: skip
+            tag = f"n:{r.number_e164}"
+        write = self._plan_write(plan, tag)
+        keys, args = write.keys, write.args
         # The ids are claimed globally beside the script, in the same round trip: a
         # reservation or call id is unique per payer inside the script, and the
         # global claim catches the (never expected) reuse across payers.
-        script = self._scripts["reserve"]
+        script = self._scripts["apply"]
         claims: list[tuple[object, ...]] = [
             ("SET", self._k("loc", "res", r.id), tag, "NX", "GET"),
             ("SET", self._k("loc", "call", r.call_id), r.id, "NX", "GET"),
@@ -1052,23 +1265,22 @@ class RedisAccountStore(AccountStore):
             claims.append(("SADD", self._k("tags"), tag))
         if self._lane is not None:
             # One write for everything.
-            answer, *replies = await self._lane.execute(
+            reply, *replies = await self._lane.execute(
                 [("EVALSHA", script.sha, len(keys), *keys, *args), *claims]
             )
             for value in replies:
                 if isinstance(value, Exception):
                     raise value
-            if isinstance(answer, NoScriptError):
-                answer = await script(keys, args)
-            elif isinstance(answer, Exception):
-                raise answer
-            result = list(answer)
+            if isinstance(reply, NoScriptError):
+                reply = await script(keys, args)
+            elif isinstance(reply, Exception):
+                raise reply
+            result = list(reply)
             old_res, old_call = replies[0], replies[1]
         else:
             # A cluster pipeline does not carry scripts: the two go side by side.
-            result, claimed = await asyncio.gather(
-                self._run("reserve", keys, args), self._batch(claims)
-            )
+            reply, claimed = await asyncio.gather(script(keys, args), self._batch(claims))
+            result = list(reply)
             old_res, old_call = claimed[0], claimed[1]
         self._known_tags.add(tag)
         clash = (old_res is not None and old_res != tag) or (
@@ -1089,8 +1301,8 @@ class RedisAccountStore(AccountStore):
         if result[0] == "unknown_account":
             raise UnknownAccount(f"no account {r.account_id!r}")
         if result[0] == "state":
-            raise InvalidState(f"account {r.account_id!r}: {result[1]}")
-        _check(result, f"reservation {r.id!r} of call {r.call_id!r}")
+            raise InvalidState(f"account {r.account_id!r} is {result[2]}")
+        answer(result, f"reservation {r.id!r} of call {r.call_id!r}")
         self._remember(r, tag)
         return r
 
@@ -1117,7 +1329,7 @@ class RedisAccountStore(AccountStore):
         if seconds < 0:
             raise InvalidRequest("heartbeat seconds must not be negative")
         tag = await self._reservation_tag(reservation_id)
-        result = _check(
+        result = answer(
             await self._run("heartbeat", [self._res(tag, reservation_id)], [seconds, at]),
             f"reservation {reservation_id!r}",
         )
@@ -1182,137 +1394,58 @@ class RedisAccountStore(AccountStore):
         at: datetime,
         receivable_id: str | None = None,
     ) -> Reservation:
-        charge, legs = checked_charge(talked_seconds, charge_legs)
+        """Read (a hold this node made is known without a read), plan, apply.
+
+        The write checks that the reservation is still open and holds what it
+        held when planned, so a settlement another node made meanwhile (a
+        recovery) is refused, not repeated.
+        """
+        charge = CallCharge.checked(talked_seconds, charge_legs)
         r = self._reservations.get(reservation_id)
         tag = self._tags.get(reservation_id)
         if r is None or tag is None:
             r, tag = await self._read_reservation(reservation_id)
-        if r.status is not ReservationStatus.OPEN:
-            raise InvalidState(f"reservation {reservation_id!r} is already settled")
-        used = 0
-        payer = self._res(tag, r.id)
-        receivable_key = receivable_set = payer
-        receivable_fields: dict[str, object] = {}
-        ledger: LedgerTransaction | None = None
-        rcv_token = ""
-        if r.subscription_id is not None:
-            if charge:
-                raise InvalidRequest("a subscription call carries no money charge")
-            mode = "subscription"
-            used = min(talked_seconds, r.max_seconds)
-            payer = self._t(tag, "sub", r.subscription_id)
-        elif r.account_id is not None:
-            if charge > r.amount_units:
-                raise InvalidRequest(f"charge {charge} exceeds the {r.amount_units} units reserved")
-            mode = "account"
-            payer = self._acct(r.account_id)
-            if r.amount_units:
-                tx_legs = [Leg(Book.HOLD, r.account_id, -r.amount_units)]
-                if r.amount_units - charge:
-                    tx_legs.append(Leg(Book.ACCOUNT, r.account_id, r.amount_units - charge))
-                tx_legs.extend(legs)
-                ledger = LedgerTransaction(
-                    kind="call",
-                    at=at,
-                    account_id=r.account_id,
-                    call_id=r.call_id,
-                    seconds=talked_seconds,
-                    legs=tuple(tx_legs),
-                    memo=r.number_e164,
-                    id=self._next_id(),
-                )
-        elif charge:
-            if receivable_id is None:
-                raise InvalidRequest("a Single Call charge needs a receivable id")
-            mode = "single"
-            number = tag.removeprefix("n:")
-            receivable_key = self._t(tag, "rcv", receivable_id)
-            receivable_set = self._t(tag, "rcvs")
-            receivable_fields = {
-                "id": receivable_id,
-                "number": r.number_e164,
-                "call_id": r.call_id,
-                "facility_id": r.facility_id,
-                "amount": charge,
-                "created_at": at,
-                "status": str(ReceivableStatus.PENDING),
-                "settled_at": None,
-            }
-            ledger = LedgerTransaction(
-                kind="single_call",
-                at=at,
-                call_id=r.call_id,
-                seconds=talked_seconds,
-                legs=(Leg(Book.RECEIVABLE, receivable_id, -charge), *legs),
-                memo=r.number_e164,
-                id=self._next_id(),
-            )
-            rcv_token = self._token()
+        plan = plan_settle(r, charge, at=at, receivable_id=receivable_id)
+        write = self._plan_write(plan, tag)
+        number = tag.removeprefix("n:")
+        receivable = plan.receivable.record.id if plan.receivable is not None else None
+        if receivable is not None:
             pipe = self._pipe()
-            pipe.set(self._k("loc", "rcv", receivable_id), number, nx=True, get=True)
-            pipe.sadd(self._k("receivables"), json.dumps([number, receivable_id]))
+            pipe.set(self._k("loc", "rcv", receivable), number, nx=True, get=True)
+            pipe.sadd(self._k("receivables"), json.dumps([number, receivable]))
             old, _ = await pipe.execute()
             if old is not None and old != number:
-                raise DuplicateRequest(f"receivable {receivable_id!r} exists")
-        else:
-            mode = "none"
-        stamp = ts(at)
-        claims = [self._k("loc", "res", r.id), self._k("loc", "call", r.call_id)]
+                raise DuplicateRequest(f"receivable {receivable!r} exists")
         try:
-            # The arguments are text already: this runs for every call.
-            result = _check(
-                await self._scripts["settle"](
-                    [
-                        self._res(tag, r.id),
-                        self._t(tag, "open"),
-                        self._ledger(tag),
-                        payer,
-                        receivable_key,
-                        receivable_set,
-                        self._t(tag, "call", r.call_id),
-                        # Other slots on a cluster: expired just below instead.
-                        *(() if self.is_cluster else claims),
-                    ],
-                    [
-                        mode,
-                        self._token(),
-                        r.id,
-                        str(r.amount_units),
-                        str(charge),
-                        str(talked_seconds),
-                        str(used),
-                        str(r.max_seconds),
-                        stamp,
-                        r.facility_id,
-                        _tx_json(ledger) if ledger is not None else "",
-                        receivable_id or "",
-                        str(self.finished_call_ttl),
-                        *_pairs(receivable_fields),
-                    ],
-                ),
+            result = answer(
+                await self._scripts["apply"](write.keys, write.args),
                 f"reservation {reservation_id!r}",
             )
         except InvalidState:
             self._forget(reservation_id)
             raise
         except AccountsError:
-            if rcv_token and receivable_id is not None:
-                await self._release_id("rcv", receivable_id, tag.removeprefix("n:"))
+            if receivable is not None:
+                await self._release_id("rcv", receivable, number)
             raise
         self._forget(reservation_id)
         if self.is_cluster:
             # Not atomic with the settlement: if this is lost the claims stay (a
             # few bytes, no money); a replayed settle sends it again.
-            await self._batch([("EXPIRE", key, self.finished_call_ttl) for key in claims])
+            await self._batch(
+                [("EXPIRE", key, self.finished_call_ttl) for key in self._claims_of(r)]
+            )
+        assert plan.reservation is not None
         return replace(
-            r,
-            status=ReservationStatus.SETTLED,
-            settled_at=_dt_req(stamp),
-            talked_seconds=talked_seconds,
-            charged_units=charge,
+            plan.reservation.record,
+            settled_at=_dt_req(ts(at)),
             heartbeat_seconds=int(result[2] or 0),
             heartbeat_at=_dt(result[3]),
         )
+
+    def _claims_of(self, r: Reservation) -> tuple[str, str]:
+        """The global claims of a reservation's and its call's ids."""
+        return self._k("loc", "res", r.id), self._k("loc", "call", r.call_id)
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         """The reservation; while Redis is unreachable, this node's own copy of it
@@ -1376,51 +1509,15 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("create_refund")
     async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
-        if refund.amount_units <= 0:
-            raise InvalidRequest("a refund must be a positive amount")
-        if refund.status not in (RefundStatus.PENDING_REVIEW, RefundStatus.APPROVED):
-            raise InvalidRequest("a refund starts pending review or approved")
         f = refund
+        plan = plan_refund_create(f, at=at)
         tag = f"a:{f.account_id}"
         await self._register_tags(tag)
         if not await self._claim_id("refund", f.id, f.account_id):
             raise DuplicateRequest(f"refund {f.id!r} already exists")
         await self.client.sadd(self._k("refunds"), json.dumps([f.account_id, f.id]))
-        tx = LedgerTransaction(
-            kind="refund",
-            at=at,
-            account_id=f.account_id,
-            legs=(
-                Leg(Book.ACCOUNT, f.account_id, -f.amount_units),
-                Leg(Book.REFUND_PAYABLE, f.id, f.amount_units),
-            ),
-            memo=f"refund {f.id} by {f.method}",
-            id=self._next_id(),
-        )
-        fields = {
-            "id": f.id,
-            "account_id": f.account_id,
-            "amount": f.amount_units,
-            "method": str(f.method),
-            "status": str(f.status),
-            "requested_at": f.requested_at,
-            "reason": f.reason,
-            "decided_at": None,
-        }
         try:
-            _check(
-                await self._run(
-                    "refund_create",
-                    [
-                        self._acct(f.account_id),
-                        self._ledger(tag),
-                        self._refund_key(f.account_id, f.id),
-                        self._t(tag, "refunds"),
-                    ],
-                    [f.amount_units, self._token(), _tx_json(tx), f.id, *_pairs(fields)],
-                ),
-                f"refund {f.id!r} of account {f.account_id!r}",
-            )
+            await self._apply(plan, tag, f"refund {f.id!r} of account {f.account_id!r}")
         except (UnknownAccount, InsufficientFunds):
             await self._release_id("refund", f.id, f.account_id)
             raise
@@ -1428,36 +1525,10 @@ class RedisAccountStore(AccountStore):
 
     @_guarded("decide_refund")
     async def decide_refund(self, refund_id: str, status: RefundStatus, *, at: datetime) -> Refund:
-        refund = await self._refund(refund_id)
-        a = refund.account_id
-        paid = LedgerTransaction(
-            kind="refund_paid",
-            at=at,
-            account_id=a,
-            legs=(
-                Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                Leg(Book.FUNDS_OUT, str(refund.method), refund.amount_units),
-            ),
-            memo=f"refund {refund.id} paid by {refund.method}",
-            id=self._next_id(),
-        )
-        rejected = LedgerTransaction(
-            kind="refund_rejected",
-            at=at,
-            account_id=a,
-            legs=(
-                Leg(Book.REFUND_PAYABLE, refund.id, -refund.amount_units),
-                Leg(Book.ACCOUNT, a, refund.amount_units),
-            ),
-            memo=f"refund {refund.id} rejected",
-            id=self._next_id(),
-        )
-        _check(
-            await self._run(
-                "refund_decide",
-                [self._acct(a), self._ledger(f"a:{a}"), self._refund_key(a, refund_id)],
-                [str(RefundStatus(status)), at, self._token(), _tx_json(paid), _tx_json(rejected)],
-            ),
+        await self._replanned(
+            lambda: self._refund(refund_id),
+            lambda refund: plan_refund_decision(refund, RefundStatus(status), at=at),
+            lambda refund: f"a:{refund.account_id}",
             f"refund {refund_id!r}",
         )
         return await self._refund(refund_id)
@@ -1562,29 +1633,12 @@ class RedisAccountStore(AccountStore):
     async def settle_receivable(
         self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
     ) -> Receivable:
-        rec = await self._receivable(receivable_id)
-        tag = f"n:{rec.number_e164}"
-        tx = LedgerTransaction(
-            kind="receivable_paid",
-            at=at,
-            call_id=rec.call_id,
-            legs=(
-                Leg(Book.RECEIVABLE, rec.id, rec.amount_units),
-                Leg(Book.FUNDS_IN, method, -rec.amount_units),
+        await self._replanned(
+            lambda: self._receivable(receivable_id),
+            lambda rec: plan_receivable_settlement(
+                rec, ReceivableStatus(status), method=method, at=at
             ),
-            memo=rec.number_e164,
-            id=self._next_id(),
-        )
-        _check(
-            await self._run(
-                "receivable_settle",
-                [
-                    self._t(tag, "rcv", receivable_id),
-                    self._ledger(tag),
-                    self._t(tag, "failed"),
-                ],
-                [str(ReceivableStatus(status)), at, self._token(), _tx_json(tx), receivable_id],
-            ),
+            lambda rec: f"n:{rec.number_e164}",
             f"receivable {receivable_id!r}",
         )
         return await self._receivable(receivable_id)
@@ -1609,6 +1663,9 @@ class RedisAccountStore(AccountStore):
         self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
     ) -> Subscription:
         s = subscription
+        plan = plan_subscription_purchase(
+            s, method=method, idempotency_key=idempotency_key, at=at
+        )
         tag = f"n:{s.number_e164}"
         await self._register_tags(tag)
         if not await self._claim_id("sub", s.id, s.number_e164):
@@ -1618,45 +1675,9 @@ class RedisAccountStore(AccountStore):
             await self._release_id("sub", s.id, s.number_e164)
             raise DuplicateRequest(f"idempotency key {idempotency_key!r} was already used")
         await self.client.sadd(self._k("subscriptions"), json.dumps([s.number_e164, s.id]))
-        entry = ""
-        if s.price_units:
-            entry = _tx_json(
-                LedgerTransaction(
-                    kind="subscription",
-                    at=at,
-                    idempotency_key=idempotency_key,
-                    legs=(
-                        Leg(Book.FUNDS_IN, method, -s.price_units),
-                        Leg(Book.REVENUE, str(Product.SUBSCRIPTION), s.price_units),
-                    ),
-                    memo=f"subscription {s.id} {s.number_e164} at {s.facility_id}",
-                    id=self._next_id(),
-                )
-            )
-        fields = {
-            "id": s.id,
-            "number": s.number_e164,
-            "facility_id": s.facility_id,
-            "starts_at": s.starts_at,
-            "ends_at": s.ends_at,
-            "price": s.price_units,
-            "covered_seconds": s.covered_seconds,
-            "used_seconds": 0,
-            "held_seconds": 0,
-        }
         try:
-            _check(
-                await self._run(
-                    "subscription_add",
-                    [
-                        self._t(tag, "sub", s.id),
-                        self._t(tag, "subs"),
-                        self._ledger(tag),
-                        self._t(tag, "idem"),
-                    ],
-                    [s.id, token, idempotency_key or "", entry, *_pairs(fields)],
-                ),
-                f"subscription {s.id!r}",
+            await self._apply(
+                plan, tag, f"subscription {s.id!r}", idempotency_key=idempotency_key, token=token
             )
         except AccountsError:
             await self._release_id("sub", s.id, s.number_e164)
@@ -1747,7 +1768,7 @@ class RedisAccountStore(AccountStore):
             "restrictions": self._restrictions_json(p.restrictions),
             "released_at": p.released_at,
         }
-        _check(
+        answer(
             await self._run(
                 "create",
                 [self._person_key(p.facility_id, p.pin), self._allowed_key(p.facility_id, p.pin)],
@@ -1808,7 +1829,7 @@ class RedisAccountStore(AccountStore):
     async def _restriction_step(
         self, facility_id: str, pin: str, op: str, kind: str, until: str, note: str
     ) -> bool:
-        result = _check(
+        result = answer(
             await self._run("restriction", [self._person_key(facility_id, pin)],
                             [op, kind, until, note]),
             f"PIN {pin!r} at {facility_id!r}",
@@ -2050,6 +2071,98 @@ class RedisAccountStore(AccountStore):
             direct_bill_paid_units=paid,
             single_call_barred=int(failed) > 0,
         )
+
+    # -- PIN guessing ------------------------------------------------------------------
+    # Under the facility's tag: each station's failures (a sorted set by time, kept a
+    # window after its last write), its lock (a hash, kept for the lock's length) and
+    # the facility's locked stations (a sorted set by the lock's end, kept as long as
+    # its longest lock). Times in the scores are microseconds since the epoch.
+    def _pin_keys(self, facility_id: str, station: str) -> list[str]:
+        tag = f"f:{facility_id}"
+        return [
+            self._t(tag, "pin-failures", station),
+            self._t(tag, "station-lock", station),
+            self._t(tag, "station-locks"),
+        ]
+
+    @staticmethod
+    def _lock_from(facility_id: str, station: str, h: Mapping[str, str]) -> StationLock:
+        return StationLock(
+            facility_id=facility_id,
+            station=station,
+            locked_at=_dt_req(h["locked_at"]),
+            until=_dt_req(h["until"]),
+            failures=int(h["failures"]),
+        )
+
+    @_guarded("record_pin_failure")
+    async def record_pin_failure(
+        self, facility_id: str, station: str, at: datetime, policy: PinGuardPolicy
+    ) -> StationLock | None:
+        check_station_key(facility_id, station)
+        locked_at = ts(at)  # refuses a naive time before anything is written
+        until = at + timedelta(seconds=policy.lock_seconds)
+        since = at - timedelta(seconds=policy.window_seconds)
+        status, failures = await self._run(
+            "pin_failure",
+            self._pin_keys(facility_id, station),
+            [
+                station,
+                self._token(),
+                _micros(at),
+                _micros(since),
+                policy.failures,
+                policy.window_seconds * 1000,
+                policy.lock_seconds * 1000,
+                locked_at,
+                ts(until),
+                _micros(until),
+            ],
+        )
+        if status != "locked":
+            return None
+        return StationLock(facility_id, station, _dt_req(locked_at), _dt_req(ts(until)),
+                           int(failures))
+
+    @_guarded("station_lock")
+    async def station_lock(
+        self, facility_id: str, station: str, at: datetime
+    ) -> StationLock | None:
+        check_station_key(facility_id, station)
+        _, lock_key, _ = self._pin_keys(facility_id, station)
+        h = _hash(await self.client.hgetall(lock_key))
+        if not h:
+            return None
+        lock = self._lock_from(facility_id, station, h)
+        return lock if lock.active(at) else None
+
+    @_guarded("clear_station_lock")
+    async def clear_station_lock(self, facility_id: str, station: str) -> bool:
+        check_station_key(facility_id, station)
+        _, lock_key, locks_key = self._pin_keys(facility_id, station)
+        # The lock hash is the lock; the listing entry goes after it (a listed
+        # station without a hash is skipped by the listing).
+        cleared = bool(await self.client.delete(lock_key))
+        await self.client.zrem(locks_key, station)
+        return cleared
+
+    @_guarded("list_station_locks")
+    async def list_station_locks(self, facility_id: str, at: datetime) -> list[StationLock]:
+        check_station_key(facility_id, "-")
+        ts(at)
+        locks_key = self._pin_keys(facility_id, "-")[2]
+        stations = await self.client.zrangebyscore(locks_key, f"({_micros(at)}", "+inf")
+        if not stations:
+            return []
+        pipe = self._pipe()
+        for station in stations:
+            pipe.hgetall(self._pin_keys(facility_id, station)[1])
+        locks = [
+            self._lock_from(facility_id, station, _hash(h))
+            for station, h in zip(stations, await pipe.execute(), strict=True)
+            if h
+        ]
+        return sorted((lk for lk in locks if lk.active(at)), key=lambda lk: lk.station)
 
     # -- call detail records ---------------------------------------------------------------------
     @staticmethod

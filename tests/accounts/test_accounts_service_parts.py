@@ -13,6 +13,7 @@ PUBLIC_OPERATIONS = {
     "authorize",
     "block_facility_for_number",
     "buy_subscription",
+    "clear_station_lock",
     "confirm_single_call",
     "deposit",
     "direct_bill_standing",
@@ -22,10 +23,12 @@ PUBLIC_OPERATIONS = {
     "housekeeping",
     "issue_invoice",
     "issue_monthly_invoices",
+    "list_station_locks",
     "mark_refund_paid",
     "open_advance_connect",
     "open_debit",
     "open_direct_bill",
+    "pin_failed",
     "process_closures",
     "record_call",
     "record_payment",
@@ -39,6 +42,7 @@ PUBLIC_OPERATIONS = {
     "screen",
     "settle",
     "statement",
+    "station_lock",
     "unblock_facility_for_number",
 }
 
@@ -61,5 +65,5 @@ def test_no_operation_is_defined_in_two_parts() -> None:
             if callable(value) and not name.startswith("__"):
                 assert name not in seen, f"{name} is in {seen.get(name)} and {part.__name__}"
                 seen[name] = part.__name__
-    assert len(parts()) == 6
+    assert len(parts()) == 7
     assert PUBLIC_OPERATIONS - {"housekeeping"} <= set(seen)

@@ -3,6 +3,7 @@ facility is 403, and in every such case nothing changes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 
 from accounts import Restriction
 from api.schemas import restriction_id
-from tests.api.conftest import AL_FACILITY, FINANCE, TX_FACILITY, auth
+from tests.api.conftest import AL_FACILITY, FINANCE, NOW, TX_FACILITY, auth
 
 #: A restriction person 100002 has during these tests, so that lifting it is real.
 STANDING_RESTRICTION = Restriction("suspension", None, "matrix")
@@ -61,6 +62,9 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, str] | No
                         {"kind": "suspension", "until": "2026-04-01T00:00:00Z"}, None),
     "lift_restriction": ("DELETE", "/v1/facilities/tx-state-prison/people/100002/restrictions/"
                          + restriction_id(STANDING_RESTRICTION), None, None),
+    "list_station_locks": ("GET", "/v1/facilities/tx-state-prison/station-locks", None, None),
+    "clear_station_lock": ("DELETE", "/v1/facilities/tx-state-prison/station-locks/4001", None,
+                           None),
     "list_blocks": ("GET", "/v1/facilities/tx-state-prison/blocks", None, None),
     "add_block": ("POST", "/v1/facilities/tx-state-prison/blocks", {"number": "+15125550177"},
                   None),
@@ -86,8 +90,9 @@ MONEY = ["create_account", "list_accounts", "get_account", "deposit", "payment",
          "fail_single_call", "buy_subscription", "list_subscriptions", "get_subscription"]
 SCREENING_WRITES = ["add_person", "set_language", "allow_number", "disallow_number",
                     "release_person", "add_block", "remove_block", "add_restriction",
-                    "lift_restriction"]
+                    "lift_restriction", "clear_station_lock"]
 TX_SCREENING = ["list_people", "get_person", "list_restrictions", "list_blocks",
+                "list_station_locks",
                 *SCREENING_WRITES]
 
 #: (token, operation) pairs that must be refused with 403.
@@ -103,8 +108,11 @@ FORBIDDEN: list[tuple[str, str]] = [
 
 
 @pytest.fixture(autouse=True)
-async def standing_restriction(service: Any) -> None:
+async def standing_records(service: Any) -> None:
     await service.store.set_restrictions("tx-state-prison", "100002", [STANDING_RESTRICTION])
+    # A locked station, so that clearing its lock is real.
+    for m in range(5):
+        await service.pin_failed("tx-state-prison", "4001", NOW - timedelta(minutes=m))
 
 
 async def snapshot(service: Any, live_calls: Any) -> dict[str, Any]:
@@ -120,6 +128,7 @@ async def snapshot(service: Any, live_calls: Any) -> dict[str, Any]:
         "subscriptions": await store.list_subscriptions(),
         "receivables": await store.list_receivables(),
         "calls": [c.call_id for c in live_calls.list_calls()],
+        "station_locks": await store.list_station_locks("tx-state-prison", NOW),
     }
 
 

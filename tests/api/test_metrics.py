@@ -76,3 +76,17 @@ def test_authorization_histogram_rtp_and_store_errors() -> None:
     assert s[("ics_rtp_packets_total", (("direction", "in"),))] == 50
     assert s[("ics_rtp_packets_lost_total", ())] == 2
     assert s[("ics_store_errors_total", (("operation", "reserve"), ("store", "sqlite")))] == 1
+
+
+def test_pin_failures_and_station_locks_are_counted_per_facility() -> None:
+    m = Metrics()
+    for _ in range(5):
+        m.pin_failed("tx-state-prison")
+    m.station_locked("tx-state-prison")
+    m.pin_failed("al-county-jail")
+    s = samples(m)
+    tx = (("facility", "tx-state-prison"),)
+    assert s[("ics_pin_failures_total", tx)] == 5
+    assert s[("ics_station_locks_total", tx)] == 1
+    assert s[("ics_pin_failures_total", (("facility", "al-county-jail"),))] == 1
+    assert ("ics_station_locks_total", (("facility", "al-county-jail"),)) not in s

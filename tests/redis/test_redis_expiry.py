@@ -22,6 +22,7 @@ from accounts import (
     Person,
     RedisAccountStore,
 )
+from accounts.postings import plan_release
 from accounts.redis.verify import verify_store
 from ics.cli import main as ics_main
 from rating import Product
@@ -160,25 +161,16 @@ async def test_a_settle_resent_after_a_lost_reply_is_a_replay_within_the_period(
     rid = await _authorize(service, "call-retried")
     r = await store.get_reservation(rid)
     tag = await store._reservation_tag(rid)
-    keys = [
-        store._res(tag, rid),
-        store._t(tag, "open"),
-        store._ledger(tag),
-        store._acct("ac1"),
-        store._res(tag, rid),
-        store._res(tag, rid),
-    ]
-    args = [
-        "account", "token-1", rid, str(r.amount_units), "0", "0", "0", str(r.max_seconds),
-        "2026-03-03T20:01:00+00:00", FACILITY, "", "", str(2 * DAY),
-    ]  # fmt: skip
-    first = await store._scripts["settle"](keys, args)
+    store.finished_call_ttl = 2 * DAY
+    write = store._plan_write(plan_release(r, at=AT + timedelta(minutes=1)), tag)
+    keys, args = write.keys, write.args
+    first = await store._scripts["apply"](keys, args)
     assert list(first)[:2] == ["ok", ""]
     account = await store.get_account("ac1")
     assert account.held_units == 0
     ttl = await _ttl(store, store._res(tag, rid))
     assert DAY < ttl <= 2 * DAY
-    again = await store._scripts["settle"](keys, args)
+    again = await store._scripts["apply"](keys, args)
     assert list(again)[:2] == ["ok", "replayed"]
     assert await store.get_account("ac1") == account
     assert await _ttl(store, store._res(tag, rid)) <= ttl

@@ -241,7 +241,7 @@ async def test_the_client_resending_a_script_never_moves_money_twice(
     auth = await service.authorize(request("c1"))
     assert isinstance(auth, Authorization)
     sent: list[tuple[list[str], list[str]]] = []
-    script = store._scripts["settle"]
+    script = store._scripts["apply"]
 
     class Twice:
         async def __call__(self, keys: list[str], args: list[str]) -> object:
@@ -249,11 +249,11 @@ async def test_the_client_resending_a_script_never_moves_money_twice(
             await script(keys=keys, args=args)
             return await script(keys=keys, args=args)
 
-    store._scripts["settle"] = Twice()
+    store._scripts["apply"] = Twice()
     try:
         settled = await service.settle(auth.reservation_id, 60, AT + timedelta(seconds=60))
     finally:
-        store._scripts["settle"] = script
+        store._scripts["apply"] = script
     assert len(sent) == 1
     assert settled.reservation.charged_units == 600
     account = await store.get_account("ac1")
