@@ -15,7 +15,7 @@ still releases its reservation.
 A call on a menu trunk (``pin_entry = "menu"``) is answered at once: the
 facility leg's media plays the caller's menu prompts and the ringback tone and
 hears the caller's keys (RFC 4733, SIP INFO, in-band), and the PIN is checked
-here against the store and the station's PIN lock (`StationGuard`).
+here against the store and the station's PIN lock (``accounts.station_guard``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from accounts import (
     AccountsError,
@@ -47,7 +47,6 @@ from accounts import (
     Settlement,
     call_detail_record,
 )
-from accounts.station_locks import StationLock
 from callcontrol.live import LiveCall
 from ivr import (
     PCMA,
@@ -142,17 +141,6 @@ _LIVE_STATE = {
 }
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Windows = tuple[tuple[clock_time, clock_time], ...]
-
-
-@runtime_checkable
-class StationGuard(Protocol):
-    """What the controller asks of the account service about PIN guessing on a station."""
-
-    async def pin_failed(self, facility_id: str, station: str,
-                         at: datetime) -> StationLock | None: ...
-
-    async def station_lock(self, facility_id: str, station: str,
-                           at: datetime) -> StationLock | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,12 +350,6 @@ class CallController:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall_offset = 0.0
         self.stats = {"started": 0, "ended": 0}
-        #: Counts wrong PINs per station and locks guessing stations (the account service).
-        self.station_guard: StationGuard | None = (
-            service if isinstance(service, StationGuard) else None)
-        if self.station_guard is None:
-            log.info("the account service keeps no PIN locks: wrong PINs on menu trunks "
-                        "are not counted per station")
 
     # -- life cycle -------------------------------------------------------------
 
@@ -968,22 +950,22 @@ class CallController:
 
     async def _check_pin(self, call: Call, pin: str) -> None:
         """The station's lock first, then the PIN at this facility; a wrong PIN is counted."""
-        fid, station, at = call.facility_id, call.station, self.wall_now()
-        guard = self.station_guard
+        fid, at = call.facility_id, self.wall_now()
+        # A phone that names no user in its From is known by its address.
+        station = call.station or call.source[0]
+        service = self.service
         result: cm.PinResult
         try:
-            if guard is not None and await guard.station_lock(fid, station, at) is not None:
+            if await service.station_lock(fid, station, at) is not None:
                 result = cm.PinLocked()
             else:
                 person = await self._person(fid, pin)
                 if person is None:
-                    lock = None
-                    if guard is not None:
-                        lock = await guard.pin_failed(fid, station, at)
-                        if self.metrics is not None:
-                            self.metrics.pin_failed(fid)
-                            if lock is not None:
-                                self.metrics.station_locked(fid)
+                    lock = await service.pin_failed(fid, station, at)
+                    if self.metrics is not None:
+                        self.metrics.pin_failed(fid)
+                        if lock is not None:
+                            self.metrics.station_locked(fid)
                     result = cm.PinInvalid() if lock is None else cm.PinLocked()
                 elif _suspended(person, at):
                     result = cm.PinSuspended()

@@ -186,3 +186,35 @@ def test_baresip_phone_keys_by_rfc4733_and_its_call_is_accepted_and_settled(
     # for an RtpSink's exact copy (a wrong prompt or noise scores under 0.4).
     score = best_match(phone.heard(), prompt_samples("please_hold"))
     assert score >= 0.7, f"hold message not heard by baresip (correlation {score:.2f})"
+
+
+def test_five_wrong_pins_from_one_station_lock_its_pin_entry(
+    service: Service, peers: Peers, tmp_path: Path
+) -> None:
+    station = "tx-guesser"
+
+    def phone(name: str, keys: tuple[str, ...], sink: RtpSink) -> SippResult:
+        result = menu_phone(service, tmp_path, name, MenuCall(
+            keys=keys, wait_ms=1200, await_bye=True, bye_timeout_ms=40_000, rtp_key=True),
+            station=station, rtp_port=sink.port).run()
+        assert result.returncode == 0, (name, result.describe())
+        assert result.log_lines("bye "), (name, result.describe())
+        return result
+
+    with RtpSink(MENU_TRUNKS["tx-state-prison"]) as first:
+        phone("guess-1", ("1", "900001#", "900002#", "900003#"), first)
+    assert_heard(first, "pin_invalid", tmp_path)
+    # The fifth failure, on the next call, locks the station: it hears so at once.
+    with RtpSink(MENU_TRUNKS["tx-state-prison"]) as second:
+        phone("guess-2", ("1", "900004#", "900005#"), second)
+    assert_heard(second, "station_locked", tmp_path)
+    # Locked: even the right PIN is refused before it is checked.
+    with RtpSink(MENU_TRUNKS["tx-state-prison"]) as third:
+        result = phone("guess-3", ("1", "100001#"), third)
+    assert_heard(third, "station_locked", tmp_path)
+    record = service.cdr(call_id_of(result))
+    assert_cdr(record, outcome="refused", pin="100001")
+    assert record.disconnect_reason == "caller's menu: station locked", record
+    assert_not_billed(record)
+    locks = service._query(lambda s: s.list_station_locks("tx-state-prison", now_utc()))
+    assert [(lock.station, lock.failures) for lock in locks] == [(station, 5)]
