@@ -57,6 +57,10 @@ class CallDetailRecord:
     #: Settled after a crash from the last heartbeat rather than at hang-up.
     recovered: bool = False
     reservation_id: str | None = None
+    #: The phone the call came from: the From URI's user part (header and menu calls).
+    station: str = ""
+    #: Seconds the caller spent in the voice menu before the call was placed; never billed.
+    menu_seconds: int = 0
 
 
 def call_detail_record(
@@ -77,6 +81,8 @@ def call_detail_record(
     disconnect_side: str = "",
     recording_path: str | None = None,
     recovered: bool = False,
+    station: str = "",
+    menu_seconds: int = 0,
 ) -> CallDetailRecord:
     """One CDR: who called whom, who paid, when, for how long, what it cost and how it ended.
 
@@ -87,7 +93,11 @@ def call_detail_record(
     quote; ``number`` is what was dialled, kept when the call never got as far
     as a reservation. The settled reservation's talked seconds (capped at the
     authorized length) win over ``talked_seconds``, the controller's count.
+    ``station`` is the From URI's user part; ``menu_seconds`` the time in the
+    caller's voice menu, which is recorded and never billed.
     """
+    if isinstance(menu_seconds, bool) or not isinstance(menu_seconds, int) or menu_seconds < 0:
+        raise ValueError(f"menu_seconds must be a whole number >= 0, not {menu_seconds!r}")
     auth = authorization
     reservation = settlement.reservation if settlement is not None else None
     if reservation is None and auth is not None:
@@ -126,6 +136,8 @@ def call_detail_record(
         recording_path=recording_path,
         recovered=recovered,
         reservation_id=reservation.id if reservation is not None else None,
+        station=station,
+        menu_seconds=menu_seconds,
     )
 
 
@@ -143,6 +155,8 @@ class CdrFilter:
 #: CSV columns. The first six are the input of ``ics rerate`` (``seconds`` is the
 #: talked duration that was billed, ``started_at`` the setup time the call was
 #: priced at), so an export can be re-rated as it is; money is decimal strings.
+#: New columns go at the end (``station``, ``menu_seconds`` came last), so that a
+#: reader of older exports by position still finds the others where they were.
 CSV_COLUMNS: tuple[str, ...] = (
     "call_id",
     "facility",
@@ -168,6 +182,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "recording_path",
     "recovered",
     "reservation_id",
+    "station",
+    "menu_seconds",
 )
 
 
@@ -208,6 +224,8 @@ def csv_row(record: CallDetailRecord) -> list[str]:
         r.recording_path,
         r.recovered,
         r.reservation_id,
+        r.station,
+        r.menu_seconds,
     )
     return [_cell(v) for v in values]
 

@@ -2048,6 +2048,7 @@ class SqliteAccountStore(AccountStore):
 
     @staticmethod
     def _cdr_from(text: str) -> CallDetailRecord:
+        # A record written before a field existed lacks it and reads as its default.
         data = json.loads(text)
         for name in ("setup_at", "answer_at", "accept_at", "end_at"):
             data[name] = _dt(data[name])
@@ -2059,7 +2060,7 @@ class SqliteAccountStore(AccountStore):
             try:
                 db.execute(
                     "INSERT INTO cdrs (call_id, facility_id, pin, number, payer_account_id,"
-                    " setup_at, record) VALUES (?,?,?,?,?,?,?)",
+                    " setup_at, record, station, menu_seconds) VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         cdr.call_id,
                         cdr.facility_id,
@@ -2068,6 +2069,8 @@ class SqliteAccountStore(AccountStore):
                         cdr.payer_account_id,
                         ts(cdr.setup_at),
                         self._cdr_json(cdr),
+                        cdr.station,
+                        cdr.menu_seconds,
                     ),
                 )
             except sqlite3.IntegrityError as exc:

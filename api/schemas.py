@@ -240,6 +240,8 @@ class CdrOut(BaseModel):
     recording_path: str | None
     recovered: bool
     reservation_id: str | None
+    station: str = Field(description="The phone the call came from (the From URI's user part).")
+    menu_seconds: int = Field(description="Seconds in the caller's voice menu; never billed.")
 
     @classmethod
     def of(cls, c: CallDetailRecord) -> CdrOut:
@@ -254,6 +256,7 @@ class CdrOut(BaseModel):
             "outcome": str(c.outcome), "disconnect_reason": c.disconnect_reason,
             "disconnect_side": c.disconnect_side, "privileged": c.privileged,
             "recording_path": c.recording_path, "recovered": c.recovered,
-            "reservation_id": c.reservation_id,
+            "reservation_id": c.reservation_id, "station": c.station,
+            "menu_seconds": c.menu_seconds,
         }
         return cls(**data)

@@ -80,3 +80,22 @@ async def test_csv_export(client: httpx.AsyncClient, cdrs: Any) -> None:
     assert {row["total"] for row in rows} == {"0.30", "0.12"}
     r = await client.get("/v1/cdrs.csv", headers=auth(AL_FACILITY))
     assert [row["call_id"] for row in csv.DictReader(io.StringIO(r.text))] == ["c3"]
+
+
+async def test_a_record_shows_its_station_and_menu_time(
+    client: httpx.AsyncClient, service: Any
+) -> None:
+    from dataclasses import replace
+
+    menu = replace(record("m1", "tx-state-prison", "100001", "+15125550100", 5, 60, 600),
+                   station="4001", menu_seconds=27)
+    await service.store.add_cdr(menu)
+    await service.store.add_cdr(record("h1", "tx-state-prison", "100001", "+15125550100", 4,
+                                       60, 600))
+    r = await client.get("/v1/cdrs/m1", headers=auth(ADMIN))
+    assert (r.json()["station"], r.json()["menu_seconds"]) == ("4001", 27)
+    r = await client.get("/v1/cdrs/h1", headers=auth(ADMIN))
+    assert (r.json()["station"], r.json()["menu_seconds"]) == ("", 0)
+    r = await client.get("/v1/cdrs.csv", headers=auth(ADMIN))
+    rows = {row["call_id"]: row for row in csv.DictReader(io.StringIO(r.text))}
+    assert (rows["m1"]["station"], rows["m1"]["menu_seconds"]) == ("4001", "27")

@@ -1,15 +1,16 @@
 """PIN-guessing keys on Redis: under the facility's tag, each expiring with its window or
-lock, a re-sent count counted once."""
+lock, a re-sent count counted once; and call records written before the menu's fields."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis_servers import SERVERS, unique_prefix
 
-from accounts import RedisAccountStore
+from accounts import CallDetailRecord, CallOutcome, RedisAccountStore
 from accounts.station_locks import PinGuardPolicy
 
 pytestmark = pytest.mark.e2e
@@ -93,3 +94,23 @@ async def test_a_count_re_sent_after_a_lost_reply_counts_once(store: RedisAccoun
 def _us(at: datetime) -> int:
     return (at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
+
+async def test_a_call_record_written_before_the_menu_fields_reads_as_the_defaults(
+    store: RedisAccountStore,
+) -> None:
+    record = CallDetailRecord(
+        call_id="old-1", facility_id="tx", pin="100001", number_e164="+15125550100",
+        jurisdiction="intrastate", product="advance_connect", payer_account_id="a1",
+        setup_at=AT, answer_at=None, accept_at=None, end_at=AT + timedelta(minutes=1),
+        talked_seconds=60, billed_seconds=60, charge_units=600, fee_units=0, tax_units=0,
+        total_units=600, outcome=CallOutcome.COMPLETED, station="4001", menu_seconds=12,
+    )
+    await store.add_cdr(record)
+    key = f"{store.prefix}:cdr:old-1"
+    data = json.loads(await store.client.get(key))
+    assert (data["station"], data["menu_seconds"]) == ("4001", 12)
+    del data["station"], data["menu_seconds"]
+    await store.client.set(key, json.dumps(data))
+    old = await store.get_cdr("old-1")
+    assert (old.station, old.menu_seconds) == ("", 0)
+    assert [c.station for c in await store.list_cdrs()] == [""]
