@@ -1172,7 +1172,8 @@ class CallController:
             accept_at=self.wall(ended.accept_at) if ended.accept_at is not None else None,
             end_at=at, talked_seconds=ended.talked_seconds, outcome=ended.outcome,
             disconnect_reason=ended.text, disconnect_side=ended.side,
-            recording_path=call.recording_path,
+            recording_path=call.recording_path, station=call.station,
+            menu_seconds=ended.menu_seconds,
         )
         try:
             await self.service.record_call(record)

@@ -63,6 +63,9 @@ def test_menu_call_by_sip_info_is_accepted_settled_from_acceptance(
                side="caller")
     # Acceptance came about 2 s after the number: menu, hold and ringing are never billed.
     assert_billed(service, record, talked_about=6.5, tolerance=2.5)
+    assert record.station == "tx-phone-1", record
+    # Three groups of keys, each after 1.2 s, at 0.15 s a key: about 6 s in the menu.
+    assert 4 <= record.menu_seconds <= 9, record
     assert balances.delta(DEBIT_TX) == record.total_units
     assert service.held(DEBIT_TX) == 0
 
@@ -112,6 +115,7 @@ def test_each_refusal_is_spoken_to_the_caller_then_bye(
         record = service.cdr(call_id_of(result))
         assert_cdr(record, outcome="refused", facility=facility, pin=pin)
         assert_not_billed(record)
+        assert record.station == _station and record.menu_seconds > 0, record
 
 
 def test_menu_call_by_rfc4733_is_accepted_and_a_hang_up_in_the_menu_leaves_no_hold(
@@ -141,6 +145,8 @@ def test_menu_call_by_rfc4733_is_accepted_and_a_hang_up_in_the_menu_leaves_no_ho
     quit_record = service.cdr(call_id_of(quit_result))
     assert_cdr(quit_record, outcome="cancelled", pin="", side="caller")
     assert_not_billed(quit_record)
+    assert quit_record.station == "tx-quits" and quit_record.menu_seconds >= 1, quit_record
+    assert quit_record.reservation_id is None, quit_record
     assert balances.delta(DEBIT_TX) == record.total_units
     assert service.held(DEBIT_TX) == 0
 
