@@ -137,7 +137,8 @@ _LIVE_STATE = {
     CallState.DIALING: "ringing", CallState.RINGING: "ringing",
     CallState.PROMPTING: "prompting", CallState.FAREWELL: "prompting",
     CallState.CONNECTED: "connected", CallState.ENDED: "ended",
-    CallState.MENU: "menu", CallState.GOODBYE: "prompting",
+    # The live-calls view knows four states: the caller's menu comes before screening.
+    CallState.MENU: "screening", CallState.GOODBYE: "prompting",
 }
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Windows = tuple[tuple[clock_time, clock_time], ...]
