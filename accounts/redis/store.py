@@ -185,9 +185,11 @@ R = TypeVar("R")
 
 #: The steps of a call. Any other operation of this node (a deposit, a block, an
 #: account change...) drops the payer reads made with screenings, so a call after
-#: it reads them again.
+#: it reads them again. A menu call's PIN-guessing steps change no payer either.
 _CALL_STEPS = frozenset(
     {
+        "station_lock",
+        "record_pin_failure",
         "screening_facts",
         "payer_candidates",
         "reserve",

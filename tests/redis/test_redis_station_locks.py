@@ -114,3 +114,18 @@ async def test_a_call_record_written_before_the_menu_fields_reads_as_the_default
     old = await store.get_cdr("old-1")
     assert (old.station, old.menu_seconds) == ("", 0)
     assert [c.station for c in await store.list_cdrs()] == [""]
+
+
+async def test_a_menu_call_s_lock_checks_keep_the_payer_reads_of_other_calls(
+    store: RedisAccountStore,
+) -> None:
+    # The payers read with one call's screening stay for its next step while other
+    # calls on the node check their stations and count wrong PINs...
+    key = ("tx", "100001", "+15125550100")
+    store._prefetched[key] = (None, 0.0, None, [])
+    await store.station_lock("tx", "4001", AT)
+    await store.record_pin_failure("tx", "4001", AT, POLICY)
+    assert key in store._prefetched
+    # ... and go, as after any administrative step, when staff clear a lock.
+    await store.clear_station_lock("tx", "4001")
+    assert key not in store._prefetched
