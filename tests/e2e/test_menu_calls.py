@@ -81,6 +81,9 @@ SPOKEN = {
                  "refused_no_payer", "en", "300001"),
     "wrong-pin": ("tx-state-prison", "tx-spoken-2", ("1", "999991#", "999992#", "999993#"),
                   "pin_invalid", "en", ""),
+    # al-county-jail is closed now: the refusal says today's calling hours.
+    "hours": ("al-county-jail", "al-spoken-1", ("1", "200001#", "5125550100#"),
+              "hours_intro", "en", "200001"),
     # 100002's record says Spanish, and the caller chose it too.
     "spanish": ("tx-state-prison", "tx-spoken-3", ("2", "100002#", "5125550199#"),
                 "refused_blocked", "es", "100002"),
@@ -111,6 +114,8 @@ def test_each_refusal_is_spoken_to_the_caller_then_bye(
         assert result.returncode == 0, (name, result.describe())
         assert result.log_lines("bye "), (name, result.describe())  # the controller's BYE
         assert_heard(sinks[name], prompt, tmp_path, lang)
+        if prompt == "hours_intro":
+            assert_heard(sinks[name], "refused_hours", tmp_path, lang)
         assert_heard(sinks[name], "goodbye", tmp_path, lang)
         record = service.cdr(call_id_of(result))
         assert_cdr(record, outcome="refused", facility=facility, pin=pin)
