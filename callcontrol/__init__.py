@@ -13,7 +13,10 @@
   ``caller_lost``, ``hang_up`` and ``handle_timer`` at ``get_timer()``, each
   with ``now`` (and ``funds_held`` when the payer's funds are held); carry
   out the actions it returns (`callcontrol.actions`) and record its facts
-  (`callcontrol.events`, ending with one ``CallEnded``).
+  (`callcontrol.events`, ending with one ``CallEnded``). A call on a menu
+  trunk is built with its ``caller_menu`` (`ivr.CallerMenu`), starts with
+  ``start_menu`` and takes ``caller_digit``, ``pin_checked`` and
+  ``caller_prompt_finished`` as well; its table is ``MENU_CALL_TRANSITIONS``.
 * `callcontrol.outcomes` is the facility-side outcome table (status, Q.850
   cause, CDR outcome) and the dialled-number pre-check.
 * `callcontrol.app.CallController` is the asyncio adapter, I/O only: SIP

@@ -53,9 +53,43 @@ class StopCalledPlayback:
 
 @dataclass(frozen=True, slots=True)
 class ConnectCaller:
-    """Answer the facility 200 OK and bridge the two legs; record unless ``record`` is False."""
+    """Answer the facility 200 OK and bridge the two legs; record unless ``record`` is False.
+
+    ``answered``: the facility leg was answered already (a menu call): bridge only.
+    """
 
     record: bool
+    answered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCaller:
+    """Answer the facility INVITE at once (200 OK with SDP) for the caller's menu."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlayToCaller:
+    """Play a prompt sequence in ``lang`` to the caller; report ``caller_prompt_finished``."""
+
+    sequence: tuple[str, ...]
+    lang: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlayRingbackToCaller:
+    """Loop the ringback tone to the caller until stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopCallerPlayback:
+    """Stop what plays to the caller (a key barged in, or the called party answered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckCallerPin:
+    """Is this station locked, and whose PIN is this? Answer with ``pin_checked``."""
+
+    pin: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,5 +126,6 @@ class BlockFacility:
 Action = (
     AuthorizeCall | RingCaller | RejectCaller | DialCarrier | CancelCarrier | PlayToCalled
     | StopCalledPlayback | ConnectCaller | HangUpCarrier | HangUpCaller | PlayLimitWarning
-    | SendHeartbeat | BlockFacility
+    | SendHeartbeat | BlockFacility | AnswerCaller | PlayToCaller | PlayRingbackToCaller
+    | StopCallerPlayback | CheckCallerPin
 )

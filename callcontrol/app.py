@@ -11,6 +11,11 @@ Store calls that the caller is waiting on (authorization) run as tasks; the
 call's end (settlement, CDR, log line) runs as a task that first waits for
 any authorization still in flight, so a call cancelled mid-authorization
 still releases its reservation.
+
+A call on a menu trunk (``pin_entry = "menu"``) is answered at once: the
+facility leg's media plays the caller's menu prompts and the ringback tone and
+hears the caller's keys (RFC 4733, SIP INFO, in-band), and the PIN is checked
+here against the store and the station's PIN lock (``accounts.station_guard``).
 """
 
 from __future__ import annotations
@@ -21,18 +26,24 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from accounts import (
     AccountsError,
     AccountService,
+    AccountStatus,
     Authorization,
     CallRequest,
+    NotFound,
+    Person,
     Refusal,
+    RefusalReason,
     Settlement,
     call_detail_record,
 )
@@ -54,23 +65,30 @@ from ivr import (
     open_recording,
     parse_dtmf_info,
 )
-from rating import cents_str
+from ivr import caller_menu as cm
+from ivr.tones import ringback_payload
+from rating import Product, cents_str
 
 from . import outcomes
 from .actions import (
+    AnswerCaller,
     AuthorizeCall,
     BlockFacility,
     CancelCarrier,
+    CheckCallerPin,
     ConnectCaller,
     DialCarrier,
     HangUpCaller,
     HangUpCarrier,
     PlayLimitWarning,
+    PlayRingbackToCaller,
     PlayToCalled,
+    PlayToCaller,
     RejectCaller,
     RingCaller,
     SendHeartbeat,
     StopCalledPlayback,
+    StopCallerPlayback,
 )
 from .admission import Admission, Turnaway, header_details
 from .eager import start_eagerly
@@ -86,6 +104,7 @@ from .sip import (
     Event,
     Headers,
     MessageRejected,
+    NameAddress,
     NegotiatedAudio,
     Request,
     RequestReceived,
@@ -94,6 +113,7 @@ from .sip import (
     SessionDescription,
     SipError,
     SipTransport,
+    SipUri,
     TransactionTimedOut,
     TransportError,
     Trunk,
@@ -117,7 +137,39 @@ _LIVE_STATE = {
     CallState.DIALING: "ringing", CallState.RINGING: "ringing",
     CallState.PROMPTING: "prompting", CallState.FAREWELL: "prompting",
     CallState.CONNECTED: "connected", CallState.ENDED: "ended",
+    # The live-calls view knows four states: the caller's menu comes before screening.
+    CallState.MENU: "screening", CallState.GOODBYE: "prompting",
 }
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Windows = tuple[tuple[clock_time, clock_time], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MenuSettings:
+    """A facility's caller's menu (its ``[menu]`` settings)."""
+
+    languages: tuple[str, ...] = ("en", "es")
+    pin_length: int | None = None
+    limit_seconds: float = 90.0
+    interdigit_timeout: float = 5.0
+    no_input_timeout: float = 8.0
+    tries: int = 3
+
+    def caller_menu(self) -> cm.CallerMenu:
+        return cm.CallerMenu(self.languages, pin_length=self.pin_length,
+                             menu_limit=self.limit_seconds, max_tries=self.tries,
+                             no_input_timeout=self.no_input_timeout,
+                             interdigit_timeout=self.interdigit_timeout)
+
+
+def trunk_ids(config: Any) -> list[tuple[str, str, Any]]:
+    """(trunk id, facility id, trunk config) of every facility trunk: a facility's first
+    trunk is known by the facility's id, its others by ``<facility>/<n>``."""
+    out = []
+    for fid, facility in config.facilities.items():
+        for n, trunk in enumerate(facility.trunks):
+            out.append((fid if n == 0 else f"{fid}/{n}", fid, trunk))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +192,15 @@ class ControllerSettings:
     #: seconds, longer than any ring + prompt without a heartbeat.
     shared_store: bool = False
     recovery_stale_after: float = 300.0
+    #: Trunk id -> facility id, for trunks not named as their facility (see `trunk_ids`).
+    trunk_facility: dict[str, str] = field(default_factory=dict)
+    #: Trunks whose callers key their PIN and number in the caller's menu.
+    menu_trunks: frozenset[str] = frozenset()
+    menus: dict[str, MenuSettings] = field(default_factory=dict)
+    #: A facility's calling windows on the day of a time (said with a refusal for the hour).
+    calling_windows: dict[str, Callable[[datetime], Windows]] = field(default_factory=dict)
+    #: Facilities whose funding order tries the person's Debit account.
+    debit_facilities: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -154,6 +215,7 @@ class ControllerSettings:
                 f"sip.carrier_gateway must be HOST:PORT, not {config.sip.carrier_gateway!r}"
             )
         media = config.media
+        trunks = trunk_ids(config)
         return cls(
             sip_listen=tuple(listen),
             carrier=(host.strip("[]"), int(port)),
@@ -173,6 +235,17 @@ class ControllerSettings:
                 2 * max((float(f.ring_timeout_seconds) for f in config.facilities.values()),
                         default=0.0) + 120.0,
             ),
+            trunk_facility={tid: fid for tid, fid, _ in trunks if tid != fid},
+            menu_trunks=frozenset(tid for tid, _, t in trunks if t.pin_entry == "menu"),
+            menus={fid: MenuSettings(
+                languages=tuple(f.menu.languages), pin_length=f.menu.pin_length,
+                limit_seconds=f.menu.limit_seconds,
+                interdigit_timeout=f.menu.interdigit_timeout_seconds,
+                no_input_timeout=f.menu.no_input_timeout_seconds, tries=f.menu.tries,
+            ) for fid, f in config.facilities.items()},
+            calling_windows={fid: _windows_of(f) for fid, f in config.facilities.items()},
+            debit_facilities=frozenset(fid for fid, f in config.facilities.items()
+                                       if Product.DEBIT in f.funding_order),
         )
 
 
@@ -210,6 +283,10 @@ class Call:
         self.recording_path: str | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
+        #: The phone the call comes from: the From URI's user part.
+        self.station = _station_of(request)
+        #: A menu call: the ringback tone loops on the facility leg.
+        self.ringback = False
 
     @property
     def facility_id(self) -> str:
@@ -480,7 +557,29 @@ class CallController:
             if call.carrier_media is not None:
                 call.carrier_media.stop_playback()
         elif isinstance(out, ConnectCaller):
-            self._spawn(self._connect(call, out.record))
+            if out.answered:
+                self._spawn(self._bridge_menu_call(call, out.record))
+            else:
+                self._spawn(self._connect(call, out.record))
+        elif isinstance(out, AnswerCaller):
+            self._answer_menu_call(call, now)
+        elif isinstance(out, PlayToCaller):
+            media = call.facility_media
+            if media is not None and not media.closed:
+                call.ringback = False
+                catalogue = self.catalogues.get(out.lang, self.catalogues["en"])
+                media.play(catalogue.encoded(out.sequence, media.session.codec))
+        elif isinstance(out, PlayRingbackToCaller):
+            media = call.facility_media
+            if media is not None and not media.closed:
+                call.ringback = True
+                media.play(ringback_payload(media.session.codec))
+        elif isinstance(out, StopCallerPlayback):
+            call.ringback = False
+            if call.facility_media is not None:
+                call.facility_media.stop_playback()
+        elif isinstance(out, CheckCallerPin):
+            self._spawn(self._check_pin(call, out.pin))
         elif isinstance(out, HangUpCarrier):
             self._bye(call.carrier_dialog, out.reason, now, None)
             call.carrier_dialog = None
@@ -524,7 +623,8 @@ class CallController:
                 self._feed(call, call.flow.caller_cancelled)
         elif isinstance(event, AckTimedOut):
             call = self.calls.get(event.request.call_id)
-            if call is not None and call.flow.state is CallState.CONNECTED:
+            if call is not None and (call.flow.state is CallState.CONNECTED or (
+                    call.flow.menu_call and call.flow.state is CallState.MENU)):
                 self._feed(call, call.flow.caller_lost)
         elif isinstance(event, (TransactionTimedOut, TransportError)):
             call = self.by_carrier_tx.get(event.transaction_id)
@@ -539,18 +639,27 @@ class CallController:
     def _on_invite(self, event: RequestReceived) -> None:
         request = event.request
         now = self.now()
-        verdict = self.admission.judge(request, event.trunk_id, now)
+        trunk_id = event.trunk_id
+        facility = self.settings.trunk_facility.get(trunk_id, trunk_id) if trunk_id else None
+        verdict = self.admission.judge(request, facility, now)
         if isinstance(verdict, Turnaway):
             self.endpoint.respond(request, verdict.status, now, verdict.phrase, to_tag=new_tag(),
                                   headers=verdict.headers)
             return
         facility_id = verdict.facility_id
-        flow = CallFlow(facility_id, now, self._flow_settings[facility_id])
+        menu = None
+        if trunk_id in self.settings.menu_trunks:
+            menu = self.settings.menus.get(facility_id, MenuSettings()).caller_menu()
+        flow = CallFlow(facility_id, now, self._flow_settings[facility_id], caller_menu=menu)
         call = Call(request, event, flow, verdict.offer, self.wall_now())
         self.calls[call.id] = call
         self.stats["started"] += 1
         if self.metrics is not None:
             self.metrics.call_started(facility_id)
+        if menu is not None:
+            # The caller keys what they ask for; the answer waits for the leg's media.
+            self._spawn(self._start_menu_call(call), now=True)
+            return
         # A header trunk's INVITE says what the caller asks for.
         self._apply(call, flow.call_requested(header_details(request, verdict.uri), now))
         self._arm(call)
@@ -576,12 +685,14 @@ class CallController:
                 self._feed(call, call.flow.called_hung_up)
             else:
                 call.facility_dialog = None
-                if call.flow.state is CallState.CONNECTED:
+                if call.flow.state is CallState.CONNECTED or call.flow.menu_call:
                     self._feed(call, call.flow.caller_hung_up)
             return
         if method == "INFO":
             digit = None
-            if from_carrier and request.body:
+            menu_caller = (call is not None and not from_carrier and call.flow.menu_call
+                           and call.flow.state is CallState.MENU)
+            if (from_carrier or menu_caller) and request.body:
                 try:
                     info = parse_dtmf_info(request.headers.get("content-type") or "",
                                            request.body)
@@ -592,7 +703,11 @@ class CallController:
             ep.respond(request, 200, now)
             if digit is not None and call is not None:
                 d = digit
-                self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
+                if menu_caller:
+                    self._feed(call, lambda now: call.flow.caller_digit(d, now))
+                else:
+                    self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
+                self._flush()
             return
         if method == "INVITE":
             # Re-INVITEs (session refresh, hold) are not needed to carry a call: the
@@ -719,7 +834,12 @@ class CallController:
             return
         if isinstance(result, Refusal):
             how = outcomes.from_refusal(result)
-            self._feed(call, lambda now: flow.refused(how, now))
+            reason = result.reason
+            hours: Windows = ()
+            if flow.menu_call and reason is RefusalReason.OUTSIDE_HOURS:
+                windows = self.settings.calling_windows.get(call.facility_id)
+                hours = windows(self.wall_now()) if windows is not None else ()
+            self._feed(call, lambda now: flow.refused(how, now, reason=reason, hours=hours))
             self._flush()
             return
         try:
@@ -774,7 +894,127 @@ class CallController:
             self._flush()
 
     def _on_facility_media(self, call: Call, event: MediaEvent) -> None:
-        """The facility leg plays nothing of its own and its keys mean nothing."""
+        """On a header call the facility leg plays nothing of its own and its keys mean
+        nothing; on a menu call it carries the caller's menu until the legs are bridged."""
+        flow = call.flow
+        if not flow.menu_call or call.bridge is not None:
+            return
+        if isinstance(event, DtmfReceived):
+            d = event.digit
+            self._feed(call, lambda now: flow.caller_digit(d, now))
+            self._flush()
+        elif isinstance(event, PlaybackFinished):
+            media = call.facility_media
+            if call.ringback and media is not None and not media.closed:
+                media.play(ringback_payload(media.session.codec))  # the cadence loops
+                return
+            self._feed(call, flow.caller_prompt_finished)
+            self._flush()
+
+    # -- the caller's menu (menu trunks) -----------------------------------------------
+
+    async def _start_menu_call(self, call: Call) -> None:
+        """Open the facility leg's media, then answer the caller and start the menu."""
+        try:
+            media = await RtpEndpoint.open(
+                PCMU, host=self.settings.media_host, spares=self.spares,
+                on_event=lambda ev: self._on_facility_media(call, ev), inactivity_timeout=0,
+            )
+        except MediaError as exc:
+            log.warning("call %s: no media port for the caller's menu: %s", call.id, exc)
+            how = outcomes.INTERNAL_FAILURE
+            self.endpoint.respond(call.invite, how.status, self.now(), to_tag=call.to_tag,
+                                  headers=[("Reason", how.reason)])
+            self._feed(call, lambda now: call.flow.hang_up(how, now))
+            self._flush()
+            return
+        if call.flow.state is not CallState.MENU:
+            media.close()
+            return
+        call.facility_media = media
+        self._feed(call, call.flow.start_menu)
+        self._flush()
+
+    def _answer_menu_call(self, call: Call, now: float) -> None:
+        """200 OK with our SDP answer, so the caller hears the menu."""
+        media = call.facility_media
+        assert media is not None
+        answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
+        _configure_leg(media, negotiated)
+        ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
+            ("Contact", f"<{self._contact_for(call)}>"), ("Content-Type", "application/sdp")],
+            body=answer.serialize())
+        dialog = Dialog.from_uas(call.invite, ok, local_contact=self._contact_for(call))
+        self.endpoint.add_dialog(dialog)
+        self.endpoint.send_response(ok, now)
+        call.facility_dialog = dialog
+
+    async def _check_pin(self, call: Call, pin: str) -> None:
+        """The station's lock first, then the PIN at this facility; a wrong PIN is counted."""
+        fid, at = call.facility_id, self.wall_now()
+        # A phone that names no user in its From is known by its address.
+        station = call.station or call.source[0]
+        service = self.service
+        result: cm.PinResult
+        try:
+            if await service.station_lock(fid, station, at) is not None:
+                result = cm.PinLocked()
+            else:
+                person = await self._person(fid, pin)
+                if person is None:
+                    lock = await service.pin_failed(fid, station, at)
+                    if self.metrics is not None:
+                        self.metrics.pin_failed(fid)
+                        if lock is not None:
+                            self.metrics.station_locked(fid)
+                    result = cm.PinInvalid() if lock is None else cm.PinLocked()
+                elif _suspended(person, at):
+                    result = cm.PinSuspended()
+                else:
+                    language = person.language if person.language in self.catalogues else "en"
+                    result = cm.PinValid(language, await self._debit_balance(fid, pin, at))
+        except Exception as exc:
+            # Unanswered, the menu ends the call with "call failed" after its answer timeout.
+            log.warning("call %s: PIN check failed: %s", call.id, exc)
+            return
+        if call.flow.state is CallState.MENU:
+            self._feed(call, lambda now: call.flow.pin_checked(result, now))
+            self._flush()
+
+    async def _person(self, facility_id: str, pin: str) -> Person | None:
+        try:
+            return await self.service.store.get_person(facility_id, pin)
+        except NotFound:
+            return None
+
+    async def _debit_balance(self, facility_id: str, pin: str, at: datetime) -> Decimal | None:
+        """What the person's own Debit account can spend, in whole cents, if it can pay
+        (menu calls ask for it as ``X-Payer: debit`` does); None otherwise."""
+        if facility_id not in self.settings.debit_facilities:
+            return None
+        try:
+            # The number is not known yet: the Debit account is the person's, whatever it is.
+            candidates = await self.service.store.payer_candidates(facility_id, pin, "", at)
+        except AccountsError as exc:
+            log.debug("no balance for the caller's menu: %s", exc)
+            return None
+        account = candidates.debit
+        if account is None or account.status is not AccountStatus.OPEN:
+            return None
+        spendable = account.balance_units - account.floor_units
+        if spendable <= 0:
+            return None
+        return Decimal(cents_str(spendable - spendable % 100))
+
+    async def _bridge_menu_call(self, call: Call, record: bool) -> None:
+        """The called party accepted a menu call: the caller's leg is answered; bridge."""
+        media = call.facility_media
+        if call.flow.state is not CallState.CONNECTED or media is None or \
+                call.carrier_media is None:
+            return
+        call.ringback = False
+        media.stop_playback()
+        await self._record_and_bridge(call, record, self.now())
 
     async def _connect(self, call: Call, record: bool) -> None:
         """Answer the facility and bridge the legs (the called party accepted)."""
@@ -811,6 +1051,12 @@ class CallController:
             self._feed(call, lambda now: flow.media_lost(now, before_acceptance_answer=True))
             self._flush()
             return
+        await self._record_and_bridge(call, record, now)
+
+    async def _record_and_bridge(self, call: Call, record: bool, now: float) -> None:
+        flow = call.flow
+        media = call.facility_media
+        assert media is not None and call.carrier_media is not None
         auth = call.authorization
         if record and auth is not None and not auth.privileged:
             # Creating the file can wait on the disk (other recordings' syncs hold its
@@ -927,7 +1173,8 @@ class CallController:
             accept_at=self.wall(ended.accept_at) if ended.accept_at is not None else None,
             end_at=at, talked_seconds=ended.talked_seconds, outcome=ended.outcome,
             disconnect_reason=ended.text, disconnect_side=ended.side,
-            recording_path=call.recording_path,
+            recording_path=call.recording_path, station=call.station,
+            menu_seconds=ended.menu_seconds,
         )
         try:
             await self.service.record_call(record)
@@ -954,6 +1201,29 @@ class CallController:
             "post_dial_delay_ms": (round((call.flow.dial_at - ended.setup_at) * 1000, 2)
                                    if call.flow.dial_at is not None else None),
         }, separators=(",", ":")))
+
+
+def _station_of(request: Request) -> str:
+    """The From URI's user part: the phone (station) the call comes from."""
+    try:
+        uri = NameAddress.parse(request.headers.get("from") or "").uri
+        return SipUri.parse(uri).user or ""
+    except (SipError, ValueError):
+        return ""
+
+
+def _suspended(person: Person, at: datetime) -> bool:
+    """Released, or under a restriction in force: the menu says "not allowed"."""
+    if person.released_at is not None and person.released_at <= at:
+        return True
+    return any(r.until is None or at < r.until for r in person.restrictions)
+
+
+def _windows_of(facility: Any) -> Callable[[datetime], Windows]:
+    def windows(at: datetime) -> Windows:
+        local = at.astimezone(facility.zone)
+        return tuple(facility.calling_windows_on(_WEEKDAYS[local.weekday()]))
+    return windows
 
 
 def _close_unused_leg(opening: asyncio.Future[RtpEndpoint]) -> None:
@@ -990,13 +1260,13 @@ CARRIER_TRUNK = "carrier"
 
 
 def trunks_from_config(config: Any) -> list[Trunk]:
-    """One trunk per facility, identified by the facility id, and the carrier gateway's."""
+    """Every facility trunk (ids from `trunk_ids`) and the carrier gateway's."""
     host, _, _ = config.sip.carrier_gateway.rpartition(":")
     trunks = [Trunk.from_config(CARRIER_TRUNK, [host.strip("[]")])]
-    for fid, facility in config.facilities.items():
+    for tid, _, trunk in trunk_ids(config):
         users = {}
-        digest = facility.trunk.digest
+        digest = trunk.digest
         if digest is not None:
             users[digest.username] = digest.password
-        trunks.append(Trunk.from_config(fid, [str(n) for n in facility.trunk.networks], users))
+        trunks.append(Trunk.from_config(tid, [str(n) for n in trunk.networks], users))
     return trunks

@@ -37,7 +37,9 @@ class CallEnded:
 
     ``status`` is the final response the facility got (200 once connected);
     ``side`` is who ended it: ``caller``, ``called``, ``controller`` or
-    ``""`` when the controller refused it before anyone talked.
+    ``""`` when the controller refused it before anyone talked. On a menu
+    call ``status`` is 200 (the caller's leg was answered for the menu) and
+    the refusal or outcome was spoken instead.
     """
 
     outcome: CallOutcome
@@ -51,6 +53,8 @@ class CallEnded:
     accept_at: float | None
     end_at: float
     single_call: bool
+    #: Seconds the caller spent in the voice menu (never billed); 0 on a header trunk.
+    menu_seconds: int = 0
 
 
 Event = CallAnswered | KeyPressed | CallAccepted | CallEnded

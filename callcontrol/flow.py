@@ -14,6 +14,15 @@ and could as well come later from a voice menu. The flow holds the call's
 state (those details, the funds held, timers) and the called party's
 `AcceptanceMenu`, translating its actions, so the whole call, prompt included,
 can be driven in memory with a fake clock.
+
+On a menu trunk the call starts in ``MENU`` instead: the facility leg is
+answered at once (`AnswerCaller`) and the flow holds the caller's
+`ivr.CallerMenu` as it holds the called party's menu, translating its actions
+(prompts to the caller, the PIN check, the hand-over to ``call_requested``).
+From then on the call goes as a header call does, except that every refusal
+and outcome a header call answers with a final response is spoken to the
+caller in ``GOODBYE`` and followed by a BYE: a menu call uses
+`MENU_CALL_TRANSITIONS`, the table with those targets changed.
 """
 
 from __future__ import annotations
@@ -21,9 +30,10 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from datetime import time
 from decimal import Decimal
 
-from accounts import Authorization
+from accounts import Authorization, CallOutcome, RefusalReason
 from ivr import (
     Accept,
     AcceptanceMenu,
@@ -36,24 +46,30 @@ from ivr import (
     Play,
     StopPlayback,
 )
+from ivr import caller_menu as cm
 from rating import cents_str, rate_str
 
 from . import outcomes
 from .actions import (
     Action,
+    AnswerCaller,
     AuthorizeCall,
     BlockFacility,
     CancelCarrier,
+    CheckCallerPin,
     ConnectCaller,
     DialCarrier,
     HangUpCaller,
     HangUpCarrier,
     PlayLimitWarning,
+    PlayRingbackToCaller,
     PlayToCalled,
+    PlayToCaller,
     RejectCaller,
     RingCaller,
     SendHeartbeat,
     StopCalledPlayback,
+    StopCallerPlayback,
 )
 from .errors import IllegalTransition
 from .events import CallAccepted, CallAnswered, CallEnded, Event, KeyPressed
@@ -63,6 +79,7 @@ Output = Action | Event
 
 
 class CallState(enum.Enum):
+    MENU = "menu"  # a menu call: the caller keys language, PIN and number
     COLLECTING = "collecting"  # admitted; what the caller asks for is not known yet
     AUTHORIZING = "authorizing"  # screening and reserving funds
     DIALING = "dialing"  # INVITE sent to the carrier, no ringing yet
@@ -70,6 +87,7 @@ class CallState(enum.Enum):
     PROMPTING = "prompting"  # answered; the acceptance prompt is playing
     FAREWELL = "farewell"  # the facility has its answer; a last word to the called party
     CONNECTED = "connected"  # accepted, bridged, billed
+    GOODBYE = "goodbye"  # a menu call: the caller hears the answer, then BYE
     ENDED = "ended"
 
 
@@ -91,6 +109,7 @@ class Input(enum.Enum):
     LIMIT_REACHED = "limit-reached"
     MEDIA_LOST = "media-lost"
     HANG_UP = "hang-up"  # an operator or the shutdown ends the call
+    GOODBYE_DONE = "goodbye-done"  # the caller heard the last word of a menu call
 
 
 S, In = CallState, Input
@@ -135,7 +154,63 @@ TRANSITIONS: dict[tuple[CallState, Input], CallState] = {
     # The facility's CANCEL can cross our 200 OK while media is being connected.
     (S.CONNECTED, In.CALLER_CANCELLED): S.ENDED,
 }
+
+#: A menu call: the caller's leg is answered, so what a header call answers with a
+#: final response goes to GOODBYE (spoken, then BYE), and the caller may hang up
+#: (BYE) in any phase. Every other transition is the header call's.
+MENU_CALL_TRANSITIONS: dict[tuple[CallState, Input], CallState] = {
+    **TRANSITIONS,
+    (S.MENU, In.REQUESTED): S.AUTHORIZING,
+    (S.MENU, In.REFUSED): S.GOODBYE,
+    (S.MENU, In.MENU_ENDED): S.GOODBYE,
+    (S.MENU, In.CALLER_HUNG_UP): S.ENDED,
+    (S.MENU, In.CALLER_CANCELLED): S.ENDED,
+    (S.MENU, In.MEDIA_LOST): S.ENDED,
+    (S.MENU, In.HANG_UP): S.ENDED,
+    (S.AUTHORIZING, In.REFUSED): S.GOODBYE,
+    (S.AUTHORIZING, In.CALLER_HUNG_UP): S.ENDED,
+    (S.DIALING, In.CARRIER_FAILED): S.GOODBYE,
+    (S.DIALING, In.DIAL_TIMEOUT): S.GOODBYE,
+    (S.DIALING, In.CALLER_HUNG_UP): S.ENDED,
+    (S.RINGING, In.CARRIER_FAILED): S.GOODBYE,
+    (S.RINGING, In.DIAL_TIMEOUT): S.GOODBYE,
+    (S.RINGING, In.CALLER_HUNG_UP): S.ENDED,
+    (S.PROMPTING, In.CALLED_HUNG_UP): S.GOODBYE,
+    (S.PROMPTING, In.MEDIA_LOST): S.GOODBYE,
+    (S.PROMPTING, In.CALLER_HUNG_UP): S.ENDED,
+    (S.FAREWELL, In.FAREWELL_DONE): S.GOODBYE,
+    (S.FAREWELL, In.CALLED_HUNG_UP): S.GOODBYE,
+    (S.FAREWELL, In.MEDIA_LOST): S.GOODBYE,
+    (S.FAREWELL, In.CALLER_HUNG_UP): S.ENDED,
+    (S.GOODBYE, In.GOODBYE_DONE): S.ENDED,
+    (S.GOODBYE, In.CALLER_HUNG_UP): S.ENDED,
+    (S.GOODBYE, In.MEDIA_LOST): S.ENDED,
+    (S.GOODBYE, In.HANG_UP): S.ENDED,
+}
 del S, In
+
+#: What the caller hears when screening refuses a menu call.
+_SPOKEN_REFUSALS: dict[RefusalReason, cm.Refusal] = {
+    RefusalReason.BLOCKED: cm.Refusal.BLOCKED_NUMBER,
+    RefusalReason.SELF_BLOCKED: cm.Refusal.BLOCKED_NUMBER,
+    RefusalReason.NOT_ALLOWED: cm.Refusal.NOT_ON_ALLOWED_LIST,
+    RefusalReason.OUTSIDE_HOURS: cm.Refusal.OUTSIDE_CALLING_HOURS,
+    RefusalReason.INVALID_NUMBER: cm.Refusal.INVALID_NUMBER,
+    RefusalReason.NO_PAYER: cm.Refusal.NOBODY_CAN_PAY,
+}
+#: What the caller hears of the called leg's end.
+_SPOKEN_OUTCOMES: dict[CallOutcome, cm.CalledOutcome] = {
+    CallOutcome.DECLINED: cm.CalledOutcome.DECLINED,
+    CallOutcome.NO_ANSWER: cm.CalledOutcome.NO_ANSWER,
+    CallOutcome.BUSY: cm.CalledOutcome.BUSY,
+    CallOutcome.BLOCKED_BY_CALLED_PARTY: cm.CalledOutcome.BLOCKED,
+}
+
+
+def menu_ending(reason: str) -> Disposition:
+    """How a menu call that ended in the menu itself (wrong PINs, the limit, a lock) ends."""
+    return Disposition(200, 16, f"caller's menu: {reason.replace('_', ' ')}",
+                       CallOutcome.REFUSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +276,15 @@ class CallFlow:
     """One call from the facility INVITE to its end."""
 
     def __init__(
-        self, facility_id: str, now: float, settings: FlowSettings | None = None
+        self, facility_id: str, now: float, settings: FlowSettings | None = None,
+        caller_menu: cm.CallerMenu | None = None,
     ) -> None:
         self.facility_id = facility_id
         self.settings = settings or FlowSettings()
-        self.state = CallState.COLLECTING
+        #: A menu call's caller's menu (None on a header trunk): start it with ``start_menu``.
+        self.caller_menu = caller_menu
+        self._table = TRANSITIONS if caller_menu is None else MENU_CALL_TRANSITIONS
+        self.state = CallState.COLLECTING if caller_menu is None else CallState.MENU
         self.setup_at = now
         self.details: CallDetails | None = None
         #: The funds held for the call, from the moment they are held whatever the
@@ -226,17 +305,22 @@ class CallFlow:
         self._next_heartbeat: float | None = None
         self._warning_at: float | None = None
         self._limit_at: float | None = None
+        self._refusal: cm.Refusal | None = None
+        self._hours: tuple[tuple[time, time], ...] = ()
+        self._goodbye: Disposition | None = None
+        self._goodbye_side = ""
+        self._goodbye_deadline: float | None = None
 
     # -- plumbing -------------------------------------------------------------
 
     def _move(self, event: Input) -> None:
-        target = TRANSITIONS.get((self.state, event))
+        target = self._table.get((self.state, event))
         if target is None:
             raise IllegalTransition(f"{event.value} is not accepted while {self.state.value}")
         self.state = target
 
     def accepts(self, event: Input) -> bool:
-        return (self.state, event) in TRANSITIONS
+        return (self.state, event) in self._table
 
     def _end(self, how: Disposition, side: str, now: float) -> CallEnded:
         talked = 0
@@ -245,7 +329,7 @@ class CallFlow:
             talked = max(0, math.floor(now - self.accept_at + 1e-6))
         self.ended = CallEnded(
             outcome=how.outcome,
-            status=how.status,
+            status=how.status if self.caller_menu is None else 200,
             reason=how.reason,
             text=how.text,
             side=side,
@@ -255,16 +339,35 @@ class CallFlow:
             accept_at=self.accept_at,
             end_at=now,
             single_call=self.single_call,
+            menu_seconds=self._menu_seconds(now),
         )
         self.menu = None
         return self.ended
 
+    def _menu_seconds(self, now: float) -> int:
+        menu = self.caller_menu
+        if menu is None or menu.started_at is None:
+            return 0
+        seconds = menu.menu_seconds
+        return round(seconds if seconds is not None else now - menu.started_at)
+
     def _reject(self, how: Disposition, side: str, now: float) -> list[Output]:
-        return [RejectCaller(how.status, how.reason), self._end(how, side, now)]
+        """Answer the caller ``how``: a final response, or on a menu call spoken words and BYE."""
+        if self.caller_menu is None:
+            return [RejectCaller(how.status, how.reason), self._end(how, side, now)]
+        if self.state is CallState.GOODBYE:
+            return self._speak(how, side, now)
+        return [HangUpCaller(how.reason), self._end(how, side, now)]
+
+    @property
+    def menu_call(self) -> bool:
+        return self.caller_menu is not None
 
     @property
     def pin(self) -> str:
         """The caller's PIN; empty while not given."""
+        if self.details is None and self.caller_menu is not None:
+            return self.caller_menu.pin or ""
         return self.details.pin if self.details is not None else ""
 
     @property
@@ -299,11 +402,21 @@ class CallFlow:
         self._move(Input.AUTHORIZED)
         self.grant = grant
         self.dial_at = now
-        return [DialCarrier()]
+        if self.caller_menu is None:
+            return [DialCarrier()]
+        return [DialCarrier(), *self._caller_actions(self.caller_menu.call_placed(now), now)]
 
-    def refused(self, how: Disposition, now: float) -> list[Output]:
-        """Screening or payment refused the call (403/404/484/402/503)."""
+    def refused(self, how: Disposition, now: float, *, reason: RefusalReason | None = None,
+                hours: tuple[tuple[time, time], ...] = ()) -> list[Output]:
+        """Screening or payment refused the call (403/404/484/402/503).
+
+        On a menu call ``reason`` says which refusal the caller hears, and
+        ``hours`` are today's calling windows, said with a refusal for the hour.
+        """
         self._move(Input.REFUSED)
+        if reason is not None:
+            self._refusal = _SPOKEN_REFUSALS.get(reason, cm.Refusal.FAILED)
+        self._hours = hours
         return self._reject(how, "", now)
 
     # -- carrier leg ----------------------------------------------------------
@@ -313,7 +426,8 @@ class CallFlow:
         ringing = status in (180, 183)
         self._move(Input.CARRIER_RINGING if ringing else Input.CARRIER_TRYING)
         self.carrier_responded = True
-        if ringing and not self.ringing_sent:
+        # A menu caller was answered already, and hears the ringback tone instead.
+        if ringing and not self.ringing_sent and self.caller_menu is None:
             self.ringing_sent = True
             return [RingCaller()]
         return []
@@ -370,10 +484,111 @@ class CallFlow:
         return out
 
     def caller_hung_up(self, now: float) -> list[Output]:
-        """BYE from the facility while connected."""
+        """BYE from the facility: while connected, or on a menu call at any point.
+
+        A menu caller who hangs up before acceptance leaves nothing owed: a
+        placed call is cancelled, and the end releases any hold.
+        """
+        state = self.state
         self._move(Input.CALLER_HUNG_UP)
-        how = outcomes.CALLER_HUNG_UP
-        return [HangUpCarrier(how.reason), self._end(how, "caller", now)]
+        if state is CallState.CONNECTED:
+            how = outcomes.CALLER_HUNG_UP
+            return [HangUpCarrier(how.reason), self._end(how, "caller", now)]
+        assert self.caller_menu is not None
+        self.caller_menu.hangup(now)
+        how = outcomes.MENU_ABANDONED
+        out: list[Output] = []
+        if state in (CallState.DIALING, CallState.RINGING):
+            out.append(CancelCarrier())
+        elif state in (CallState.PROMPTING, CallState.FAREWELL):
+            out.append(HangUpCarrier(how.reason))
+        if state is CallState.GOODBYE and self._goodbye is not None:
+            how = self._goodbye  # the answer was given; hanging up on it changes nothing
+        out.append(self._end(how, "caller", now))
+        return out
+
+    # -- the caller's menu (a menu call) ------------------------------------------
+
+    def start_menu(self, now: float) -> list[Output]:
+        """Answer the caller and start the menu."""
+        if self.caller_menu is None or self.state is not CallState.MENU:
+            raise IllegalTransition("start_menu is only for a menu call in its menu")
+        return [AnswerCaller(), *self._caller_actions(self.caller_menu.start(now), now)]
+
+    def caller_digit(self, digit: str, now: float) -> list[Output]:
+        """A key from the caller: only the menu listens (late keys are dropped)."""
+        if self.caller_menu is None or self.state is not CallState.MENU:
+            return []
+        return self._caller_actions(self.caller_menu.digit(digit, now), now)
+
+    def pin_checked(self, result: cm.PinResult, now: float) -> list[Output]:
+        """The answer to `CheckCallerPin`."""
+        if self.caller_menu is None or self.state is not CallState.MENU:
+            return []
+        return self._caller_actions(self.caller_menu.pin_checked(result, now), now)
+
+    def caller_prompt_finished(self, now: float) -> list[Output]:
+        """What played to the caller reached its end."""
+        if self.state is CallState.GOODBYE:
+            return self._goodbye_done(now)
+        if self.caller_menu is None or self.state is CallState.ENDED:
+            return []
+        return self._caller_actions(self.caller_menu.prompt_finished(now), now)
+
+    def _caller_actions(self, actions: list[cm.CallerMenuAction], now: float) -> list[Output]:
+        out: list[Output] = []
+        for action in actions:
+            if isinstance(action, cm.Play):
+                out.append(PlayToCaller(tuple(action.sequence), action.lang))
+            elif isinstance(action, StopPlayback):
+                out.append(StopCallerPlayback())
+            elif isinstance(action, cm.PlayRingback):
+                out.append(PlayRingbackToCaller())
+            elif isinstance(action, cm.CheckPin):
+                out.append(CheckCallerPin(action.pin))
+            elif isinstance(action, cm.PlaceCall):
+                # The caller's own Debit account pays where it can, as X-Payer: debit asks.
+                details = CallDetails(action.pin, action.number, use_debit=True)
+                out += self.call_requested(details, now)
+            elif isinstance(action, cm.EndCall):
+                if self.state is CallState.MENU:
+                    self._move(Input.MENU_ENDED)
+                    self._goodbye = menu_ending(action.reason)
+                    self._goodbye_side = "controller"
+                out += self._play_goodbye(action, now)
+            # Connected: ``_accept`` bridges; Abandoned: ``caller_hung_up`` ends the call.
+        return out
+
+    def _speak(self, how: Disposition, side: str, now: float) -> list[Output]:
+        """In GOODBYE: tell the caller ``how`` the call ended, in their language."""
+        assert self.caller_menu is not None
+        self._goodbye, self._goodbye_side = how, side
+        menu = self.caller_menu
+        if menu.state is cm.CallerMenuState.SCREENING:
+            refusal = self._refusal
+            if refusal is None:
+                refusal = (cm.Refusal.INVALID_NUMBER if how in (
+                    outcomes.NOT_ROUTABLE, outcomes.ADDRESS_INCOMPLETE) else cm.Refusal.FAILED)
+            said = menu.call_refused(refusal, now, hours=self._hours)
+        else:
+            said = menu.call_outcome(
+                _SPOKEN_OUTCOMES.get(how.outcome, cm.CalledOutcome.FAILED), now)
+        out = self._caller_actions(said, now)
+        if self.state is CallState.GOODBYE and self._goodbye_deadline is None:
+            out += self._goodbye_done(now)  # the menu had nothing to say
+        return out
+
+    def _play_goodbye(self, end: cm.EndCall, now: float) -> list[Output]:
+        if not end.farewell:
+            return self._goodbye_done(now)
+        self._goodbye_deadline = now + self.settings.farewell_guard
+        return [PlayToCaller(tuple(end.farewell), end.lang)]
+
+    def _goodbye_done(self, now: float) -> list[Output]:
+        self._move(Input.GOODBYE_DONE)
+        how = self._goodbye
+        assert how is not None
+        return [HangUpCaller(how.reason), self._end(how, self._goodbye_side, now)]
 
     # -- called party ---------------------------------------------------------
 
@@ -387,6 +602,8 @@ class CallFlow:
             return self._reject(outcomes.HUNG_UP_AT_PROMPT, "called", now)
         if state is CallState.FAREWELL:
             assert self._farewell_outcome is not None
+            if self.caller_menu is not None:
+                return self._speak(self._farewell_outcome, "called", now)
             return [self._end(self._farewell_outcome, "called", now)]
         how = outcomes.CALLED_HUNG_UP
         return [HangUpCaller(how.reason), self._end(how, "called", now)]
@@ -427,8 +644,14 @@ class CallFlow:
                     self._end(how, "controller", now)]
         if state is CallState.FAREWELL:
             assert self._farewell_outcome is not None
+            if self.caller_menu is not None:
+                return [HangUpCarrier(outcomes.MEDIA_LOST.reason),
+                        *self._speak(self._farewell_outcome, "controller", now)]
             return [HangUpCarrier(outcomes.MEDIA_LOST.reason),
                     self._end(self._farewell_outcome, "controller", now)]
+        if state in (CallState.MENU, CallState.GOODBYE):
+            how = outcomes.MEDIA_LOST
+            return [HangUpCaller(how.reason), self._end(self._goodbye or how, "controller", now)]
         how = outcomes.CARRIER_FAILURE
         return [HangUpCarrier(how.reason), *self._reject(how, "controller", now)]
 
@@ -443,6 +666,8 @@ class CallFlow:
         """An operator or the shutdown ends the call, whatever it is doing."""
         state = self.state
         self._move(Input.HANG_UP)
+        if state in (CallState.MENU, CallState.GOODBYE):
+            return [HangUpCaller(how.reason), self._end(how, "controller", now)]
         if state in (CallState.COLLECTING, CallState.AUTHORIZING):
             return self._reject(how, "controller", now)
         if state in (CallState.DIALING, CallState.RINGING):
@@ -451,7 +676,8 @@ class CallFlow:
             return [HangUpCarrier(how.reason), *self._reject(how, "controller", now)]
         if state is CallState.FAREWELL:
             assert self._farewell_outcome is not None
-            return [HangUpCarrier(how.reason),
+            bye = [HangUpCaller(how.reason)] if self.caller_menu is not None else []
+            return [HangUpCarrier(how.reason), *bye,
                     self._end(self._farewell_outcome, "controller", now)]
         ended = outcomes.Disposition(200, how.cause, how.text, outcomes.CALLER_HUNG_UP.outcome)
         return [HangUpCarrier(ended.reason), HangUpCaller(ended.reason),
@@ -461,6 +687,11 @@ class CallFlow:
 
     def get_timer(self) -> float | None:
         state = self.state
+        if state is CallState.MENU:
+            assert self.caller_menu is not None
+            return self.caller_menu.get_timer()
+        if state is CallState.GOODBYE:
+            return self._goodbye_deadline
         if state in (CallState.DIALING, CallState.RINGING):
             assert self.dial_at is not None
             ring = self.dial_at + self.settings.ring_timeout
@@ -479,6 +710,13 @@ class CallFlow:
 
     def handle_timer(self, now: float) -> list[Output]:
         state = self.state
+        if state is CallState.MENU:
+            assert self.caller_menu is not None
+            return self._caller_actions(self.caller_menu.timer(now), now)
+        if state is CallState.GOODBYE:
+            if self._goodbye_deadline is not None and now >= self._goodbye_deadline:
+                return self._goodbye_done(now)
+            return []
         if state in (CallState.DIALING, CallState.RINGING):
             assert self.dial_at is not None
             s = self.settings
@@ -557,7 +795,12 @@ class CallFlow:
         self._limit_at = now + limit
         self._warning_at = now + limit - s.warning_lead if limit > s.warning_lead else None
         self._next_heartbeat = now + s.heartbeat_interval
-        return [ConnectCaller(record=not self.grant.privileged), CallAccepted(now, single_call)]
+        record = not self.grant.privileged
+        if self.caller_menu is None:
+            return [ConnectCaller(record=record), CallAccepted(now, single_call)]
+        said = self._caller_actions(
+            self.caller_menu.call_outcome(cm.CalledOutcome.ACCEPTED, now), now)
+        return [*said, ConnectCaller(record=record, answered=True), CallAccepted(now, single_call)]
 
     def _farewell(self, how: Disposition, farewell: tuple[str, ...] | object,
                   now: float) -> list[Output]:
@@ -565,7 +808,9 @@ class CallFlow:
         self.menu = None
         self._farewell_outcome = how
         self._farewell_side = "controller" if how is outcomes.PROMPT_TIMEOUT else "called"
-        out: list[Output] = [RejectCaller(how.status, how.reason)]
+        # A menu caller hears the outcome once the called party heard the farewell.
+        out: list[Output] = ([RejectCaller(how.status, how.reason)]
+                             if self.caller_menu is None else [])
         sequence = tuple(farewell) if isinstance(farewell, tuple) else ()
         if sequence:
             self._farewell_deadline = now + self.settings.farewell_guard
@@ -577,4 +822,6 @@ class CallFlow:
         self._move(Input.FAREWELL_DONE)
         how = self._farewell_outcome
         assert how is not None
+        if self.caller_menu is not None:
+            return [HangUpCarrier(how.reason), *self._speak(how, self._farewell_side, now)]
         return [HangUpCarrier(how.reason), self._end(how, self._farewell_side, now)]

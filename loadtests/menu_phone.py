@@ -11,15 +11,20 @@ string, so the scenario is written out for the keys of one call:
 Each group of keys (separated by spaces) is entered after ``--wait-ms`` of
 silence, one key every ``--gap-ms``, as SIP INFO (``application/dtmf-relay``,
 the default) or as RFC 4733 telephone events replayed from SIPp's shipped
-captures (``--dtmf rfc4733``). Then the phone either hangs up after
-``--talk-ms`` or, with ``--await-bye``, waits for the controller's BYE (a
-refusal spoken to the caller, a declined call). It logs ``answered call=...
+captures (``--dtmf rfc4733``). Each capture is one event with a fixed RTP
+timestamp, and a receiver rightly takes a second copy of it for a
+retransmission: so every key press gets its own copy of its capture, written
+beside the scenario, with the event's timestamp and sequence numbers moved on.
+Then the phone either hangs up after ``--talk-ms`` or, with ``--await-bye``,
+waits for the controller's BYE (a refusal spoken to the caller, a declined
+call). It logs ``answered call=...
 callid=...`` and ``bye ...`` lines as the facility scenarios do.
 """
 
 from __future__ import annotations
 
 import argparse
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,8 +120,29 @@ def _pause(ms: int) -> str:
     return f'  <pause milliseconds="{ms}"/>\n' if ms > 0 else ""
 
 
-def scenario(call: MenuCall) -> str:
-    """The SIPp scenario XML for ``call``."""
+#: Ethernet, IPv4 and UDP headers before the RTP header in the shipped captures.
+_RTP_AT = 14 + 20 + 8
+
+
+def press_pcap(key: str, press: int, directory: Path) -> Path:
+    """A copy of the shipped capture of ``key`` for the ``press``-th key of a call: its RTP
+    timestamp and sequence numbers moved on, so that no two presses look alike."""
+    data = bytearray((PCAP_DIR / PCAP_NAMES[key]).read_bytes())
+    offset = 24  # the pcap file header
+    while offset + 16 <= len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        rtp = offset + 16 + _RTP_AT
+        seq, timestamp = struct.unpack_from("!HI", data, rtp + 2)
+        struct.pack_into("!HI", data, rtp + 2, (seq + 16 * press) % (1 << 16),
+                         (timestamp + 8000 * (press + 1) * 13) % (1 << 32))
+        offset += 16 + length
+    path = directory / f"dtmf_{press:03d}_{PCAP_NAMES[key]}"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def scenario(call: MenuCall, pcap_dir: Path | None = None) -> str:
+    """The SIPp scenario XML for ``call``; RFC 4733 presses are written to ``pcap_dir``."""
     summary = " ".join(call.keys) + f" by {call.dtmf}"
     out = [_HEAD.format(summary=summary)]
     out.append(_request("INVITE", 1, _sdp(call.rtp_key), "application/sdp", "invite"))
@@ -132,6 +158,7 @@ def scenario(call: MenuCall) -> str:
         "    </action>\n  </recv>\n")
     out.append(_request("ACK", 1, txn="invite"))
     cseq = 1
+    presses = 0
     for group in call.keys:
         out.append(_pause(call.wait_ms))
         for i, key in enumerate(group):
@@ -144,7 +171,10 @@ def scenario(call: MenuCall) -> str:
                 out.append(_request("INFO", cseq, body, "application/dtmf-relay", txn))
                 out.append(f'  <recv response="200" response_txn="{txn}"/>\n')
             else:
-                pcap = PCAP_DIR / PCAP_NAMES[key]
+                if pcap_dir is None:
+                    raise ValueError("RFC 4733 keys need a directory for their captures")
+                pcap = press_pcap(key, presses, pcap_dir)
+                presses += 1
                 out.append("  <nop>\n    <action>\n"
                            f'      <exec play_pcap_audio="{pcap}"/>\n'
                            "    </action>\n  </nop>\n")
@@ -176,7 +206,8 @@ def scenario(call: MenuCall) -> str:
 
 
 def write(call: MenuCall, path: Path) -> Path:
-    path.write_text(scenario(call))
+    """Write the scenario to ``path`` (and RFC 4733 presses' captures beside it)."""
+    path.write_text(scenario(call, path.parent.resolve()))
     return path
 
 

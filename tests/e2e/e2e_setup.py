@@ -13,6 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import TRUNKS, Service, Sipp, SippResult, replace_array_tables, set_toml
 
+#: The demo's menu trunk of tx-state-prison, and those the tests add to the other two.
+MENU_TRUNKS = {"tx-state-prison": "127.0.0.21", "al-county-jail": "127.0.0.22",
+               "ak-regional-jail": "127.0.0.23"}
+#: On 300001's allowed list at ak-regional-jail (tests only), with no account to pay.
+NO_PAYER_AK = "+12125550100"
+
 #: Test accounts added to the demo seed (number -> (account id, deposit)).
 E2E_ACCOUNTS = {
     # A balance that buys 72 s at the test tariff: over a minute, so the warning plays.
@@ -69,12 +75,20 @@ def prepare_e2e_service(root: Path, **service_overrides: str) -> Service:
         text = set_toml(text, None, "ring_timeout_seconds", "5")
         return replace_array_tables(text, "calling_hours", [ALL_DAY])
 
+    def with_menu_trunk(text: str, facility: str) -> str:
+        """A menu trunk beside the header trunk, for the caller's menu tests."""
+        text = text.replace("[trunk]\n", "[[trunk]]\n")
+        return text + (f'\n[[trunk]]\nsources = ["{MENU_TRUNKS[facility]}/32"]\n'
+                       'pin_entry = "menu"\n')
+
     def ak(text: str) -> str:
+        text = with_menu_trunk(text, "ak-regional-jail")
         return replace_array_tables(text, "calling_hours", [ALL_DAY])
 
     def al(text: str) -> str:
         zone = re.search(r'^timezone\s*=\s*"([^"]+)"', text, re.MULTILINE)
         assert zone, "al-county-jail has no timezone"
+        text = with_menu_trunk(text, "al-county-jail")
         return replace_array_tables(text, "calling_hours", [_closed_window(zone.group(1))])
 
     svc.edit("facilities/tx-state-prison.toml", tx)
@@ -84,6 +98,10 @@ def prepare_e2e_service(root: Path, **service_overrides: str) -> Service:
              lambda t: set_toml(t, None, "increment_seconds", "6"))
 
     def seed(text: str) -> str:
+        # 300001 at ak-regional-jail may also call a number nobody pays for (no Single Call
+        # there): the "nobody can pay" refusal.
+        text = text.replace('allowed_numbers = ["+15125550100"]',
+                            f'allowed_numbers = ["+15125550100", "{NO_PAYER_AK}"]')
         for number, (account_id, deposit) in E2E_ACCOUNTS.items():
             text += (f'\n[[accounts]]\nid = "{account_id}"\nproduct = "advance_connect"\n'
                      f'numbers = ["{number}"]\nholder = "End-to-end test"\n'

@@ -63,6 +63,8 @@ def test_accept_by_sip_info_bridges_bills_from_acceptance_and_records(
                side="caller")
     assert record.payer_account_id == AC_TX
     assert record.jurisdiction == "intrastate"
+    # A header call names its station too (the From user), and spent no time in a menu.
+    assert record.station == "trunk" and record.menu_seconds == 0, record
     assert_billed(service, record, talked_about=3)
     assert balances.delta(AC_TX) == record.total_units
     assert service.held(AC_TX) == 0
