@@ -47,17 +47,23 @@ class PlanConflict(InvalidState):
     gives up with this (an ``InvalidState``: the state moved under it)."""
 
 
-#: The op list as the script's one argument: compact JSON, ASCII (non-ASCII text escaped).
+#: Between the op list's parts: one argument, joined in C, split by the script.
+SEPARATOR = "\x1f"
+_NUMBERS = tuple(str(n) for n in range(64))
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
-class _Slots(dict[str, int]):
-    """Each key's position in the script's KEYS, given as the key is first named."""
+def _text(n: int) -> str:
+    return _NUMBERS[n] if n < 64 else str(n)
+
+
+class _Slots(dict[str, str]):
+    """Each key's position in the script's KEYS (as text), given as the key is first named."""
 
     __slots__ = ()
 
-    def __missing__(self, key: str) -> int:
-        slot = self[key] = len(self) + 1
+    def __missing__(self, key: str) -> str:
+        slot = self[key] = _text(len(self) + 1)
         return slot
 
 
@@ -67,16 +73,16 @@ class AtomicWrite:
     Checks and writes may be added in any order: every check runs first, in the
     order added, so a record's checks and writes can be said together.
 
-    The ops go to the script as one JSON array (``args``), each op an array of
-    its name, its key's position in ``keys`` and its arguments: encoding that
-    in C costs the client far less than one RESP argument per op part.
+    The ops go to the script as one argument (``args``): their parts joined by
+    ``SEPARATOR``, which costs the client far less than one RESP argument per
+    part; as a JSON array of the same parts when some text holds the separator.
     """
 
     __slots__ = ("_checks", "_slots", "_writes")
 
     def __init__(self) -> None:
-        self._checks: list[tuple[object, ...]] = []
-        self._writes: list[tuple[object, ...]] = []
+        self._checks: list[str] = []
+        self._writes: list[str] = []
         self._slots = _Slots()
 
     @property
@@ -85,88 +91,95 @@ class AtomicWrite:
         return list(self._slots)
 
     @property
-    def args(self) -> list[str]:
-        return [_encode(self._checks + self._writes)]
+    def ops(self) -> list[str]:
+        """Every part of every op, checks first: name, count, key slot, arguments."""
+        return self._checks + self._writes
 
-    # Each op is one tuple: name, the key's slot, arguments.
+    @property
+    def args(self) -> list[str]:
+        parts = self._checks + self._writes
+        text = SEPARATOR.join(parts)
+        if text.count(SEPARATOR) != len(parts) - 1:
+            text = _encode(parts)
+        return [text]
+
+    # Each op is name, count (the key's slot and the arguments), slot, arguments.
+    # A dozen of them are said for every call, so each is spelled out.
 
     # -- what the answer carries, and the state the records must be in -------------
     def read(self, key: str, field: str) -> AtomicWrite:
         """Answer the field's value (as it was before the writes) after the status."""
-        self._checks.append(("R", self._slots[key], field))
+        self._checks += ("R", "2", self._slots[key], field)
         return self
 
     def replay(self, key: str, field: str, token: str) -> AtomicWrite:
         """If the field holds ``token``, this very write ran before: answer "replayed"."""
-        self._checks.append(("T", self._slots[key], field, token))
+        self._checks += ("T", "3", self._slots[key], field, token)
         return self
 
     def exists(self, key: str, code: str, message: str) -> AtomicWrite:
-        self._checks.append(("X", self._slots[key], code, message))
+        self._checks += ("X", "3", self._slots[key], code, message)
         return self
 
     def absent(self, key: str, code: str, message: str) -> AtomicWrite:
-        self._checks.append(("N", self._slots[key], code, message))
+        self._checks += ("N", "3", self._slots[key], code, message)
         return self
 
     def equals(
         self, key: str, field: str, value: str, code: str = CONFLICT, message: str = ""
     ) -> AtomicWrite:
         """The field must hold ``value`` ('' for a missing field)."""
-        self._checks.append(("E", self._slots[key], field, value, code, message))
+        self._checks += ("E", "5", self._slots[key], field, value, code, message)
         return self
 
     def at_least(
         self, key: str, terms: Iterable[tuple[str, int]], least: int, code: str, message: str
     ) -> AtomicWrite:
         """The sum of ``coefficient * field`` over ``terms`` must be at least ``least``."""
-        # Money travels as text: a JSON number is a double in Lua.
-        op: list[object] = ["G", self._slots[key], str(least), code, message]
+        args = [str(least), code, message]
         for field, coefficient in terms:
-            op += (field, coefficient)
-        self._checks.append(tuple(op))
+            args += (field, str(coefficient))
+        self._checks += ("G", _text(len(args) + 1), self._slots[key])
+        self._checks += args
         return self
 
     # -- writes ------------------------------------------------------------------------
     def incr(self, key: str, field: str, delta: int) -> AtomicWrite:
         if delta:
-            self._writes.append(("I", self._slots[key], field, str(delta)))
+            self._writes += ("I", "3", self._slots[key], field, str(delta))
         return self
 
     def hset(self, key: str, fields: Mapping[str, str] | Sequence[str]) -> AtomicWrite:
         """Set fields: flat name/value text pairs (as the store says them), or a mapping."""
-        if type(fields) is list:
-            if fields:
-                self._writes.append(("H", self._slots[key], *fields))
-            return self
         if isinstance(fields, Mapping):
             pairs: list[str] = []
             for name, value in fields.items():
                 pairs += (name, value)
             fields = pairs
         if fields:
-            self._writes.append(("H", self._slots[key], *fields))
+            self._writes += ("H", _text(len(fields) + 1), self._slots[key])
+            self._writes += fields
         return self
 
     def sadd(self, key: str, member: str) -> AtomicWrite:
-        self._writes.append(("S", self._slots[key], member))
+        self._writes += ("S", "2", self._slots[key], member)
         return self
 
     def srem(self, key: str, member: str) -> AtomicWrite:
-        self._writes.append(("D", self._slots[key], member))
+        self._writes += ("D", "2", self._slots[key], member)
         return self
 
     def append(self, key: str, entry: str) -> AtomicWrite:
         """Add one ledger entry to a stream."""
-        self._writes.append(("A", self._slots[key], entry))
+        self._writes += ("A", "2", self._slots[key], entry)
         return self
 
     def set(self, key: str, value: str) -> AtomicWrite:
-        self._writes.append(("P", self._slots[key], value))
+        self._writes += ("P", "2", self._slots[key], value)
         return self
 
     def expire(self, key: str, seconds: int) -> AtomicWrite:
-        self._writes.append(("Z", self._slots[key], seconds))
+        self._writes += ("Z", "2", self._slots[key], str(seconds))
         return self
 
 

@@ -1,7 +1,8 @@
 -- Apply one planned write atomically: check that the records are still as planned, then write.
 -- KEYS: the keys the plan names (one hash tag); ops refer to them by position.
--- ARGV[1]: the ops as one JSON array, each op an array of name, key position, arguments;
---       every check comes before every write, so a refused plan has written nothing.
+-- ARGV[1]: the ops' parts joined by the unit separator (byte 31), or (when some text holds
+--       that byte) a JSON array of them: each op as name, argument count, arguments; every
+--       check comes before every write, so a refused plan has written nothing.
 --   read:    R key field                       the field's value joins the answer
 --   replay:  T key field token                 answer {'ok', 'replayed', reads...} if equal
 --   checks (refuse with {code, message}, and an E check with the value it found):
@@ -15,49 +16,68 @@
 --            A key entry                       XADD * t entry
 --            P key value                       SET
 --            Z key seconds                     EXPIRE
--- Money (delta, least) comes as text: a JSON number is a double here.
 -- Answers {'ok', '', reads...} when applied.
+local text = ARGV[1]
+local ops = {}
+if string.byte(text, 1) == 91 then -- '['
+  ops = cjson.decode(text)
+elseif text ~= '' then
+  local start, count = 1, 0
+  while true do
+    local stop = string.find(text, '\31', start, true)
+    count = count + 1
+    if not stop then
+      ops[count] = string.sub(text, start)
+      break
+    end
+    ops[count] = string.sub(text, start, stop - 1)
+    start = stop + 1
+  end
+end
 local reads = {}
-local ops = cjson.decode(ARGV[1])
-for i = 1, #ops do
+local i = 1
+local n = #ops
+while i <= n do
   local op = ops[i]
-  local name = op[1]
-  local key = KEYS[op[2]]
-  if name == 'R' then
-    reads[#reads + 1] = redis.call('HGET', key, op[3]) or ''
-  elseif name == 'T' then
-    if redis.call('HGET', key, op[3]) == op[4] then
+  local count = tonumber(ops[i + 1])
+  local a = i + 2
+  local key = KEYS[tonumber(ops[a])]
+  if op == 'R' then
+    reads[#reads + 1] = redis.call('HGET', key, ops[a + 1]) or ''
+  elseif op == 'T' then
+    if redis.call('HGET', key, ops[a + 1]) == ops[a + 2] then
       return {'ok', 'replayed', unpack(reads)}
     end
-  elseif name == 'X' then
-    if redis.call('EXISTS', key) == 0 then return {op[3], op[4]} end
-  elseif name == 'N' then
-    if redis.call('EXISTS', key) == 1 then return {op[3], op[4]} end
-  elseif name == 'E' then
-    local found = redis.call('HGET', key, op[3]) or ''
-    if found ~= op[4] then return {op[5], op[6], found} end
-  elseif name == 'G' then
+  elseif op == 'X' then
+    if redis.call('EXISTS', key) == 0 then return {ops[a + 1], ops[a + 2]} end
+  elseif op == 'N' then
+    if redis.call('EXISTS', key) == 1 then return {ops[a + 1], ops[a + 2]} end
+  elseif op == 'E' then
+    local found = redis.call('HGET', key, ops[a + 1]) or ''
+    if found ~= ops[a + 2] then return {ops[a + 3], ops[a + 4], found} end
+  elseif op == 'G' then
     local total = 0
-    for f = 6, #op, 2 do
-      total = total + op[f + 1] * (tonumber(redis.call('HGET', key, op[f])) or 0)
+    for f = a + 4, i + 1 + count, 2 do
+      total = total + tonumber(ops[f + 1]) * (tonumber(redis.call('HGET', key, ops[f])) or 0)
     end
-    if total < tonumber(op[3]) then return {op[4], op[5]} end
-  elseif name == 'I' then
-    redis.call('HINCRBY', key, op[3], op[4])
-  elseif name == 'H' then
-    redis.call('HSET', key, unpack(op, 3))
-  elseif name == 'S' then
-    redis.call('SADD', key, op[3])
-  elseif name == 'D' then
-    redis.call('SREM', key, op[3])
-  elseif name == 'A' then
-    redis.call('XADD', key, '*', 't', op[3])
-  elseif name == 'P' then
-    redis.call('SET', key, op[3])
-  elseif name == 'Z' then
-    redis.call('EXPIRE', key, op[3])
+    if total < tonumber(ops[a + 1]) then return {ops[a + 2], ops[a + 3]} end
+  elseif op == 'I' then
+    redis.call('HINCRBY', key, ops[a + 1], ops[a + 2])
+  elseif op == 'H' then
+    redis.call('HSET', key, unpack(ops, a + 1, i + 1 + count))
+  elseif op == 'S' then
+    redis.call('SADD', key, ops[a + 1])
+  elseif op == 'D' then
+    redis.call('SREM', key, ops[a + 1])
+  elseif op == 'A' then
+    redis.call('XADD', key, '*', 't', ops[a + 1])
+  elseif op == 'P' then
+    redis.call('SET', key, ops[a + 1])
+  elseif op == 'Z' then
+    redis.call('EXPIRE', key, ops[a + 1])
   else
-    return redis.error_reply('unknown plan op ' .. tostring(name))
+    return redis.error_reply('unknown plan op ' .. tostring(op))
   end
+  i = a + count
 end
 return {'ok', '', unpack(reads)}
