@@ -63,7 +63,8 @@ class _Slots(dict[str, str]):
     __slots__ = ()
 
     def __missing__(self, key: str) -> str:
-        slot = self[key] = _text(len(self) + 1)
+        n = len(self) + 1
+        slot = self[key] = _NUMBERS[n] if n < 64 else str(n)
         return slot
 
 
@@ -157,7 +158,8 @@ class AtomicWrite:
                 pairs += (name, value)
             fields = pairs
         if fields:
-            self._writes += ("H", _text(len(fields) + 1), self._slots[key])
+            n = len(fields) + 1
+            self._writes += ("H", _NUMBERS[n] if n < 64 else str(n), self._slots[key])
             self._writes += fields
         return self
 
