@@ -152,7 +152,7 @@ class AtomicWrite:
 
     def hset(self, key: str, fields: Mapping[str, str] | Sequence[str]) -> AtomicWrite:
         """Set fields: flat name/value text pairs (as the store says them), or a mapping."""
-        if isinstance(fields, Mapping):
+        if type(fields) is not list and isinstance(fields, Mapping):
             pairs: list[str] = []
             for name, value in fields.items():
                 pairs += (name, value)
