@@ -1304,7 +1304,8 @@ class RedisAccountStore(AccountStore):
             raise UnknownAccount(f"no account {r.account_id!r}")
         if result[0] == "state":
             raise InvalidState(f"account {r.account_id!r} is {result[2]}")
-        answer(result, f"reservation {r.id!r} of call {r.call_id!r}")
+        if result[0] != "ok":
+            answer(result, f"reservation {r.id!r} of call {r.call_id!r}")
         self._remember(r, tag)
         return r
 
@@ -1419,10 +1420,9 @@ class RedisAccountStore(AccountStore):
             if old is not None and old != number:
                 raise DuplicateRequest(f"receivable {receivable!r} exists")
         try:
-            result = answer(
-                await self._scripts["apply"](write.keys, write.args),
-                f"reservation {reservation_id!r}",
-            )
+            result = list(await self._scripts["apply"](write.keys, write.args))
+            if result[0] != "ok":
+                answer(result, f"reservation {reservation_id!r}")
         except InvalidState:
             self._forget(reservation_id)
             raise

@@ -23,7 +23,7 @@ from accounts import (
     RefundStatus,
     Reservation,
 )
-from accounts.redis.apply import AtomicWrite, PlanConflict, answer
+from accounts.redis.apply import SEPARATOR, AtomicWrite, PlanConflict, answer
 from accounts.redis.verify import verify_store
 from rating import Product
 
@@ -130,10 +130,26 @@ async def test_a_check_said_after_a_write_still_runs_before_it(
     record = store._t("x:test", "record")
     await store.client.hset(record, mapping={"status": "open", "count": 1})
     w = AtomicWrite().incr(record, "count", 5).equals(record, "status", "closed")
-    assert w.args[0] == "E"
+    assert w.ops[0] == "E"
     with pytest.raises(PlanConflict):
         answer(await store._scripts["apply"](w.keys, w.args), "record")
     assert await store.client.hgetall(record) == {"status": "open", "count": "1"}
+
+
+async def test_text_holding_the_separator_or_any_character_is_written_as_it_was_given(
+    nodes: tuple[RedisAccountStore, RedisAccountStore],
+) -> None:
+    store, _ = nodes
+    record = store._t("x:test", "odd")
+    odd = f"a{SEPARATOR}b\x1e[\"c\"]\u00e9\U0001f4de"
+    for value in (odd, "plain", ""):
+        w = AtomicWrite().hset(record, ["v", value, "w", "x"]).equals(record, "w", "")
+        assert answer(await store._scripts["apply"](w.keys, w.args), "odd") == ["ok", ""]
+        assert await store.client.hgetall(record) == {"v": value, "w": "x"}
+        await store.client.delete(record)
+    # The separator in a message too: the refusal carries it back whole.
+    w = AtomicWrite().exists(record, "notfound", odd)
+    assert list(await store._scripts["apply"](w.keys, w.args)) == ["notfound", odd]
 
 
 async def test_a_refund_decided_by_another_node_meanwhile_is_planned_again(
