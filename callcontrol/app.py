@@ -201,6 +201,8 @@ class ControllerSettings:
     calling_windows: dict[str, Callable[[datetime], Windows]] = field(default_factory=dict)
     #: Facilities whose funding order tries the person's Debit account.
     debit_facilities: frozenset[str] = frozenset()
+    #: Calls a facility may have placed at once (facilities without a limit are absent).
+    max_calls: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -246,6 +248,8 @@ class ControllerSettings:
             calling_windows={fid: _windows_of(f) for fid, f in config.facilities.items()},
             debit_facilities=frozenset(fid for fid, f in config.facilities.items()
                                        if Product.DEBIT in f.funding_order),
+            max_calls={fid: f.max_concurrent_calls for fid, f in config.facilities.items()
+                       if f.max_concurrent_calls is not None},
         )
 
 
@@ -783,7 +787,23 @@ class CallController:
 
     # -- authorization and the carrier leg ------------------------------------------------
 
+    def _at_limit(self, call: Call) -> bool:
+        """The call's facility already has its limit of calls placed (screening onwards)."""
+        limit = self.settings.max_calls.get(call.facility_id)
+        if limit is None:
+            return False
+        placed = sum(1 for other in self.calls.values()
+                     if other is not call and other.facility_id == call.facility_id
+                     and other.flow.state in _PLACED)
+        return placed >= limit
+
     async def _authorize(self, call: Call, details: CallDetails) -> None:
+        if self._at_limit(call):
+            flow = call.flow
+            self._feed(call, lambda now: flow.refused(outcomes.FACILITY_BUSY, now,
+                                                      spoken=cm.Refusal.FACILITY_BUSY))
+            self._flush()
+            return
         loop = asyncio.get_running_loop()
         started = loop.time()
         request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=details.pin,
@@ -1257,6 +1277,11 @@ def _configure_leg(media: RtpEndpoint, negotiated: NegotiatedAudio) -> None:
 
 #: Trunk id of the carrier gateway: trusted for in-dialog requests (BYE, INFO), never a caller.
 CARRIER_TRUNK = "carrier"
+
+
+#: A call counts against its facility's limit from screening until it ends.
+_PLACED = frozenset({CallState.AUTHORIZING, CallState.DIALING, CallState.RINGING,
+                     CallState.PROMPTING, CallState.FAREWELL, CallState.CONNECTED})
 
 
 def trunks_from_config(config: Any) -> list[Trunk]:

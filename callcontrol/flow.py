@@ -407,14 +407,19 @@ class CallFlow:
         return [DialCarrier(), *self._caller_actions(self.caller_menu.call_placed(now), now)]
 
     def refused(self, how: Disposition, now: float, *, reason: RefusalReason | None = None,
-                hours: tuple[tuple[time, time], ...] = ()) -> list[Output]:
+                hours: tuple[tuple[time, time], ...] = (),
+                spoken: cm.Refusal | None = None) -> list[Output]:
         """Screening or payment refused the call (403/404/484/402/503).
 
-        On a menu call ``reason`` says which refusal the caller hears, and
-        ``hours`` are today's calling windows, said with a refusal for the hour.
+        On a menu call ``reason`` (screening's) or ``spoken`` (the controller's
+        own, e.g. the facility at its limit) says which refusal the caller
+        hears, and ``hours`` are today's calling windows, said with a refusal
+        for the hour.
         """
         self._move(Input.REFUSED)
-        if reason is not None:
+        if spoken is not None:
+            self._refusal = spoken
+        elif reason is not None:
             self._refusal = _SPOKEN_REFUSALS.get(reason, cm.Refusal.FAILED)
         self._hours = hours
         return self._reject(how, "", now)

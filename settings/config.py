@@ -532,6 +532,8 @@ class FacilityConfig(_Model):
     tariff: RelPath
     max_call_minutes: int = Field(ge=1, le=240)
     ring_timeout_seconds: int = Field(default=30, ge=5, le=300)
+    #: Calls of this facility placed at once (screening to hang-up); none: no limit.
+    max_concurrent_calls: int | None = Field(default=None, ge=1)
     refund_window_days: int = Field(default=180, ge=0)
     allowed_list_required: bool = False
     single_call_allowed: bool = True

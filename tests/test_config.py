@@ -364,3 +364,21 @@ def test_nothing_half_loaded(configs: Path) -> None:
         load_config(configs / "demo.toml")
     # The error is all a caller gets: no partially built config escapes.
     assert isinstance(load_config(CONFIGS / "demo.toml"), ServiceConfig)
+
+
+def test_a_facility_call_limit_is_optional_and_positive(configs: Path) -> None:
+    from callcontrol.app import ControllerSettings
+
+    config = load_config(configs / "demo.toml")
+    assert config.facility("tx-state-prison").max_concurrent_calls is None
+    assert ControllerSettings.from_config(config).max_calls == {}
+    path = configs / "facilities" / "tx-state-prison.toml"
+    text = path.read_text()
+    path.write_text(text.replace("max_call_minutes = 20\n",
+                                 "max_call_minutes = 20\nmax_concurrent_calls = 40\n"))
+    config = load_config(configs / "demo.toml")
+    assert ControllerSettings.from_config(config).max_calls == {"tx-state-prison": 40}
+    path.write_text(text.replace("max_call_minutes = 20\n",
+                                 "max_call_minutes = 20\nmax_concurrent_calls = 0\n"))
+    with pytest.raises(ConfigError, match="max_concurrent_calls"):
+        load_config(configs / "demo.toml")

@@ -165,3 +165,56 @@ def test_every_admission_answer_on_the_wire(demo_config: Path) -> None:
     assert lines(answers["draining"]) == head(
         "503 Service Unavailable", "a12", "b12", "Retry-After: 30",
         'Reason: Q.850;cause=41;text="service shutting down"')
+
+
+def test_a_facility_at_its_limit_of_calls_answers_503_and_holds_nothing(
+    demo_config: Path,
+) -> None:
+    """With ``max_concurrent_calls = 1``, a second call while one is placed gets 503 (Q.850 34)."""
+
+    async def main() -> tuple[str, int, int]:
+        config = load_config(demo_config)
+        service = await open_account_service(config)
+        carrier = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        carrier.bind(("127.0.0.1", 0))
+        facility = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        facility.bind(("127.0.0.11", 0))
+        facility.setblocking(False)
+        sip_port = free_port()
+        settings = dataclasses.replace(
+            ControllerSettings.from_config(config),
+            sip_listen=(("udp", "127.0.0.1", sip_port),), carrier=carrier.getsockname(),
+            max_calls={"tx-state-prison": 1},
+        )
+        controller = CallController(settings, service, trunks_from_config(config))
+        await controller.start()
+        loop = asyncio.get_running_loop()
+        fac = facility.getsockname()
+        try:
+            # The first call is placed: its carrier never answers, so it stays ringing.
+            facility.sendto(_invite(sip_port, fac, "c1", "d1"), ("127.0.0.1", sip_port))
+            for _ in range(200):
+                if "c1" in controller.calls and controller.calls["c1"].flow.state.value in (
+                        "dialing", "ringing"):
+                    break
+                await asyncio.sleep(0.01)
+            held_before = len(await service.store.open_reservations())
+            facility.sendto(_invite(sip_port, fac, "c2", "d2"), ("127.0.0.1", sip_port))
+            while True:
+                reply = await asyncio.wait_for(loop.sock_recv(facility, 65535), 5)
+                if b"Call-ID: c2" in reply and not reply.startswith(b"SIP/2.0 1"):
+                    break
+            held_after = len(await service.store.open_reservations())
+        finally:
+            await controller.drain(0)
+            await controller.close()
+            await service.store.close()
+            for s in (carrier, facility):
+                s.close()
+        return _masked(reply), held_before, held_after
+
+    answer, held_before, held_after = asyncio.run(main())
+    first = answer.split("\r\n")
+    assert first[0] == "SIP/2.0 503 Service Unavailable", answer
+    assert 'Reason: Q.850;cause=34;text="facility at its concurrency limit"' in first, answer
+    assert held_before == held_after == 1  # the refused call held no money

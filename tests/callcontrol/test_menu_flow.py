@@ -41,6 +41,7 @@ from callcontrol.flow import (
     Input,
     Output,
 )
+from ivr import caller_menu as cm
 from ivr.caller_menu import CallerMenu, PinInvalid, PinLocked, PinSuspended, PinValid
 
 FACILITY = "tx-state-prison"
@@ -390,3 +391,15 @@ def test_late_keys_while_ringing_are_ignored() -> None:
     clock = Clock()
     flow = to_ringback(clock)
     assert flow.caller_digit("5", clock.advance(1.0)) == []
+
+
+def test_a_facility_at_its_limit_is_spoken_then_bye() -> None:
+    clock = Clock()
+    flow = to_screening(clock)
+    out = flow.refused(outcomes.FACILITY_BUSY, clock.advance(0.1),
+                       spoken=cm.Refusal.FACILITY_BUSY)
+    assert not any(isinstance(o, RejectCaller) for o in out)
+    assert played(out) == [("refused_busy", "goodbye")]
+    end = goodbye(flow, clock)
+    assert end.outcome is outcomes.FACILITY_BUSY.outcome and end.status == 200
+    assert end.text == "facility at its concurrency limit" and end.talked_seconds == 0
