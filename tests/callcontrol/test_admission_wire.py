@@ -8,10 +8,14 @@ so a refactor of where these answers are decided cannot change the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import socket
+import types
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from api.runner import open_account_service
 from callcontrol.app import CallController, ControllerSettings, trunks_from_config
@@ -57,26 +61,45 @@ def _masked(data: bytes) -> str:
     return re.sub(r";tag=[^;\r\n]+", ";tag=*", text.split("\r\n\r\n", 1)[0])
 
 
+@contextlib.asynccontextmanager
+async def _controller(demo_config: Path, **settings: Any) -> AsyncIterator[Any]:
+    """A real controller on UDP with a silent carrier socket and a facility (.11) socket."""
+    config = load_config(demo_config)
+    service = await open_account_service(config)
+    carrier = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    carrier.bind(("127.0.0.1", 0))
+    facility = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    facility.bind(("127.0.0.11", 0))
+    facility.setblocking(False)
+    sip_port = free_port()
+    controller = CallController(dataclasses.replace(
+        ControllerSettings.from_config(config),
+        sip_listen=(("udp", "127.0.0.1", sip_port),), carrier=carrier.getsockname(),
+        **settings,
+    ), service, trunks_from_config(config))
+    await controller.start()
+    try:
+        yield types.SimpleNamespace(controller=controller, service=service, facility=facility,
+                                    sip_port=sip_port)
+    finally:
+        await controller.drain(0)
+        await controller.close()
+        await service.store.close()
+        carrier.close()
+        facility.close()
+
+
 def test_every_admission_answer_on_the_wire(demo_config: Path) -> None:
     async def main() -> dict[str, str]:
-        config = load_config(demo_config)
-        service = await open_account_service(config)
-        carrier = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        carrier.bind(("127.0.0.1", 0))
-        facility = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        facility.bind(("127.0.0.11", 0))
-        facility.setblocking(False)
+        async with _controller(demo_config) as peers:
+            return await answers_of(peers)
+
+    async def answers_of(peers: Any) -> dict[str, str]:
+        controller, facility, sip_port = peers.controller, peers.facility, peers.sip_port
         # The carrier gateway's own address: a trusted trunk, but not a facility.
         stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         stranger.bind(("127.0.0.1", 0))
         stranger.setblocking(False)
-        sip_port = free_port()
-        settings = dataclasses.replace(
-            ControllerSettings.from_config(config),
-            sip_listen=(("udp", "127.0.0.1", sip_port),), carrier=carrier.getsockname(),
-        )
-        controller = CallController(settings, service, trunks_from_config(config))
-        await controller.start()
         loop = asyncio.get_running_loop()
         answers: dict[str, str] = {}
 
@@ -119,11 +142,7 @@ def test_every_admission_answer_on_the_wire(demo_config: Path) -> None:
             controller.draining = True
             answers["draining"] = await final(facility, _invite(sip_port, fac, "a12", "b12"))
         finally:
-            await controller.drain(0)
-            await controller.close()
-            await service.store.close()
-            for s in (carrier, facility, stranger):
-                s.close()
+            stranger.close()
         return answers
 
     answers = asyncio.run(main())
@@ -173,24 +192,11 @@ def test_a_facility_at_its_limit_of_calls_answers_503_and_holds_nothing(
     """With ``max_concurrent_calls = 1``, a second call while one is placed gets 503 (Q.850 34)."""
 
     async def main() -> tuple[str, int, int]:
-        config = load_config(demo_config)
-        service = await open_account_service(config)
-        carrier = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        carrier.bind(("127.0.0.1", 0))
-        facility = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        facility.bind(("127.0.0.11", 0))
-        facility.setblocking(False)
-        sip_port = free_port()
-        settings = dataclasses.replace(
-            ControllerSettings.from_config(config),
-            sip_listen=(("udp", "127.0.0.1", sip_port),), carrier=carrier.getsockname(),
-            max_calls={"tx-state-prison": 1},
-        )
-        controller = CallController(settings, service, trunks_from_config(config))
-        await controller.start()
-        loop = asyncio.get_running_loop()
-        fac = facility.getsockname()
-        try:
+        async with _controller(demo_config, max_calls={"tx-state-prison": 1}) as peers:
+            controller, service = peers.controller, peers.service
+            facility, sip_port = peers.facility, peers.sip_port
+            loop = asyncio.get_running_loop()
+            fac = facility.getsockname()
             # The first call is placed: its carrier never answers, so it stays ringing.
             facility.sendto(_invite(sip_port, fac, "c1", "d1"), ("127.0.0.1", sip_port))
             for _ in range(200):
@@ -205,12 +211,6 @@ def test_a_facility_at_its_limit_of_calls_answers_503_and_holds_nothing(
                 if b"Call-ID: c2" in reply and not reply.startswith(b"SIP/2.0 1"):
                     break
             held_after = len(await service.store.open_reservations())
-        finally:
-            await controller.drain(0)
-            await controller.close()
-            await service.store.close()
-            for s in (carrier, facility):
-                s.close()
         return _masked(reply), held_before, held_after
 
     answer, held_before, held_after = asyncio.run(main())
