@@ -46,6 +46,7 @@ from harness import (
     Service,
     ServicePorts,
     Sipp,
+    SippResult,
     stat_totals,
 )
 
@@ -197,6 +198,19 @@ def controller_delays(svc: Service, sipp_pid: int) -> list[float]:
     return out
 
 
+def tally(step: Step, svc: Service, started: float, cpu_before: float, fac: SippResult,
+          car: SippResult, calls: int) -> None:
+    """A finished step's time, controller CPU, and what the two SIPp processes counted."""
+    step.seconds = time.monotonic() - started
+    step.cpu_s = process_cpu_seconds(svc) - cpu_before
+    ft, ct = stat_totals(fac.stat_csv), stat_totals(car.stat_csv)
+    step.ok = ft.get("SuccessfulCall(C)", 0)
+    step.failed = ft.get("FailedCall(C)", 0) + ct.get("FailedCall(C)", 0)
+    if fac.returncode not in (0, 1) and step.failed == 0:
+        step.failed = calls - step.ok  # SIPp itself gave up (timeout, fatal error)
+    step.retrans = ft.get("Retransmissions(C)", 0) + ct.get("Retransmissions(C)", 0)
+
+
 def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, seconds: float,
              talk: float, name: str, echo: bool = True) -> Step:
     calls = max(1, int(rate * seconds))
@@ -245,14 +259,7 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
         sampler.join(2)
         facility.kill()
         carrier.kill()
-    step.seconds = time.monotonic() - started
-    step.cpu_s = process_cpu_seconds(svc) - cpu_before
-    ft, ct = stat_totals(fac.stat_csv), stat_totals(car.stat_csv)
-    step.ok = ft.get("SuccessfulCall(C)", 0)
-    step.failed = ft.get("FailedCall(C)", 0) + ct.get("FailedCall(C)", 0)
-    if fac.returncode not in (0, 1) and step.failed == 0:
-        step.failed = calls - step.ok  # SIPp itself gave up (timeout, fatal error)
-    step.retrans = ft.get("Retransmissions(C)", 0) + ct.get("Retransmissions(C)", 0)
+    tally(step, svc, started, cpu_before, fac, car, calls)
     step.sent = calls * (SENT_PER_CALL["facility"] + SENT_PER_CALL["carrier"])
     rows = [r.split(";") for r in fac.stat_csv.splitlines()[1:] if r.strip()]
     header = fac.stat_csv.splitlines()[0].split(";") if fac.stat_csv else []

@@ -45,9 +45,10 @@ from bench_calls import (  # noqa: E402
     numbers,
     process_cpu_seconds,
     run_step,
+    tally,
     wait_idle,
 )
-from harness import Service, ServicePorts, Sipp, stat_totals  # noqa: E402
+from harness import Service, ServicePorts, Sipp  # noqa: E402
 from menu_phone import MenuCall, write  # noqa: E402
 
 MENU_TRUNK = "127.0.0.21"
@@ -145,14 +146,7 @@ def run_menu_step(svc: Service, workdir: Path, rate: float, seconds: float, talk
         sampler.join(2)
         phones.kill()
         carrier.kill()
-    step.seconds = time.monotonic() - started
-    step.cpu_s = process_cpu_seconds(svc) - cpu_before
-    ft, ct = stat_totals(fac.stat_csv), stat_totals(car.stat_csv)
-    step.ok = ft.get("SuccessfulCall(C)", 0)
-    step.failed = ft.get("FailedCall(C)", 0) + ct.get("FailedCall(C)", 0)
-    if fac.returncode not in (0, 1) and step.failed == 0:
-        step.failed = calls - step.ok  # SIPp itself gave up (timeout, fatal error)
-    step.retrans = ft.get("Retransmissions(C)", 0) + ct.get("Retransmissions(C)", 0)
+    tally(step, svc, started, cpu_before, fac, car, calls)
     step.peak_controller = peaks["controller"]
     return step
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from audio import RtpSink, best_match, prompt_samples, write_wav
-from baresip import BARESIP, BaresipPhone
+from baresip import BaresipPhone
 from checks import (
     Balances,
     assert_billed,
@@ -156,7 +156,6 @@ def test_menu_call_by_rfc4733_is_accepted_and_a_hang_up_in_the_menu_leaves_no_ho
     assert service.held(DEBIT_TX) == 0
 
 
-@pytest.mark.skipif(BARESIP is None, reason="baresip is not installed")
 def test_baresip_phone_keys_by_rfc4733_and_its_call_is_accepted_and_settled(
     service: Service, peers: Peers, tmp_path: Path
 ) -> None:
