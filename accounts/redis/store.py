@@ -144,6 +144,7 @@ from accounts.postings import (
     plan_subscription_purchase,
 )
 from accounts.redis.apply import AtomicWrite, PlanConflict, answer
+from accounts.redis.call_scripts import hold_args, settle_args
 from accounts.redis.lane import Lane
 from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
 from accounts.sqlite_store import ts
@@ -162,7 +163,11 @@ from rating import Product
 log = logging.getLogger("accounts.redis")
 
 SCRIPTS_DIR = Path(__file__).with_name("scripts")
-SCRIPT_NAMES = ("apply", "claim", "create", "heartbeat", "pin_failure", "restriction", "update")
+#: ``apply`` applies any plan; ``hold`` and ``settle`` are a call's two, by position.
+SCRIPT_NAMES = (
+    "apply", "claim", "create", "heartbeat", "hold",
+    "pin_failure", "restriction", "settle", "update",
+)  # fmt: skip
 ALL_FACILITIES = "*"
 #: Reservation records kept in memory per node, so settle needs no read first.
 RESERVATION_CACHE_SIZE = 50_000
@@ -374,6 +379,44 @@ def _record_moved(
     w.replay(key, token_field, token)
     w.equals(key, "status", expected)
     w.hset(key, [*fields, token_field, token])
+
+
+def _settled_fields(r: Reservation, token: str) -> list[str]:
+    """A settled reservation's new fields; the token makes a repeat of the write a replay."""
+    return [
+        "status", str(r.status),
+        "settled_at", ts(r.settled_at) if r.settled_at else "",
+        "talked_seconds", str(r.talked_seconds or 0),
+        "charged", str(r.charged_units or 0),
+        "settle_token", token,
+    ]  # fmt: skip
+
+
+def _receivable_fields(c: Receivable) -> list[str]:
+    return _pairs({
+        "id": c.id,
+        "number": c.number_e164,
+        "call_id": c.call_id,
+        "facility_id": c.facility_id,
+        "amount": c.amount_units,
+        "created_at": c.created_at,
+        "status": str(c.status),
+        "settled_at": c.settled_at,
+    })  # fmt: skip
+
+
+def _call_fields(plan: Plan) -> list[str]:
+    """A talked call's marks on its account: last call and activity, the inactivity flag cleared."""
+    facility = plan.balance.call_facility if plan.balance is not None else None
+    if facility is None:
+        return []
+    stamp = ts(plan.at)
+    return [
+        "last_call_at", stamp,
+        "last_call_facility", facility,
+        "last_activity_at", stamp,
+        "inactive_flagged_at", "",
+    ]  # fmt: skip
 
 
 def _person_tag(facility_id: str, pin: str) -> str:
@@ -1038,14 +1081,7 @@ class RedisAccountStore(AccountStore):
         res, call = self._res(tag, r.id), self._t(tag, "call", r.call_id)
         if change.expected is None:
             # Already text: this runs for every call.
-            _new_record(w, res, f"reservation {r.id}", token, [
-                "d", self._reservation_data(r),
-                "amount", str(r.amount_units),
-                "max_seconds", str(r.max_seconds),
-                "status", str(r.status),
-                "heartbeat_seconds", "0",
-                "heartbeat_at", "",
-            ])  # fmt: skip
+            _new_record(w, res, f"reservation {r.id}", token, self._new_reservation_fields(r))
             w.absent(call, "dup", f"call {r.call_id} already has a reservation")
             w.sadd(self._t(tag, "open"), r.id)
             w.set(call, r.id)
@@ -1059,13 +1095,7 @@ class RedisAccountStore(AccountStore):
                  f"reservation {r.id} is already settled")  # fmt: skip
         w.equals(res, "amount", str(held), "invalid",
                  f"reservation {r.id} does not hold {held} units")  # fmt: skip
-        w.hset(res, [
-            "status", str(r.status),
-            "settled_at", ts(r.settled_at) if r.settled_at else "",
-            "talked_seconds", str(r.talked_seconds or 0),
-            "charged", str(r.charged_units or 0),
-            "settle_token", token,
-        ])  # fmt: skip
+        w.hset(res, _settled_fields(r, token))
         w.srem(self._t(tag, "open"), r.id)
         # The finished call's keys expire; its global claims live in other slots
         # on a cluster, and are expired there after the write.
@@ -1099,16 +1129,7 @@ class RedisAccountStore(AccountStore):
         key = self._t(tag, "rcv", c.id)
         if change.expected is None:
             w.absent(key, "dup", f"receivable {c.id} exists")
-            w.hset(key, _pairs({
-                "id": c.id,
-                "number": c.number_e164,
-                "call_id": c.call_id,
-                "facility_id": c.facility_id,
-                "amount": c.amount_units,
-                "created_at": c.created_at,
-                "status": str(c.status),
-                "settled_at": c.settled_at,
-            }))  # fmt: skip
+            w.hset(key, _receivable_fields(c))
             w.sadd(self._t(tag, "rcvs"), c.id)
             return
         _record_moved(w, key, "receivable", str(change.expected), "settle_token", token,
@@ -1150,14 +1171,7 @@ class RedisAccountStore(AccountStore):
             )
             w.at_least(key, (("balance", 1),), change.floor_units + moved, "insufficient", message)
         w.incr(key, "balance", change.balance_units).incr(key, "held", change.held_units)
-        if change.call_facility is not None:
-            stamp = ts(plan.at)
-            w.hset(key, [
-                "last_call_at", stamp,
-                "last_call_facility", change.call_facility,
-                "last_activity_at", stamp,
-                "inactive_flagged_at", "",
-            ])  # fmt: skip
+        w.hset(key, _call_fields(plan))
 
     def _seconds_change(self, w: AtomicWrite, change: SecondsChange, tag: str) -> None:
         key = self._t(tag, "sub", change.subscription_id)
@@ -1175,6 +1189,84 @@ class RedisAccountStore(AccountStore):
     # -- reservations ------------------------------------------------------------------
     def _res(self, tag: str, reservation_id: str) -> str:
         return self._t(tag, "res", reservation_id)
+
+    def _new_reservation_fields(self, r: Reservation) -> list[str]:
+        # Already text: this runs for every call.
+        return [
+            "d", self._reservation_data(r),
+            "amount", str(r.amount_units),
+            "max_seconds", str(r.max_seconds),
+            "status", str(r.status),
+            "heartbeat_seconds", "0",
+            "heartbeat_at", "",
+        ]  # fmt: skip
+
+    def _payer_key(self, plan: Plan, tag: str, nobody: str) -> str:
+        """The hash whose money or seconds a call's plan moves (``nobody`` when none)."""
+        if plan.balance is not None:
+            return self._acct(plan.balance.account_id)
+        if plan.seconds is not None:
+            return self._t(tag, "sub", plan.seconds.subscription_id)
+        return nobody
+
+    def _ledger_entry(self, plan: Plan) -> str:
+        return "" if plan.transaction is None else _tx_json(plan.transaction, self._next_id())
+
+    def _hold_command(self, plan: Plan, tag: str) -> tuple[list[str], list[str]]:
+        """``hold.lua``'s keys and arguments for a reservation plan."""
+        assert plan.reservation is not None
+        r = plan.reservation.record
+        res = self._res(tag, r.id)
+        keys = [
+            res,
+            self._t(tag, "call", r.call_id),
+            self._t(tag, "open"),
+            self._ledger(tag),
+            self._payer_key(plan, tag, res),
+        ]
+        args = hold_args(
+            plan,
+            token=self._token(),
+            ledger_entry=self._ledger_entry(plan),
+            reservation_fields=self._new_reservation_fields(r),
+        )
+        return keys, args
+
+    def _settle_command(self, plan: Plan, tag: str) -> tuple[list[str], list[str]]:
+        """``settle.lua``'s keys and arguments for a settlement plan."""
+        assert plan.reservation is not None
+        r = plan.reservation.record
+        res = self._res(tag, r.id)
+        receivable, receivables, receivable_fields = res, res, []
+        if plan.receivable is not None:
+            c = plan.receivable.record
+            receivable, receivables = self._t(tag, "rcv", c.id), self._t(tag, "rcvs")
+            receivable_fields = _receivable_fields(c)
+        # The finished call's keys expire; its global claims live in other slots
+        # on a cluster, and are expired there after the write.
+        expiring = () if self.is_cluster else self._claims_of(r)
+        keys = [
+            res,
+            self._t(tag, "open"),
+            self._ledger(tag),
+            self._payer_key(plan, tag, res),
+            receivable,
+            receivables,
+            res,
+            self._t(tag, "call", r.call_id),
+            *expiring,
+        ]
+        token = self._token()
+        args = settle_args(
+            plan,
+            token=token,
+            ledger_entry=self._ledger_entry(plan),
+            keep_seconds=self.finished_call_ttl,
+            reservation_fields=_settled_fields(r, token),
+            payer_fields=_call_fields(plan),
+            receivable_fields=receivable_fields,
+        )
+        return keys, args
 
     @staticmethod
     def _reservation_data(r: Reservation) -> str:
@@ -1253,12 +1345,11 @@ class RedisAccountStore(AccountStore):
             tag = f"n:{await self._subscription_number(r.subscription_id)}"
         else:
             tag = f"n:{r.number_e164}"
-        write = self._plan_write(plan, tag)
-        keys, args = write.keys, write.args
+        keys, args = self._hold_command(plan, tag)
         # The ids are claimed globally beside the script, in the same round trip: a
         # reservation or call id is unique per payer inside the script, and the
         # global claim catches the (never expected) reuse across payers.
-        script = self._scripts["apply"]
+        script = self._scripts["hold"]
         claims: list[tuple[object, ...]] = [
             ("SET", self._k("loc", "res", r.id), tag, "NX", "GET"),
             ("SET", self._k("loc", "call", r.call_id), r.id, "NX", "GET"),
@@ -1409,7 +1500,7 @@ class RedisAccountStore(AccountStore):
         if r is None or tag is None:
             r, tag = await self._read_reservation(reservation_id)
         plan = plan_settle(r, charge, at=at, receivable_id=receivable_id)
-        write = self._plan_write(plan, tag)
+        keys, args = self._settle_command(plan, tag)
         number = tag.removeprefix("n:")
         receivable = plan.receivable.record.id if plan.receivable is not None else None
         if receivable is not None:
@@ -1420,7 +1511,7 @@ class RedisAccountStore(AccountStore):
             if old is not None and old != number:
                 raise DuplicateRequest(f"receivable {receivable!r} exists")
         try:
-            result = list(await self._scripts["apply"](write.keys, write.args))
+            result = list(await self._scripts["settle"](keys, args))
             if result[0] != "ok":
                 answer(result, f"reservation {reservation_id!r}")
         except InvalidState:

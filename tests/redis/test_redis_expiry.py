@@ -152,25 +152,31 @@ async def test_finished_calls_expire_and_money_keys_do_not(
     assert report.open_reservations == 1
 
 
+@pytest.mark.parametrize("script", ["settle", "apply"])
 async def test_a_settle_resent_after_a_lost_reply_is_a_replay_within_the_period(
-    store_and_config: tuple[RedisAccountStore, Path],
+    store_and_config: tuple[RedisAccountStore, Path], script: str
 ) -> None:
-    """The script itself, run twice with one token: the second run changes nothing."""
+    """The script itself (a call's own, or the generic one), run twice with one token:
+    the second run changes nothing."""
     store, config_path = store_and_config
     service = await _service(store, config_path)
     rid = await _authorize(service, "call-retried")
     r = await store.get_reservation(rid)
     tag = await store._reservation_tag(rid)
     store.finished_call_ttl = 2 * DAY
-    write = store._plan_write(plan_release(r, at=AT + timedelta(minutes=1)), tag)
-    keys, args = write.keys, write.args
-    first = await store._scripts["apply"](keys, args)
+    plan = plan_release(r, at=AT + timedelta(minutes=1))
+    if script == "settle":
+        keys, args = store._settle_command(plan, tag)
+    else:
+        write = store._plan_write(plan, tag)
+        keys, args = write.keys, write.args
+    first = await store._scripts[script](keys, args)
     assert list(first)[:2] == ["ok", ""]
     account = await store.get_account("ac1")
     assert account.held_units == 0
     ttl = await _ttl(store, store._res(tag, rid))
     assert DAY < ttl <= 2 * DAY
-    again = await store._scripts["apply"](keys, args)
+    again = await store._scripts[script](keys, args)
     assert list(again)[:2] == ["ok", "replayed"]
     assert await store.get_account("ac1") == account
     assert await _ttl(store, store._res(tag, rid)) <= ttl

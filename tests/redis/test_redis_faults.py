@@ -220,7 +220,7 @@ async def test_the_client_resending_a_script_never_moves_money_twice(
     auth = await service.authorize(request("c1"))
     assert isinstance(auth, Authorization)
     sent: list[tuple[list[str], list[str]]] = []
-    script = store._scripts["apply"]
+    script = store._scripts["settle"]
 
     class Twice:
         async def __call__(self, keys: list[str], args: list[str]) -> object:
@@ -228,11 +228,11 @@ async def test_the_client_resending_a_script_never_moves_money_twice(
             await script(keys=keys, args=args)
             return await script(keys=keys, args=args)
 
-    store._scripts["apply"] = Twice()
+    store._scripts["settle"] = Twice()
     try:
         settled = await service.settle(auth.reservation_id, 60, AT + timedelta(seconds=60))
     finally:
-        store._scripts["apply"] = script
+        store._scripts["settle"] = script
     assert len(sent) == 1
     assert settled.reservation.charged_units == 600
     account = await store.get_account("ac1")

@@ -182,7 +182,7 @@ async def test_scripts_a_restarted_server_forgot_are_loaded_again(server: RedisS
         svc = await funded_service(store)
         server.stop()
         server.start()  # the data is back (AOF), the script cache is empty
-        assert server.cli("SCRIPT", "EXISTS", store._scripts["apply"].sha) == "0"
+        assert server.cli("SCRIPT", "EXISTS", store._scripts["hold"].sha) == "0"
         auth = await svc.authorize(request("c1"))
         assert isinstance(auth, Authorization)
         server.cli("SCRIPT", "FLUSH")
