@@ -82,7 +82,6 @@ from accounts.model import (
     Receivable,
     ReceivableStatus,
     Refund,
-    RefundMethod,
     RefundStatus,
     Reservation,
     ReservationStatus,
@@ -101,6 +100,14 @@ from accounts.postings import (
     plan_reserve,
     plan_settle,
     plan_subscription_purchase,
+)
+from accounts.records import (
+    new_subscription_fields,
+    receivable_fields,
+    receivable_from,
+    refund_fields,
+    refund_from,
+    subscription_from,
 )
 from accounts.sqlite_writer import GroupWriter
 from accounts.station_locks import PinGuardPolicy, StationLock, record_failure
@@ -1213,7 +1220,7 @@ class SqliteAccountStore(AccountStore):
             elif not claimed:
                 self._close_reservation(db, plan.reservation)
         if plan.receivable is not None and plan.receivable.expected is None:
-            self._insert_receivable(db, plan.receivable.record, at)
+            self._insert_receivable(db, plan.receivable.record)
         if plan.transaction is not None:
             self._append(db, plan.transaction, at)
         if plan.refund is not None and plan.refund.expected is not None:
@@ -1358,54 +1365,23 @@ class SqliteAccountStore(AccountStore):
                 f"reservation {r.id!r} or call {r.call_id!r} already exists"
             ) from exc
 
-    def _insert_receivable(self, db: sqlite3.Connection, rec: Receivable, created: str) -> None:
-        self._insert(
-            db,
-            "receivables",
-            {
-                "id": rec.id,
-                "number": rec.number_e164,
-                "call_id": rec.call_id,
-                "facility_id": rec.facility_id,
-                "amount": rec.amount_units,
-                "created_at": created,
-                "status": str(rec.status),
-            },
-            f"receivable {rec.id!r} exists",
-        )
+    def _insert_receivable(self, db: sqlite3.Connection, rec: Receivable) -> None:
+        self._insert(db, "receivables", receivable_fields(rec), f"receivable {rec.id!r} exists")
 
     def _insert_refund(self, db: sqlite3.Connection, refund: Refund) -> None:
         self._insert(
             db,
             "refunds",
-            {
-                "id": refund.id,
-                "account_id": refund.account_id,
-                "amount": refund.amount_units,
-                "method": str(refund.method),
-                "status": str(refund.status),
-                "requested_at": ts(refund.requested_at),
-                "reason": refund.reason,
-            },
+            refund_fields(refund),
             f"refund {refund.id!r} already exists",
             unknown=f"no account {refund.account_id!r}",
         )
 
     def _insert_subscription(self, db: sqlite3.Connection, s: Subscription) -> None:
         self._insert(
-            db,
-            "subscriptions",
-            {
-                "id": s.id,
-                "number": s.number_e164,
-                "facility_id": s.facility_id,
-                "starts_at": ts(s.starts_at),
-                "ends_at": ts(s.ends_at),
-                "price": s.price_units,
-                "covered_seconds": s.covered_seconds,
-            },
+            db, "subscriptions", new_subscription_fields(s),
             f"subscription {s.id!r} already exists",
-        )
+        )  # fmt: skip
 
     async def get_reservation(self, reservation_id: str) -> Reservation:
         return self._reservation(reservation_id)
@@ -1419,20 +1395,7 @@ class SqliteAccountStore(AccountStore):
     # -- refunds -----------------------------------------------------------------
     def _refund(self, refund_id: str) -> Refund:
         row = self._row("SELECT * FROM refunds WHERE id = ?", refund_id, "refund")
-        return self._refund_from(row)
-
-    @staticmethod
-    def _refund_from(row: sqlite3.Row) -> Refund:
-        return Refund(
-            id=row["id"],
-            account_id=row["account_id"],
-            amount_units=row["amount"],
-            method=RefundMethod(row["method"]),
-            status=RefundStatus(row["status"]),
-            requested_at=_dt_req(row["requested_at"]),
-            reason=row["reason"],
-            decided_at=_dt(row["decided_at"]),
-        )
+        return refund_from(row)
 
     async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
         plan = plan_refund_create(refund, at=at)
@@ -1448,7 +1411,7 @@ class SqliteAccountStore(AccountStore):
             row = db.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no refund {refund_id!r}")
-            self._apply(db, plan_refund_decision(self._refund_from(row), status, at=at), ts(at))
+            self._apply(db, plan_refund_decision(refund_from(row), status, at=at), ts(at))
         await self._write(body, screening=False)
         return self._refund(refund_id)
 
@@ -1462,7 +1425,7 @@ class SqliteAccountStore(AccountStore):
             ("status = ?", None if status is None else str(status)),
             ("account_id = ?", account_id),
         ), "requested_at, id")
-        return [self._refund_from(r) for r in rows]
+        return [refund_from(r) for r in rows]
 
     # -- invoices ------------------------------------------------------------------
     @staticmethod
@@ -1509,22 +1472,9 @@ class SqliteAccountStore(AccountStore):
         ]
 
     # -- receivables ---------------------------------------------------------------
-    @staticmethod
-    def _receivable_from(row: sqlite3.Row) -> Receivable:
-        return Receivable(
-            id=row["id"],
-            number_e164=row["number"],
-            call_id=row["call_id"],
-            facility_id=row["facility_id"],
-            amount_units=row["amount"],
-            created_at=_dt_req(row["created_at"]),
-            status=ReceivableStatus(row["status"]),
-            settled_at=_dt(row["settled_at"]),
-        )
-
     async def get_receivable(self, receivable_id: str) -> Receivable:
         row = self._row("SELECT * FROM receivables WHERE id = ?", receivable_id, "receivable")
-        return self._receivable_from(row)
+        return receivable_from(row)
 
     async def list_receivables(
         self, *, number_e164: str | None = None, status: ReceivableStatus | None = None
@@ -1533,7 +1483,7 @@ class SqliteAccountStore(AccountStore):
             ("number = ?", number_e164),
             ("status = ?", None if status is None else str(status)),
         ), "created_at")
-        return [self._receivable_from(r) for r in rows]
+        return [receivable_from(r) for r in rows]
 
     async def settle_receivable(
         self, receivable_id: str, status: ReceivableStatus, *, method: str, at: datetime
@@ -1545,27 +1495,13 @@ class SqliteAccountStore(AccountStore):
             if row is None:
                 raise NotFound(f"no receivable {receivable_id!r}")
             plan = plan_receivable_settlement(
-                self._receivable_from(row), status, method=method, at=at
+                receivable_from(row), status, method=method, at=at
             )
             self._apply(db, plan, ts(at))
         await self._write(body)
         return await self.get_receivable(receivable_id)
 
     # -- subscriptions -------------------------------------------------------------
-    @staticmethod
-    def _subscription_from(row: sqlite3.Row) -> Subscription:
-        return Subscription(
-            id=row["id"],
-            number_e164=row["number"],
-            facility_id=row["facility_id"],
-            starts_at=_dt_req(row["starts_at"]),
-            ends_at=_dt_req(row["ends_at"]),
-            price_units=row["price"],
-            covered_seconds=row["covered_seconds"],
-            used_seconds=row["used_seconds"],
-            held_seconds=row["held_seconds"],
-        )
-
     async def add_subscription(
         self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
     ) -> Subscription:
@@ -1581,7 +1517,7 @@ class SqliteAccountStore(AccountStore):
 
     async def get_subscription(self, subscription_id: str) -> Subscription:
         row = self._row("SELECT * FROM subscriptions WHERE id = ?", subscription_id, "subscription")
-        return self._subscription_from(row)
+        return subscription_from(row)
 
     async def list_subscriptions(
         self, *, number_e164: str | None = None, facility_id: str | None = None
@@ -1590,7 +1526,7 @@ class SqliteAccountStore(AccountStore):
             ("number = ?", number_e164),
             ("facility_id = ?", facility_id),
         ), "starts_at")
-        return [self._subscription_from(r) for r in rows]
+        return [subscription_from(r) for r in rows]
 
     # -- people and screening --------------------------------------------------------
     def _person(self, facility_id: str, pin: str) -> Person | None:
@@ -1954,7 +1890,7 @@ class SqliteAccountStore(AccountStore):
                 " ORDER BY ends_at LIMIT 1",
                 (number_e164, facility_id, ts(at)),
             )
-            subscription = None if found is None else self._subscription_from(found)
+            subscription = None if found is None else subscription_from(found)
         invoices: tuple[Invoice, ...] = ()
         paid = 0
         if direct_bill is not None:

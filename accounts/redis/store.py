@@ -98,7 +98,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from accounts.cdr import CallDetailRecord, CallOutcome, CdrFilter
+from accounts.cdr import CallDetailRecord, CdrFilter
 from accounts.errors import (
     AccountsError,
     DuplicateRequest,
@@ -120,7 +120,6 @@ from accounts.model import (
     Receivable,
     ReceivableStatus,
     Refund,
-    RefundMethod,
     RefundStatus,
     Reservation,
     ReservationStatus,
@@ -143,19 +142,29 @@ from accounts.postings import (
     plan_settle,
     plan_subscription_purchase,
 )
+from accounts.records import (
+    new_subscription_fields,
+    receivable_fields,
+    receivable_from,
+    refund_fields,
+    refund_from,
+    subscription_from,
+)
 from accounts.redis.apply import AtomicWrite, PlanConflict, answer
 from accounts.redis.call_scripts import hold_args, settle_args
 from accounts.redis.lane import Lane
 from accounts.settlement_journal import JournaledSettlement, ReplayReport, SettlementJournal
-from accounts.sqlite_store import ts
 from accounts.station_locks import PinGuardPolicy, StationLock
 from accounts.store import (
     MUTABLE_ACCOUNT_FIELDS,
     AccountStore,
     PayerCandidates,
     ScreeningFacts,
+    cdr_from_json,
+    cdr_json,
     check_account_legs,
     check_station_key,
+    ts,
 )
 from accounts.store import restriction_id as id_of
 from rating import Product
@@ -301,7 +310,8 @@ def _tx_json(tx: LedgerTransaction, tx_id: int | None = None) -> str:
             "call_id": tx.call_id,
             "seconds": tx.seconds,
             "memo": tx.memo,
-            "legs": [[str(leg.book), leg.ref, leg.amount_units] for leg in tx.legs],
+            # A book is a StrEnum: JSON writes its text as it is.
+            "legs": [[leg.book, leg.ref, leg.amount_units] for leg in tx.legs],
         }
     )
 
@@ -390,19 +400,6 @@ def _settled_fields(r: Reservation, token: str) -> list[str]:
         "charged", str(r.charged_units or 0),
         "settle_token", token,
     ]  # fmt: skip
-
-
-def _receivable_fields(c: Receivable) -> list[str]:
-    return _pairs({
-        "id": c.id,
-        "number": c.number_e164,
-        "call_id": c.call_id,
-        "facility_id": c.facility_id,
-        "amount": c.amount_units,
-        "created_at": c.created_at,
-        "status": str(c.status),
-        "settled_at": c.settled_at,
-    })  # fmt: skip
 
 
 def _call_fields(plan: Plan) -> list[str]:
@@ -1107,16 +1104,7 @@ class RedisAccountStore(AccountStore):
         f = change.record
         key = self._refund_key(f.account_id, f.id)
         if change.expected is None:
-            _new_record(w, key, f"refund {f.id}", token, _pairs({
-                "id": f.id,
-                "account_id": f.account_id,
-                "amount": f.amount_units,
-                "method": str(f.method),
-                "status": str(f.status),
-                "requested_at": f.requested_at,
-                "reason": f.reason,
-                "decided_at": None,
-            }))  # fmt: skip
+            _new_record(w, key, f"refund {f.id}", token, _pairs(refund_fields(f)))
             w.sadd(self._t(tag, "refunds"), f.id)
             return
         _record_moved(w, key, "refund", str(change.expected), "decide_token", token,
@@ -1129,7 +1117,7 @@ class RedisAccountStore(AccountStore):
         key = self._t(tag, "rcv", c.id)
         if change.expected is None:
             w.absent(key, "dup", f"receivable {c.id} exists")
-            w.hset(key, _receivable_fields(c))
+            w.hset(key, _pairs(receivable_fields(c)))
             w.sadd(self._t(tag, "rcvs"), c.id)
             return
         _record_moved(w, key, "receivable", str(change.expected), "settle_token", token,
@@ -1142,17 +1130,7 @@ class RedisAccountStore(AccountStore):
 
     def _new_subscription(self, w: AtomicWrite, s: Subscription, tag: str, token: str) -> None:
         key = self._t(tag, "sub", s.id)
-        _new_record(w, key, f"subscription {s.id}", token, _pairs({
-            "id": s.id,
-            "number": s.number_e164,
-            "facility_id": s.facility_id,
-            "starts_at": s.starts_at,
-            "ends_at": s.ends_at,
-            "price": s.price_units,
-            "covered_seconds": s.covered_seconds,
-            "used_seconds": 0,
-            "held_seconds": 0,
-        }))  # fmt: skip
+        _new_record(w, key, f"subscription {s.id}", token, _pairs(new_subscription_fields(s)))
         w.sadd(self._t(tag, "subs"), s.id)
 
     def _balance_change(self, w: AtomicWrite, change: BalanceChange, plan: Plan) -> None:
@@ -1237,11 +1215,11 @@ class RedisAccountStore(AccountStore):
         assert plan.reservation is not None
         r = plan.reservation.record
         res = self._res(tag, r.id)
-        receivable, receivables, receivable_fields = res, res, []
+        receivable, receivables, new_receivable = res, res, []
         if plan.receivable is not None:
             c = plan.receivable.record
             receivable, receivables = self._t(tag, "rcv", c.id), self._t(tag, "rcvs")
-            receivable_fields = _receivable_fields(c)
+            new_receivable = _pairs(receivable_fields(c))
         # The finished call's keys expire; its global claims live in other slots
         # on a cluster, and are expired there after the write.
         expiring = () if self.is_cluster else self._claims_of(r)
@@ -1264,7 +1242,7 @@ class RedisAccountStore(AccountStore):
             keep_seconds=self.finished_call_ttl,
             reservation_fields=_settled_fields(r, token),
             payer_fields=_call_fields(plan),
-            receivable_fields=receivable_fields,
+            receivable_fields=new_receivable,
         )
         return keys, args
 
@@ -1529,11 +1507,14 @@ class RedisAccountStore(AccountStore):
                 [("EXPIRE", key, self.finished_call_ttl) for key in self._claims_of(r)]
             )
         assert plan.reservation is not None
+        settled = plan.reservation.record
+        beat, beat_at, settled_at = int(result[2] or 0), _dt(result[3]), _dt_req(ts(at))
+        if (beat, beat_at, settled_at) == (
+            settled.heartbeat_seconds, settled.heartbeat_at, settled.settled_at
+        ):
+            return settled  # as this node knew it: the common case, and no copy
         return replace(
-            plan.reservation.record,
-            settled_at=_dt_req(ts(at)),
-            heartbeat_seconds=int(result[2] or 0),
-            heartbeat_at=_dt(result[3]),
+            settled, settled_at=settled_at, heartbeat_seconds=beat, heartbeat_at=beat_at
         )
 
     def _claims_of(self, r: Reservation) -> tuple[str, str]:
@@ -1580,25 +1561,12 @@ class RedisAccountStore(AccountStore):
     def _refund_key(self, account_id: str, refund_id: str) -> str:
         return self._t(f"a:{account_id}", "refund", refund_id)
 
-    @staticmethod
-    def _refund_from(h: dict[str, str]) -> Refund:
-        return Refund(
-            id=h["id"],
-            account_id=h["account_id"],
-            amount_units=int(h["amount"]),
-            method=RefundMethod(h["method"]),
-            status=RefundStatus(h["status"]),
-            requested_at=_dt_req(h["requested_at"]),
-            reason=h.get("reason", ""),
-            decided_at=_dt(h.get("decided_at")),
-        )
-
     async def _refund(self, refund_id: str) -> Refund:
         account_id = await self._locate("refund", refund_id)
         h = await self.client.hgetall(self._refund_key(account_id, refund_id)) if account_id else {}
         if not h:
             raise NotFound(f"no refund {refund_id!r}")
-        return self._refund_from(h)
+        return refund_from(h)
 
     @_guarded("create_refund")
     async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
@@ -1635,7 +1603,7 @@ class RedisAccountStore(AccountStore):
         self, *, status: RefundStatus | None = None, account_id: str | None = None
     ) -> list[Refund]:
         hashes = await self._listed("a", account_id, "refunds", "refunds", "refund")
-        refunds = [self._refund_from(h) for h in hashes]
+        refunds = [refund_from(h) for h in hashes]
         if status is not None:
             refunds = [r for r in refunds if r.status == status]
         return sorted(refunds, key=lambda r: (r.requested_at, r.id))
@@ -1687,26 +1655,13 @@ class RedisAccountStore(AccountStore):
         return self._sorted_invoices(raw)
 
     # -- receivables -------------------------------------------------------------------------
-    @staticmethod
-    def _receivable_from(h: dict[str, str]) -> Receivable:
-        return Receivable(
-            id=h["id"],
-            number_e164=h["number"],
-            call_id=h["call_id"],
-            facility_id=h["facility_id"],
-            amount_units=int(h["amount"]),
-            created_at=_dt_req(h["created_at"]),
-            status=ReceivableStatus(h["status"]),
-            settled_at=_dt(h.get("settled_at")),
-        )
-
     async def _receivable(self, receivable_id: str) -> Receivable:
         number = await self._locate("rcv", receivable_id)
         key = self._t(f"n:{number}", "rcv", receivable_id)
         h = await self.client.hgetall(key) if number else {}
         if not h:
             raise NotFound(f"no receivable {receivable_id!r}")
-        return self._receivable_from(h)
+        return receivable_from(h)
 
     @_guarded("get_receivable")
     async def get_receivable(self, receivable_id: str) -> Receivable:
@@ -1717,7 +1672,7 @@ class RedisAccountStore(AccountStore):
         self, *, number_e164: str | None = None, status: ReceivableStatus | None = None
     ) -> list[Receivable]:
         hashes = await self._listed("n", number_e164, "rcvs", "receivables", "rcv")
-        found = [self._receivable_from(h) for h in hashes]
+        found = [receivable_from(h) for h in hashes]
         if status is not None:
             found = [r for r in found if r.status == status]
         return sorted(found, key=lambda r: (r.created_at, r.id))
@@ -1737,20 +1692,6 @@ class RedisAccountStore(AccountStore):
         return await self._receivable(receivable_id)
 
     # -- subscriptions -----------------------------------------------------------------------
-    @staticmethod
-    def _subscription_from(h: dict[str, str]) -> Subscription:
-        return Subscription(
-            id=h["id"],
-            number_e164=h["number"],
-            facility_id=h["facility_id"],
-            starts_at=_dt_req(h["starts_at"]),
-            ends_at=_dt_req(h["ends_at"]),
-            price_units=int(h["price"]),
-            covered_seconds=int(h["covered_seconds"]),
-            used_seconds=int(h.get("used_seconds") or 0),
-            held_seconds=int(h.get("held_seconds") or 0),
-        )
-
     @_guarded("add_subscription")
     async def add_subscription(
         self, subscription: Subscription, *, method: str, idempotency_key: str, at: datetime
@@ -1789,7 +1730,7 @@ class RedisAccountStore(AccountStore):
         )
         if not h:
             raise NotFound(f"no subscription {subscription_id!r}")
-        return self._subscription_from(h)
+        return subscription_from(h)
 
     @_guarded("get_subscription")
     async def get_subscription(self, subscription_id: str) -> Subscription:
@@ -1800,7 +1741,7 @@ class RedisAccountStore(AccountStore):
         self, *, number_e164: str | None = None, facility_id: str | None = None
     ) -> list[Subscription]:
         hashes = await self._listed("n", number_e164, "subs", "subscriptions", "sub")
-        subs = [self._subscription_from(h) for h in hashes]
+        subs = [subscription_from(h) for h in hashes]
         if facility_id is not None:
             subs = [s for s in subs if s.facility_id == facility_id]
         return sorted(subs, key=lambda s: (s.starts_at, s.id))
@@ -2136,7 +2077,7 @@ class RedisAccountStore(AccountStore):
             if h:
                 accounts[account_id] = self._account_from(h, raw[2 * n + 1])
         sub_rows = raw[2 * len(ids) : 2 * len(ids) + len(sub_ids_sorted)]
-        subs = [self._subscription_from(h) for h in map(_hash, sub_rows) if h]
+        subs = [subscription_from(h) for h in map(_hash, sub_rows) if h]
         active = [
             s
             for s in subs
@@ -2258,21 +2199,6 @@ class RedisAccountStore(AccountStore):
         return sorted((lk for lk in locks if lk.active(at)), key=lambda lk: lk.station)
 
     # -- call detail records ---------------------------------------------------------------------
-    @staticmethod
-    def _cdr_json(cdr: CallDetailRecord) -> str:
-        data: dict[str, Any] = {}
-        for name, value in vars(cdr).items():
-            data[name] = ts(value) if isinstance(value, datetime) else value
-        return json.dumps(data)
-
-    @staticmethod
-    def _cdr_from(text: str) -> CallDetailRecord:
-        data = json.loads(text)
-        for name in ("setup_at", "answer_at", "accept_at", "end_at"):
-            data[name] = _dt(data[name])
-        data["outcome"] = CallOutcome(data["outcome"])
-        return CallDetailRecord(**data)
-
     async def add_cdr(self, cdr: CallDetailRecord) -> CallDetailRecord:
         """Write a call record; while Redis is unreachable, journal it on this node."""
         try:
@@ -2286,18 +2212,18 @@ class RedisAccountStore(AccountStore):
     @_guarded("add_cdr")
     async def _add_cdr_remote(self, cdr: CallDetailRecord) -> CallDetailRecord:
         ts(cdr.setup_at)  # refuses a naive time before anything is written
-        text = self._cdr_json(cdr)
+        text = cdr_json(cdr)
         if not await self.client.set(self._k("cdr", cdr.call_id), text, nx=True):
             raise DuplicateRequest(f"a record for call {cdr.call_id!r} exists")
         await self.client.zadd(self._k("cdrs"), {cdr.call_id: cdr.setup_at.timestamp()})
-        return self._cdr_from(text)
+        return cdr_from_json(text)
 
     @_guarded("get_cdr")
     async def get_cdr(self, call_id: str) -> CallDetailRecord:
         text = await self.client.get(self._k("cdr", call_id))
         if text is None:
             raise NotFound(f"no record for call {call_id!r}")
-        return self._cdr_from(text)
+        return cdr_from_json(text)
 
     @_guarded("list_cdrs")
     async def list_cdrs(self, filters: CdrFilter | None = None) -> list[CallDetailRecord]:
@@ -2311,7 +2237,7 @@ class RedisAccountStore(AccountStore):
         pipe = self._pipe()
         for call_id in call_ids:
             pipe.get(self._k("cdr", call_id))
-        records = [self._cdr_from(t) for t in await pipe.execute() if t is not None]
+        records = [cdr_from_json(t) for t in await pipe.execute() if t is not None]
         out = [
             c
             for c in records
