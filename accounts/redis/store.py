@@ -298,13 +298,14 @@ def _pairs(fields: Mapping[str, object]) -> list[str]:
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _tx_json(tx: LedgerTransaction, tx_id: int | None = None) -> str:
-    """The entry's text; ``tx_id`` names a planned transaction that has no id yet."""
+def _tx_json(tx: LedgerTransaction, tx_id: int | None = None, at: str | None = None) -> str:
+    """The entry's text; ``tx_id`` names a planned transaction that has no id yet, ``at``
+    is ``ts(tx.at)`` when the caller has it already."""
     return _compact(
         {
             "id": tx.id if tx_id is None else tx_id,
             "kind": tx.kind,
-            "at": ts(tx.at),
+            "at": ts(tx.at) if at is None else at,
             "account_id": tx.account_id,
             "idempotency_key": tx.idempotency_key,
             "call_id": tx.call_id,
@@ -391,23 +392,28 @@ def _record_moved(
     w.hset(key, [*fields, token_field, token])
 
 
-def _settled_fields(r: Reservation, token: str) -> list[str]:
-    """A settled reservation's new fields; the token makes a repeat of the write a replay."""
+def _settled_fields(r: Reservation, token: str, settled_at: str | None = None) -> list[str]:
+    """A settled reservation's new fields; the token makes a repeat of the write a replay.
+    ``settled_at`` is ``ts(r.settled_at)`` when the caller has it already."""
+    if settled_at is None:
+        settled_at = ts(r.settled_at) if r.settled_at else ""
     return [
         "status", str(r.status),
-        "settled_at", ts(r.settled_at) if r.settled_at else "",
+        "settled_at", settled_at,
         "talked_seconds", str(r.talked_seconds or 0),
         "charged", str(r.charged_units or 0),
         "settle_token", token,
     ]  # fmt: skip
 
 
-def _call_fields(plan: Plan) -> list[str]:
-    """A talked call's marks on its account: last call and activity, the inactivity flag cleared."""
+def _call_fields(plan: Plan, stamp: str | None = None) -> list[str]:
+    """A talked call's marks on its account: last call and activity, the inactivity flag
+    cleared. ``stamp`` is ``ts(plan.at)`` when the caller has it already."""
     facility = plan.balance.call_facility if plan.balance is not None else None
     if facility is None:
         return []
-    stamp = ts(plan.at)
+    if stamp is None:
+        stamp = ts(plan.at)
     return [
         "last_call_at", stamp,
         "last_call_facility", facility,
@@ -674,6 +680,16 @@ class RedisAccountStore(AccountStore):
     async def _locate(self, kind: str, ident: str) -> str | None:
         value = await self.client.get(self._k("loc", kind, ident))
         return str(value) if value is not None else None
+
+    async def _located(self, kind: str, ident: str, owner_kind: str, what: str) -> dict[str, str]:
+        """The hash of a record found through its id's claim, which names its owner: the
+        record is ``kind`` ``ident`` under the owner's tag ``{owner_kind:owner}``."""
+        owner = await self._locate(kind, ident)
+        key = self._t(f"{owner_kind}:{owner}", kind, ident)
+        h = await self.client.hgetall(key) if owner else {}
+        if not h:
+            raise NotFound(f"no {what} {ident!r}")
+        return dict(h)
 
     @_guarded("is_empty")
     async def is_empty(self) -> bool:
@@ -1168,10 +1184,10 @@ class RedisAccountStore(AccountStore):
     def _res(self, tag: str, reservation_id: str) -> str:
         return self._t(tag, "res", reservation_id)
 
-    def _new_reservation_fields(self, r: Reservation) -> list[str]:
+    def _new_reservation_fields(self, r: Reservation, created: str | None = None) -> list[str]:
         # Already text: this runs for every call.
         return [
-            "d", self._reservation_data(r),
+            "d", self._reservation_data(r, created),
             "amount", str(r.amount_units),
             "max_seconds", str(r.max_seconds),
             "status", str(r.status),
@@ -1187,14 +1203,19 @@ class RedisAccountStore(AccountStore):
             return self._t(tag, "sub", plan.seconds.subscription_id)
         return nobody
 
-    def _ledger_entry(self, plan: Plan) -> str:
-        return "" if plan.transaction is None else _tx_json(plan.transaction, self._next_id())
+    def _ledger_entry(self, plan: Plan, stamp: str) -> str:
+        """The plan's ledger entry ('' when none); ``stamp`` is ``ts(plan.at)``."""
+        tx = plan.transaction
+        if tx is None:
+            return ""
+        return _tx_json(tx, self._next_id(), stamp if tx.at is plan.at else None)
 
     def _hold_command(self, plan: Plan, tag: str) -> tuple[list[str], list[str]]:
         """``hold.lua``'s keys and arguments for a reservation plan."""
         assert plan.reservation is not None
         r = plan.reservation.record
         res = self._res(tag, r.id)
+        stamp = ts(plan.at)
         keys = [
             res,
             self._t(tag, "call", r.call_id),
@@ -1205,8 +1226,10 @@ class RedisAccountStore(AccountStore):
         args = hold_args(
             plan,
             token=self._token(),
-            ledger_entry=self._ledger_entry(plan),
-            reservation_fields=self._new_reservation_fields(r),
+            ledger_entry=self._ledger_entry(plan, stamp),
+            reservation_fields=self._new_reservation_fields(
+                r, stamp if r.created_at is plan.at else None
+            ),
         )
         return keys, args
 
@@ -1230,25 +1253,27 @@ class RedisAccountStore(AccountStore):
             self._payer_key(plan, tag, res),
             receivable,
             receivables,
-            res,
             self._t(tag, "call", r.call_id),
             *expiring,
         ]
-        token = self._token()
+        token, stamp = self._token(), ts(plan.at)
         args = settle_args(
             plan,
             token=token,
-            ledger_entry=self._ledger_entry(plan),
+            ledger_entry=self._ledger_entry(plan, stamp),
             keep_seconds=self.finished_call_ttl,
-            reservation_fields=_settled_fields(r, token),
-            payer_fields=_call_fields(plan),
+            reservation_fields=_settled_fields(
+                r, token, stamp if r.settled_at is plan.at else None
+            ),
+            payer_fields=_call_fields(plan, stamp),
             receivable_fields=new_receivable,
         )
         return keys, args
 
     @staticmethod
-    def _reservation_data(r: Reservation) -> str:
-        """The fields a reservation never changes, as one value (fewer to send and parse)."""
+    def _reservation_data(r: Reservation, created: str | None = None) -> str:
+        """The fields a reservation never changes, as one value (fewer to send and parse);
+        ``created`` is ``ts(r.created_at)`` when the caller has it already."""
         return _compact(
             [
                 r.id,
@@ -1257,7 +1282,7 @@ class RedisAccountStore(AccountStore):
                 r.facility_id,
                 r.number_e164,
                 r.pin,
-                ts(r.created_at),
+                ts(r.created_at) if created is None else created,
                 r.account_id,
                 r.subscription_id,
             ]
@@ -1508,9 +1533,13 @@ class RedisAccountStore(AccountStore):
             )
         assert plan.reservation is not None
         settled = plan.reservation.record
-        beat, beat_at, settled_at = int(result[2] or 0), _dt(result[3]), _dt_req(ts(at))
-        if (beat, beat_at, settled_at) == (
-            settled.heartbeat_seconds, settled.heartbeat_at, settled.settled_at
+        # The time as the store keeps it: UTC (a microsecond is the finest either way).
+        settled_at = at if at.tzinfo is UTC else at.astimezone(UTC)
+        beat, beat_at = int(result[2] or 0), _dt(result[3])
+        if (
+            settled_at is settled.settled_at
+            and beat == settled.heartbeat_seconds
+            and beat_at == settled.heartbeat_at
         ):
             return settled  # as this node knew it: the common case, and no copy
         return replace(
@@ -1562,11 +1591,7 @@ class RedisAccountStore(AccountStore):
         return self._t(f"a:{account_id}", "refund", refund_id)
 
     async def _refund(self, refund_id: str) -> Refund:
-        account_id = await self._locate("refund", refund_id)
-        h = await self.client.hgetall(self._refund_key(account_id, refund_id)) if account_id else {}
-        if not h:
-            raise NotFound(f"no refund {refund_id!r}")
-        return refund_from(h)
+        return refund_from(await self._located("refund", refund_id, "a", "refund"))
 
     @_guarded("create_refund")
     async def create_refund(self, refund: Refund, *, at: datetime) -> Refund:
@@ -1656,12 +1681,7 @@ class RedisAccountStore(AccountStore):
 
     # -- receivables -------------------------------------------------------------------------
     async def _receivable(self, receivable_id: str) -> Receivable:
-        number = await self._locate("rcv", receivable_id)
-        key = self._t(f"n:{number}", "rcv", receivable_id)
-        h = await self.client.hgetall(key) if number else {}
-        if not h:
-            raise NotFound(f"no receivable {receivable_id!r}")
-        return receivable_from(h)
+        return receivable_from(await self._located("rcv", receivable_id, "n", "receivable"))
 
     @_guarded("get_receivable")
     async def get_receivable(self, receivable_id: str) -> Receivable:
@@ -1722,15 +1742,7 @@ class RedisAccountStore(AccountStore):
         return await self._subscription(s.id)
 
     async def _subscription(self, subscription_id: str) -> Subscription:
-        number = await self._locate("sub", subscription_id)
-        h = (
-            await self.client.hgetall(self._t(f"n:{number}", "sub", subscription_id))
-            if number
-            else {}
-        )
-        if not h:
-            raise NotFound(f"no subscription {subscription_id!r}")
-        return subscription_from(h)
+        return subscription_from(await self._located("sub", subscription_id, "n", "subscription"))
 
     @_guarded("get_subscription")
     async def get_subscription(self, subscription_id: str) -> Subscription:

@@ -3,7 +3,7 @@
 -- KEYS: 1 reservation, 2 the tag's open set, 3 ledger stream,
 --       4 payer (account or subscription; the reservation itself when nobody held),
 --       5 receivable and 6 the tag's receivable set (both the reservation when none),
---       7.. keys that expire with the settled reservation
+--       7.. other keys that expire with the settled reservation
 -- ARGV: 1 token, 2 reservation id, 3 units it must hold, 4 payer kind
 --       (account|subscription|''), 5 field a, 6 delta a, 7 field b, 8 delta b (a field ''
 --       is not changed), 9 ledger entry ('' when none), 10 seconds the settled records are
@@ -46,5 +46,6 @@ if receivable ~= '' then
 end
 if ARGV[9] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[9]) end
 local keep = ARGV[10]
+redis.call('EXPIRE', KEYS[1], keep)
 for i = 7, #KEYS do redis.call('EXPIRE', KEYS[i], keep) end
 return {'ok', '', beat, beat_at}
