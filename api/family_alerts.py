@@ -211,11 +211,13 @@ class FamilyAlerts:
                              method=t(f"refund_method.{refund.method}"),
                              state=t(f"refund.{refund.status}"))
 
-    async def run_forever(self, interval: float) -> None:
+    async def run_forever(self, interval: float | None = None) -> None:
+        """Sweep every ``interval`` seconds (the config's ``check_interval_seconds``)."""
         from datetime import UTC
 
+        every = float(self.config.check_interval_seconds if interval is None else interval)
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(every)
             try:
                 await self.run_once(self.clock() if self.clock else datetime.now(UTC))
             except Exception:  # the store or relay may be down; the next sweep tries again

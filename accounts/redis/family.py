@@ -114,7 +114,8 @@ class RedisFamilyStore:
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(key, mapping={"csrf_token": s.csrf_token, "created_at": ts(s.created_at),
                                 "expires_at": ts(s.expires_at)})
-        pipe.pexpireat(key, _micros(s.expires_at) // 1000 + 1)
+        # A lifetime, not an instant: the session's own clock need not be Redis's.
+        pipe.expire(key, max(1, int((s.expires_at - s.created_at).total_seconds()) + 1))
         pipe.sadd(listing, s.token_hash)
         await pipe.execute()
         # The listing keeps hashes of sessions Redis has expired; drop those now.
