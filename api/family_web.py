@@ -46,6 +46,8 @@ class FormError(Exception):
 async def read_form(request: Request, limits: Mapping[str, int]) -> dict[str, str]:
     """The urlencoded body's fields, each within ``limits[name]`` characters."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type and request.headers.get("content-length", "0") == "0":
+        return {}  # a form with no fields at all
     if content_type != "application/x-www-form-urlencoded":
         raise FormError(415, "error.field")
     declared = request.headers.get("content-length")
@@ -57,8 +59,8 @@ async def read_form(request: Request, limits: Mapping[str, int]) -> dict[str, st
         if len(body) > MAX_FORM_BYTES:
             raise FormError(413, "error.too_long")
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                          max_num_fields=len(limits) + 1)
+        pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=False,
+                          max_num_fields=len(limits) + 1, errors="strict")
     except (UnicodeDecodeError, ValueError):
         raise FormError(400, "error.field") from None
     fields: dict[str, str] = {}
