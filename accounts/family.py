@@ -50,6 +50,23 @@ class SignInRefused(AccountsError):
     http_status = 401
 
 
+class FamilyRefusal(AccountsError):
+    """A holder's request the rules refuse; ``reason`` names the rule (for the page's words)."""
+
+    http_status = 409
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _number(number: str) -> str:
+    try:
+        return normalize_number(number)
+    except InvalidRequest:
+        raise FamilyRefusal("number.invalid", "not a number we can call") from None
+
+
 class SignInThrottled(AccountsError):
     """Too many failed sign-ins for this number or from this address lately."""
 
@@ -372,11 +389,21 @@ class FamilyAccess:
         hold is for.
         """
         account = await self.account(account_id)
+        if account.product not in (Product.ADVANCE_CONNECT, Product.DEBIT):
+            raise FamilyRefusal("refund.not_prepaid", "a Direct Bill account has no prepaid"
+                                " balance to refund")
         if account.status is AccountStatus.CLOSING:
-            due = account.closure_due_at.date().isoformat() if account.closure_due_at else ""
-            raise InvalidState(
-                f"the account is closing; what is left is refunded when it closes ({due})")
+            raise FamilyRefusal("refund.closing", "the account is closing; what is left is"
+                                " refunded when it closes")
+        if account.balance_units <= 0:
+            raise FamilyRefusal("refund.none", "there is no balance to refund")
         return await self.service.request_refund(account_id, at, reason="requested by holder")
+
+    async def request_closure(self, account_id: str, at: datetime) -> Account:
+        account = await self.account(account_id)
+        if account.status is not AccountStatus.OPEN:
+            raise FamilyRefusal("closure.not_open", f"the account is {account.status}")
+        return await self.service.request_closure(account_id, at)
 
     # -- numbers of a Direct Bill account --------------------------------------
     async def add_number(self, account_id: str, number: str) -> Account:
@@ -389,35 +416,42 @@ class FamilyAccess:
         """
         account = await self.account(account_id)
         if account.product is not Product.DIRECT_BILL:
-            raise InvalidRequest("number: only a Direct Bill account has numbers to add")
+            raise FamilyRefusal("number.not_direct_bill", "only a Direct Bill account has"
+                                " numbers to add")
         if account.status is not AccountStatus.OPEN:
-            raise InvalidState(f"account {account_id!r} is {account.status}")
-        e164 = normalize_number(number)
+            raise FamilyRefusal("number.not_open", f"the account is {account.status}")
+        e164 = _number(number)
         if e164 in account.numbers:
-            raise InvalidRequest("number: already on this account")
+            raise FamilyRefusal("number.duplicate", "already on this account")
         if len(account.numbers) >= MAX_DIRECT_BILL_NUMBERS:
-            raise InvalidRequest(
-                f"number: an account has at most {MAX_DIRECT_BILL_NUMBERS} numbers")
+            raise FamilyRefusal("number.limit", f"an account has at most"
+                                f" {MAX_DIRECT_BILL_NUMBERS} numbers")
         for facility in self.service.facilities.values():
             try:
                 called = classify(facility.rated, e164)
-            except RatingError as exc:
-                raise InvalidRequest(f"number: {exc}") from None
+            except RatingError:
+                raise FamilyRefusal("number.invalid", "not a number we can call") from None
             if called.jurisdiction is Jurisdiction.INTERNATIONAL:
-                raise InvalidRequest("number: a Direct Bill account pays for US numbers only")
+                raise FamilyRefusal("number.international", "a Direct Bill account pays for"
+                                    " US numbers only")
         if e164 in await self.service.store.list_privileged():
-            raise InvalidRequest("number: an attorney's number cannot be added here")
-        return await self.service.store.attach_number(account_id, e164)
+            raise FamilyRefusal("number.privileged", "an attorney's number cannot be added")
+        try:
+            return await self.service.store.attach_number(account_id, e164)
+        except InvalidState:
+            raise FamilyRefusal("number.taken", "another Direct Bill account pays for this"
+                                " number") from None
 
     async def remove_number(self, account_id: str, number: str) -> Account:
         account = await self.account(account_id)
         if account.product is not Product.DIRECT_BILL:
-            raise InvalidRequest("number: only a Direct Bill account has numbers to remove")
-        e164 = normalize_number(number)
+            raise FamilyRefusal("number.not_direct_bill", "only a Direct Bill account has"
+                                " numbers to remove")
+        e164 = _number(number)
         if e164 not in account.numbers:
-            raise InvalidRequest("number: not on this account")
+            raise FamilyRefusal("number.not_on_account", "not on this account")
         if len(account.numbers) <= 1:
-            raise InvalidRequest("number: the account's last number cannot be removed")
+            raise FamilyRefusal("number.last", "the account's last number cannot be removed")
         return await self.service.store.detach_number(account_id, e164)
 
     # -- alert preferences --------------------------------------------------------

@@ -28,11 +28,16 @@ from accounts import (
     CallDetailRecord,
     CdrFilter,
     InvalidRequest,
-    InvalidState,
     StoreUnavailable,
     UnknownAccount,
 )
-from accounts.family import FamilyAccess, FamilySession, SignInRefused, SignInThrottled
+from accounts.family import (
+    FamilyAccess,
+    FamilyRefusal,
+    FamilySession,
+    SignInRefused,
+    SignInThrottled,
+)
 from api.family_web import (
     FORM_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -542,9 +547,9 @@ async def change_numbers(request: Request, account_id: AccountId) -> Response:
                 await visit.family.remove_number(account_id, number)
             else:
                 return message(request, "error.field", status=400, session=visit.session)
-        except (InvalidRequest, InvalidState) as exc:
+        except FamilyRefusal as exc:
             return _page(request, visit, "numbers.html", status=422,
-                         errors={"number": str(exc).removeprefix("number: ")}, value=number)
+                         errors={"number": exc.reason}, value=number)
         return redirect(f"/account/{account_id}/numbers?done="
                         + ("added" if action == "add" else "removed"))
 
@@ -637,8 +642,8 @@ async def refund(request: Request, account_id: AccountId) -> Response:
     async def ask() -> Response:
         try:
             await visit.family.request_refund(account_id, visit.now)
-        except (InvalidRequest, InvalidState) as exc:
-            return await _money_page(request, visit, status=409, error=str(exc))
+        except FamilyRefusal as exc:
+            return await _money_page(request, visit, status=409, error=exc.reason)
         return redirect(f"/account/{account_id}/money?done=refund_done")
 
     return await _guard(request, visit, ask)
@@ -652,13 +657,13 @@ async def closure(request: Request, account_id: AccountId) -> Response:
     visit, fields = posted
     if fields.get("confirm") != "yes":
         return await _guard(request, visit, lambda: _money_page(
-            request, visit, status=422, error="closure_confirm"))
+            request, visit, status=422, error="closure.confirm"))
 
     async def ask() -> Response:
         try:
-            await visit.family.service.request_closure(account_id, visit.now)
-        except (InvalidRequest, InvalidState) as exc:
-            return await _money_page(request, visit, status=409, error=str(exc))
+            await visit.family.request_closure(account_id, visit.now)
+        except FamilyRefusal as exc:
+            return await _money_page(request, visit, status=409, error=exc.reason)
         return redirect(f"/account/{account_id}/money?done=closure_done")
 
     return await _guard(request, visit, ask)

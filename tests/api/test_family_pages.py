@@ -78,7 +78,7 @@ async def test_refund_request_shows_its_state(client: httpx.AsyncClient, service
     # Nothing left: a second request is refused with a clear page.
     again = await post_form(client, f"/account/{AC}/refund", {},
                             csrf_from=f"/account/{AC}/money")
-    assert again.status_code == 409
+    assert again.status_code == 409 and 'data-error="refund.none"' in again.text
     assert len(await service.store.list_refunds(account_id=AC)) == 1
 
 
@@ -105,7 +105,7 @@ async def test_closure_then_refund_is_refused(client: httpx.AsyncClient, service
     assert account.status == "closing"
     assert account.closure_due_at == NOW + timedelta(days=7)
     refused = await post_form(client, f"/account/{AC}/refund", {}, csrf_from=money)
-    assert refused.status_code == 409 and "closing" in refused.text
+    assert refused.status_code == 409 and 'data-error="refund.closing"' in refused.text
     assert await service.store.list_refunds(account_id=AC) == []
 
 
@@ -144,8 +144,9 @@ async def test_direct_bill_numbers(client: httpx.AsyncClient, service: Any) -> N
     assert set((await service.store.get_account(DB)).numbers) == {DB_NUMBER, "+12135550111"}
     intl = await post_form(client, numbers, {"action": "add", "number": "+44 20 7946 0958"})
     assert intl.status_code == 422 and "US numbers only" in intl.text
+    assert 'data-error="number.international"' in intl.text
     attorney = await post_form(client, numbers, {"action": "add", "number": "+15125550123"})
-    assert attorney.status_code == 422
+    assert attorney.status_code == 422 and 'data-error="number.privileged"' in attorney.text
     r = await post_form(client, numbers, {"action": "remove", "number": "+12135550111"})
     assert r.status_code == 303
     last = await post_form(client, numbers, {"action": "remove", "number": DB_NUMBER})
