@@ -10,6 +10,7 @@ from api.i18n import STRINGS, Translator
 FAMILY_STRINGS: Final[Mapping[str, Mapping[str, str]]] = {
     "en": {
         "site": "Your calling account",
+        "skip": "Skip to the page's content",
         "sign_in": "Sign in",
         "sign_in_intro": "Sign in with the phone number of your account and your passcode.",
         "sign_out": "Sign out",
@@ -168,6 +169,7 @@ FAMILY_STRINGS: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "es": {
         "site": "Su cuenta de llamadas",
+        "skip": "Saltar al contenido de la página",
         "sign_in": "Iniciar sesión",
         "sign_in_intro": "Inicie sesión con el número de teléfono de su cuenta y su clave.",
         "sign_out": "Cerrar sesión",

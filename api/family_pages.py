@@ -163,8 +163,11 @@ async def account_home(request: Request) -> Response:
     family = family_of(request)
     if family is None:
         return message(request, "error.unavailable", status=503)
-    session = await family.session(request.cookies.get(SESSION_COOKIE),
-                                   context_of(request).clock())
+    try:
+        session = await family.session(request.cookies.get(SESSION_COOKIE),
+                                       context_of(request).clock())
+    except StoreUnavailable:
+        return message(request, "error.unavailable", status=503)
     if session is None:
         return redirect("/account/sign-in")
     return redirect(f"/account/{session.account_id}")
@@ -255,13 +258,21 @@ async def set_up(request: Request) -> Response:
     return await _signed_in(request, signed.cookie)
 
 
+async def _signed_out(family: FamilyAccess, session: FamilySession) -> Response:
+    await family.sign_out(session)
+    return redirect("/account/sign-in")
+
+
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     family = family_of(request)
     if family is None:
         return message(request, "error.unavailable", status=503)
-    session = await family.session(request.cookies.get(SESSION_COOKIE),
-                                   context_of(request).clock())
+    try:
+        session = await family.session(request.cookies.get(SESSION_COOKIE),
+                                       context_of(request).clock())
+    except StoreUnavailable:
+        return message(request, "error.unavailable", status=503)
     if session is None:
         return redirect("/account/sign-in")
     try:
@@ -270,8 +281,7 @@ async def sign_out(request: Request) -> Response:
         return message(request, exc.key, status=exc.status, session=session)
     if not csrf_ok(session, fields.get("csrf")):
         return message(request, "error.csrf", status=403, session=session)
-    await family.sign_out(session)
-    response = redirect("/account/sign-in")
+    response = await _guard(request, None, lambda: _signed_out(family, session))
     response.delete_cookie(SESSION_COOKIE, path="/account")
     return response
 

@@ -276,3 +276,13 @@ async def test_statement_outside_90_days_is_not_found(client: httpx.AsyncClient)
         r = await client.get(f"/account/{AC}/statements/{period}")
         assert r.status_code == 404, period
     assert (await client.get(f"/account/{AC}/statements/2025-12")).status_code == 200
+
+
+async def test_store_away_is_a_clear_page(client: httpx.AsyncClient, service: Any) -> None:
+    await set_up(client)
+    await service.store.close()
+    for path in (f"/account/{AC}", "/account", f"/account/{AC}/calls"):
+        r = await client.get(path)
+        assert r.status_code == 503, path
+        assert 'data-key="error.unavailable"' in r.text
+    await service.store.open()
