@@ -97,13 +97,10 @@ FAMILY_STRINGS: Final[Mapping[str, Mapping[str, str]]] = {
         "not_blocked": "Not blocked",
         "block": "Block",
         "unblock": "Unblock",
-        "block_done": "Calls from {facility} to {number} are blocked.",
-        "unblock_done": "Calls from {facility} to {number} are allowed again.",
         "refund": "Request a refund",
         "refund_intro": "The whole available balance is refunded. Over {threshold} a person "
                         "reviews the request first; outside the refund window after your last "
                         "call it is reviewed too.",
-        "refund_none": "There is no balance to refund.",
         "refunds": "Your refund requests",
         "refund_done": "Your refund request was recorded.",
         "refund.pending_review": "Waiting for review",
@@ -258,13 +255,10 @@ FAMILY_STRINGS: Final[Mapping[str, Mapping[str, str]]] = {
         "not_blocked": "No bloqueado",
         "block": "Bloquear",
         "unblock": "Desbloquear",
-        "block_done": "Las llamadas de {facility} al {number} están bloqueadas.",
-        "unblock_done": "Las llamadas de {facility} al {number} están permitidas otra vez.",
         "refund": "Pedir un reembolso",
         "refund_intro": "Se reembolsa todo el saldo disponible. Si pasa de {threshold}, una "
                         "persona revisa la solicitud primero; fuera del plazo de reembolso "
                         "después de su última llamada también se revisa.",
-        "refund_none": "No hay saldo para reembolsar.",
         "refunds": "Sus solicitudes de reembolso",
         "refund_done": "Se registró su solicitud de reembolso.",
         "refund.pending_review": "En espera de revisión",

@@ -178,3 +178,40 @@ async def test_alert_preferences(client: httpx.AsyncClient, app: Any) -> None:
     prefs = await app.state.family.alerts(AC)
     assert (prefs.email, prefs.low_balance_units, prefs.refund_alerts) == (
         "family@example.com", 50_000, True)
+
+
+async def settled_call(service: Any, call_id: str, number: str, seconds: int) -> Any:
+    """A call authorized, talked and settled by the account service, and its record."""
+    from accounts import Authorization, CallOutcome, CallRequest, call_detail_record
+
+    auth = await service.authorize(CallRequest(call_id, "tx-state-prison", "100002", number,
+                                               NOW))
+    assert isinstance(auth, Authorization), auth
+    end = NOW + timedelta(seconds=seconds + 20)
+    settlement = await service.settle(auth.reservation_id, seconds, end)
+    return await service.record_call(call_detail_record(
+        call_id=call_id, facility_id="tx-state-prison", pin="100002", number=number,
+        authorization=auth, settlement=settlement, setup_at=NOW, end_at=end,
+        talked_seconds=seconds, outcome=CallOutcome.COMPLETED,
+        answer_at=NOW + timedelta(seconds=10), accept_at=NOW + timedelta(seconds=20)))
+
+
+async def test_calls_and_their_itemized_charge(client: httpx.AsyncClient, service: Any) -> None:
+    mine = await settled_call(service, "call-ac-1", AC_NUMBER, 125)
+    theirs = await settled_call(service, "call-db-1", DB_NUMBER, 60)
+    assert mine.payer_account_id == AC and theirs.payer_account_id == DB
+    await set_up(client)
+    calls = await client.get(f"/account/{AC}/calls")
+    assert 'data-call="call-ac-1"' in calls.text and "call-db-1" not in calls.text
+    assert "2 min 5 s" in calls.text
+    detail = await client.get(f"/account/{AC}/calls/call-ac-1")
+    assert detail.status_code == 200
+    total = f"${mine.total_units // 10_000}.{mine.total_units % 10_000 // 100:02d}"
+    assert f'class="amount">{total}<' in detail.text
+    # Another account's call is no call at all here.
+    other = await client.get(f"/account/{AC}/calls/call-db-1")
+    assert other.status_code == 404 and 'data-key="error.not_found"' in other.text
+    # The month's statement counts the call once; its total is the CDR's.
+    csv_text = (await client.get(f"/account/{AC}/statements/2026-03.csv")).text
+    assert csv_text.count(",call,") == 1
+    assert f",calls_total,,,-{total[1:]}" in csv_text

@@ -161,3 +161,29 @@ async def test_throttled_per_number_and_per_address(family: FamilyAccess) -> Non
             await family.sign_in(f"+1512555{i:04d}", "guess passcode", "10.9.9.9", later)
     with pytest.raises(SignInThrottled):
         await family.sign_in(AC_NUMBER, "right passcode", "10.9.9.9", later)
+
+
+async def test_pages_on_the_redis_store(config: Any, tmp_path: Path) -> None:
+    """Sign-in, a page and a form through the app when the accounts live in Redis."""
+    import httpx
+
+    from api import create_app
+    from tests.api.family_helpers import cheap_family, post_form, set_up
+
+    store = await single_redis(tmp_path)
+    await seed_if_empty(store, demo_seed_path(config), at=NOW)
+    service = await open_account_service(config, store=store, seed=False)
+    app = cheap_family(create_app(config, service, clock=lambda: NOW))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            assert (await set_up(client)).status_code == 303
+            page = await client.get(f"/account/{AC}")
+            assert 'id="balance">$25.00<' in page.text
+            r = await post_form(client, f"/account/{AC}/blocks", {
+                "number": AC_NUMBER, "facility": "al-county-jail", "action": "block"})
+            assert r.status_code == 303
+            assert await store.list_self_blocks(AC_NUMBER) == ["al-county-jail"]
+            assert (await client.get(f"/account/{DB}")).status_code == 403
+    finally:
+        await store.close()
