@@ -181,6 +181,9 @@ class FamilyStore(Protocol):
     async def alert_accounts(self) -> list[str]:
         """Ids of accounts with alert preferences stored."""
 
+    async def claim_sweep(self, at: datetime, seconds: float) -> bool:
+        """True for the one caller (node) that may run the alert sweep for ``seconds``."""
+
 
 def family_store_for(store: Any) -> FamilyStore:
     """The ``FamilyStore`` over an open account store (SQLite or Redis)."""

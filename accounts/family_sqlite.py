@@ -123,3 +123,16 @@ class SqliteFamilyStore:
     async def alert_accounts(self) -> list[str]:
         rows = self.store._all("SELECT account_id FROM family_alerts ORDER BY account_id")
         return [r["account_id"] for r in rows]
+
+    async def claim_sweep(self, at: datetime, seconds: float) -> bool:
+        now = ts(at)
+
+        def body(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT until FROM family_sweeps WHERE name = 'alerts'").fetchone()
+            if row is not None and row[0] > now:
+                return False  # another process sharing the file swept just now
+            db.execute("INSERT OR REPLACE INTO family_sweeps (name, until) VALUES ('alerts', ?)",
+                       (ts(at + timedelta(seconds=seconds)),))
+            return True
+
+        return await self.store._write(body, screening=False)

@@ -330,6 +330,10 @@ CREATE TABLE IF NOT EXISTS family_alerts (
     account_id TEXT PRIMARY KEY REFERENCES accounts (id),
     preferences TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS family_sweeps (
+    name TEXT PRIMARY KEY,
+    until TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 #: Columns added to tables of older files, by table: (name, declaration).

@@ -5,7 +5,9 @@ A sweep (``FamilyAlerts.run_once``, every ``check_interval_seconds`` under
 balance below the holder's threshold is announced once, until it recovers;
 each refund state not yet announced is announced. Nothing is marked as sent
 unless the relay took the message, so a relay that is down delays alerts and
-loses none. Every message carries a signed unsubscribe link.
+loses none. Every message carries a signed unsubscribe link. Where several
+nodes (or ``ics serve`` and ``ics api`` on one file) share the store, one of
+them sweeps per interval: each claims it first (``FamilyStore.claim_sweep``).
 """
 
 from __future__ import annotations
@@ -118,6 +120,10 @@ class FamilyAlerts:
         self.clock = clock
         self.sent = 0
 
+    @property
+    def interval(self) -> float:
+        return float(self.config.check_interval_seconds)
+
     def _url(self, path: str) -> str:
         return str(self.config.public_url).rstrip("/") + path
 
@@ -155,10 +161,16 @@ class FamilyAlerts:
         self.sent += 1
         return True
 
-    async def run_once(self, at: datetime) -> int:
-        """Check every account once; the number of messages sent."""
+    async def run_once(self, at: datetime, *, claim: bool = False) -> int:
+        """Check every account once; the number of messages sent.
+
+        With ``claim``, only if no other node (or process on the same file)
+        swept within the last interval: several nodes sweep the same accounts.
+        """
         before = self.sent
         store = self.family.store
+        if claim and not await store.claim_sweep(at, self.interval * 0.9):
+            return 0
         for account_id in await store.alert_accounts():
             prefs = await store.get_alerts(account_id)
             if not prefs.email:
@@ -215,10 +227,11 @@ class FamilyAlerts:
         """Sweep every ``interval`` seconds (the config's ``check_interval_seconds``)."""
         from datetime import UTC
 
-        every = float(self.config.check_interval_seconds if interval is None else interval)
+        every = self.interval if interval is None else float(interval)
         while True:
             await asyncio.sleep(every)
             try:
-                await self.run_once(self.clock() if self.clock else datetime.now(UTC))
+                await self.run_once(self.clock() if self.clock else datetime.now(UTC),
+                                    claim=True)
             except Exception:  # the store or relay may be down; the next sweep tries again
                 log.warning("family alert sweep failed", exc_info=True)

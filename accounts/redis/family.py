@@ -187,3 +187,11 @@ class RedisFamilyStore:
     @_guarded("alert_accounts")
     async def alert_accounts(self) -> list[str]:
         return sorted(await self.client.smembers(self.store._k("family", "alert-accounts")))
+
+    @_guarded("claim_sweep")
+    async def claim_sweep(self, at: datetime, seconds: float) -> bool:
+        # Redis's own clock decides: the nodes' clocks need not agree.
+        claimed = await self.client.set(self.store._k("family", "alert-sweep"),
+                                        secrets.token_hex(8), nx=True,
+                                        px=max(1, int(seconds * 1000)))
+        return bool(claimed)

@@ -149,3 +149,18 @@ def test_smtp_config_is_checked() -> None:
                 {"public_url": "ftp://x"}, {"username": "u"}):
         with pytest.raises(ValueError):
             SmtpConfig(**{**base, **bad})
+
+
+async def test_a_claimed_sweep_runs_once_per_interval(
+    app: Any, smtp: tuple[Inbox, SmtpConfig]
+) -> None:
+    inbox, _ = smtp
+    alerts = app.state.family_alerts
+    await app.state.family.set_alerts(AC, email="family@example.com",
+                                      low_balance_units=300_000, refund_alerts=False)
+    assert await alerts.run_once(NOW, claim=True) == 1
+    await app.state.family.set_alerts(AC, email="family@example.com",
+                                      low_balance_units=290_000, refund_alerts=False)
+    # Another node's sweep within the interval does nothing.
+    assert await alerts.run_once(NOW, claim=True) == 0
+    assert len(inbox.messages) == 1

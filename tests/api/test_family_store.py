@@ -187,3 +187,13 @@ async def test_pages_on_the_redis_store(config: Any, tmp_path: Path) -> None:
             assert (await client.get(f"/account/{DB}")).status_code == 403
     finally:
         await store.close()
+
+
+async def test_one_sweep_per_interval(family: FamilyAccess) -> None:
+    import asyncio
+
+    store = family.store
+    assert await store.claim_sweep(NOW, 0.3) is True
+    assert await store.claim_sweep(NOW, 0.3) is False  # another node within the interval
+    await asyncio.sleep(0.35)
+    assert await store.claim_sweep(NOW + timedelta(seconds=1), 0.3) is True
