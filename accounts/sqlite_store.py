@@ -312,6 +312,35 @@ CREATE TABLE IF NOT EXISTS station_locks (
     failures INTEGER NOT NULL,
     PRIMARY KEY (facility_id, station)
 ) WITHOUT ROWID;
+-- Family sign-in and alerts (accounts.family_sqlite keeps them).
+CREATE TABLE IF NOT EXISTS family_credentials (
+    account_id TEXT PRIMARY KEY REFERENCES accounts (id),
+    updated_at TEXT NOT NULL,
+    passcode_hash TEXT,
+    setup_code_hash TEXT,
+    setup_expires_at TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS family_sessions (
+    token_hash TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts (id),
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS family_sessions_account ON family_sessions (account_id);
+CREATE TABLE IF NOT EXISTS family_failures (
+    key TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS family_failures_key ON family_failures (key, at);
+CREATE TABLE IF NOT EXISTS family_alerts (
+    account_id TEXT PRIMARY KEY REFERENCES accounts (id),
+    preferences TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS family_sweeps (
+    name TEXT PRIMARY KEY,
+    until TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 #: Columns added to tables of older files, by table: (name, declaration).
@@ -327,7 +356,8 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 #: of an older layout is brought up to it on open (indexes rebuilt from the
 #: tables, new tables created, new columns added with their defaults); a file of
 #: a newer one is refused. 3: PIN-guessing tables, a CDR's station and menu time.
-SCHEMA_VERSION = 3
+#: 4: family sign-in and alert tables.
+SCHEMA_VERSION = 4
 #: The books whose legs are on their transaction's account (ref = account_id).
 _ACCOUNT_BOOKS = frozenset({Book.ACCOUNT.value, Book.HOLD.value})
 

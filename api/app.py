@@ -49,7 +49,16 @@ def create_app(
     from api import accounts as accounts_routes
     from api import calls as calls_routes
     from api import cdrs as cdrs_routes
-    from api import ops, page, quote, restrictions, screening, station_locks
+    from api import (
+        family_admin,
+        family_pages,
+        ops,
+        page,
+        quote,
+        restrictions,
+        screening,
+        station_locks,
+    )
 
     app = FastAPI(
         title="Inmate calling services",
@@ -71,13 +80,30 @@ def create_app(
         clock=clock,
     )
     app.state.quote_cache = quote.QuoteCache(app.state.context)
+    _install_family(app, config, accounts_service, clock)
     _install_error_handlers(app)
     for module in (ops, quote, page, accounts_routes, screening, restrictions, station_locks,
-                   cdrs_routes, calls_routes):
+                   cdrs_routes, calls_routes, family_admin, family_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     app.add_middleware(RequestCounter, metrics=metrics)
     return app
+
+
+def _install_family(app: FastAPI, config: Any, service: Any,
+                    clock: Callable[[], datetime]) -> None:
+    """The family pages' sign-in records and, with an ``[smtp]`` section, their alerts."""
+    app.state.family = None
+    app.state.family_alerts = None
+    if service is None:
+        return
+    from accounts.family import FamilyAccess, family_store_for
+    from api.family_alerts import FamilyAlerts
+
+    app.state.family = FamilyAccess(service, family_store_for(service.store))
+    smtp = getattr(config, "smtp", None)
+    if smtp is not None:
+        app.state.family_alerts = FamilyAlerts(app.state.family, smtp, clock=clock)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

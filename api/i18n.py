@@ -33,6 +33,11 @@ STRINGS: Final[Mapping[str, Mapping[str, str]]] = {
         "cap_none": "No per-minute maximum applies",
         "per_minute": "{amount} per minute",
         "rate": "Rate",
+        "rate_capped": "Rate within the legal maximum",
+        "termination": "International termination cost, allowed on top of the maximum",
+        "cap_note_international": "The maximum covers the calling service's rate. An "
+                                  "international call may add the cost of reaching the "
+                                  "destination country on top; each quote shows both parts.",
         "billed_minutes": "Minutes billed",
         "charge": "Call charge",
         "fees": "Fees",
@@ -77,6 +82,11 @@ STRINGS: Final[Mapping[str, Mapping[str, str]]] = {
         "cap_none": "No hay tarifa máxima por minuto",
         "per_minute": "{amount} por minuto",
         "rate": "Tarifa",
+        "rate_capped": "Tarifa dentro del máximo legal",
+        "termination": "Costo de terminación internacional, permitido además del máximo",
+        "cap_note_international": "El máximo cubre la tarifa del servicio de llamadas. Una "
+                                  "llamada internacional puede sumar el costo de llegar al "
+                                  "país de destino; cada cotización muestra ambas partes.",
         "billed_minutes": "Minutos cobrados",
         "charge": "Cargo de la llamada",
         "fees": "Cargos adicionales",

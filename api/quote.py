@@ -29,7 +29,13 @@ class Charge(BaseModel):
 class ProductQuote(BaseModel):
     model_config = ConfigDict(extra="allow")
     product: str = Field(description="advance_connect, direct_bill, debit, single_call, ...")
-    rate_per_minute: str = Field(description="Decimal string, 4 places.")
+    rate_per_minute: str = Field(description="Decimal string, 4 places: "
+                                 "capped_rate_per_minute plus termination_per_minute.")
+    capped_rate_per_minute: str | None = Field(
+        default=None, description="The part of the rate a regulatory cap limits.")
+    termination_per_minute: str | None = Field(
+        default=None, description="An international destination's termination cost, "
+        "allowed on top of the cap; 0 for domestic calls.")
     billed_minutes: int
     charge: str = Field(description="Rate times billed minutes, rounded once to the cent.")
     fees: list[Charge]

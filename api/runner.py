@@ -67,9 +67,14 @@ async def run_standalone(config_path: str | Path, *, listen: str | None = None) 
         # Ctrl-C or a service manager's TERM: finish in-flight requests, then stop.
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     print(f"ics api: serving http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    alerts = app.state.family_alerts
+    alert_task = None if alerts is None else loop.create_task(
+        alerts.run_forever())
     try:
         await server.serve()
     finally:
+        if alert_task is not None:
+            alert_task.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await service.store.close()

@@ -167,6 +167,7 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
                                 realm=realms[0] if realms else "ics")
     server: Any = None
     http_task: asyncio.Task[None] | None = None
+    alert_task: asyncio.Task[None] | None = None
     try:
         # Calls a crash left connected are settled before new calls are taken.
         await controller.recover()
@@ -184,6 +185,10 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
                              readiness={"store": store_ready, "sip": sip_ready})
             server = make_server(app, *http_address, handle_signals=False)
             http_task = asyncio.get_running_loop().create_task(server.serve())
+            alerts = app.state.family_alerts
+            if alerts is not None:
+                alert_task = asyncio.get_running_loop().create_task(
+                    alerts.run_forever())
         # Everything loaded so far lives as long as the process: keep the collector from
         # rescanning it. A full collection still walks every live call (~0.1 s with a
         # thousand calls up), stalling signalling and media meanwhile: make it ten times
@@ -223,6 +228,8 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
             loop.remove_signal_handler(sig)
         return 0
     finally:
+        if alert_task is not None:
+            alert_task.cancel()
         if server is not None:
             server.should_exit = True
         if http_task is not None:

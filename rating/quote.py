@@ -89,12 +89,17 @@ class Quote:
         """The quote as JSON-ready data: money as decimal strings, counts as integers.
 
         ``billed_minutes`` counts minutes started; ``billed_seconds`` is exact.
+        ``rate_per_minute`` is ``capped_rate_per_minute`` (what a cap limits) plus
+        ``termination_per_minute`` (an international destination's cost, allowed
+        on top of the cap).
         """
         return {
             "product": str(self.product),
             "jurisdiction": str(self.jurisdiction),
             "rate_per_minute": rate_str(self.rate_units),
             "termination_per_minute": rate_str(self.termination_units),
+            # The rate the caps judge; an international call adds its termination on top.
+            "capped_rate_per_minute": rate_str(self.rate_units - self.termination_units),
             "increment_seconds": self.increment_seconds,
             "billed_increments": self.billed_units,
             "billed_seconds": self.billed_seconds,

@@ -204,6 +204,34 @@ class AdminToken(_Model):
     facilities: list[str] = Field(default_factory=list)
 
 
+class SmtpConfig(_Model):
+    """The mail relay family alerts go through, and what their links point at."""
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=587, ge=1, le=65535)
+    #: "starttls" upgrades a plain connection; "tls" connects with TLS; "none" for a
+    #: relay on loopback only.
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: str = ""
+    sender: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+    #: The address families reach the pages at, for the links in the mail.
+    public_url: str = Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    #: Key that signs unsubscribe links; keep it secret and stable across restarts.
+    link_secret: str = Field(min_length=16)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: How often balances and refunds are checked for alerts.
+    check_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _security(self) -> SmtpConfig:
+        if self.security == "none" and self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("security = \"none\" is allowed only for a relay on loopback")
+        if bool(self.username) != bool(self.password):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+
 class AccountsConfig(_Model):
     deposit_min: Money = Decimal("0.01")
     deposit_max: Money = Decimal("300.00")
@@ -627,6 +655,7 @@ class ServiceFile(_Model):
     media: MediaConfig = Field(default_factory=MediaConfig)
     admin_tokens: list[AdminToken] = Field(default_factory=list)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+    smtp: SmtpConfig | None = None
 
     @field_validator("facilities", "regulation", mode="before")
     @classmethod
@@ -648,6 +677,7 @@ class ServiceConfig(_Model):
     admin_tokens: list[AdminToken]
     accounts: AccountsConfig
     facilities: dict[str, FacilityConfig]
+    smtp: SmtpConfig | None = None
     regulation: CapSchedule
     regulation_files: list[Path]
 
@@ -792,6 +822,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         admin_tokens=service.admin_tokens,
         accounts=service.accounts,
         facilities=facilities,
+        smtp=service.smtp,
         regulation=schedule,
         regulation_files=regulation_files,
     )

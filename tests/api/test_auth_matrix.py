@@ -32,6 +32,7 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, str] | No
     "closure": ("POST", "/v1/accounts/ac-15125550100/closure", None, None),
     "statement": ("GET", "/v1/accounts/ac-15125550100/statements/2026/3", None, None),
     "standing": ("GET", "/v1/accounts/db-13105550100/standing", None, None),
+    "family_setup_code": ("POST", "/v1/accounts/ac-15125550100/family-setup-code", None, None),
     "list_refunds": ("GET", "/v1/refunds", None, None),
     "get_refund": ("GET", "/v1/refunds/r1", None, None),
     "approve_refund": ("POST", "/v1/refunds/r1/approve", None, None),
@@ -85,7 +86,8 @@ OPERATIONS: dict[str, tuple[str, str, dict[str, Any] | None, dict[str, str] | No
 }
 
 MONEY = ["create_account", "list_accounts", "get_account", "deposit", "payment", "refund",
-         "closure", "statement", "standing", "list_refunds", "get_refund", "approve_refund",
+         "closure", "statement", "standing", "family_setup_code", "list_refunds", "get_refund",
+         "approve_refund",
          "deny_refund", "refund_paid", "list_single_calls", "confirm_single_call",
          "fail_single_call", "buy_subscription", "list_subscriptions", "get_subscription"]
 SCREENING_WRITES = ["add_person", "set_language", "allow_number", "disallow_number",
