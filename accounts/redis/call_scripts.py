@@ -56,20 +56,27 @@ def settle_args(
     token: str,
     ledger_entry: str,
     keep_seconds: int,
-    reservation_fields: Sequence[str],
-    payer_fields: Sequence[str] = (),
+    settled_at: str,
     receivable_fields: Sequence[str] = (),
 ) -> list[str]:
-    """``settle.lua``'s ARGV for a settlement plan (``plan_settle``, ``plan_release``)."""
+    """``settle.lua``'s ARGV for a settlement plan (``plan_settle``, ``plan_release``).
+
+    ``settled_at`` is the plan's time as stored text: the settled reservation's
+    time, and a talked call's last call on its account. The script names the
+    fields it sets on both, as ``_settled_fields`` and ``_call_fields`` of the
+    store do for ``apply.lua``."""
     change = plan.reservation
     if plan.step is not Step.SETTLE or change is None or change.expected is None:
         raise InvalidRequest(f"a {plan.step} plan is not a call's settlement")
     r = change.record
+    if r.settled_at != plan.at:
+        raise InvalidRequest("a settlement's reservation is settled at the plan's time")
     b, s = plan.balance, plan.seconds
+    facility = ""
     if b is not None:
         if s is not None or b.floor_units is not None or b.must_be_open:
             raise InvalidRequest("a settlement guards nothing on the account")
-        kind = "account"
+        kind, facility = "account", b.call_facility or ""
         deltas = _deltas("balance", b.balance_units, "held", b.held_units)
     elif s is not None:
         if s.needs_seconds:
@@ -87,10 +94,11 @@ def settle_args(
         *deltas,
         ledger_entry,
         str(keep_seconds),
-        str(len(reservation_fields)),
-        *reservation_fields,
-        str(len(payer_fields)),
-        *payer_fields,
+        str(r.status),
+        settled_at,
+        str(r.talked_seconds or 0),
+        str(r.charged_units or 0),
+        facility,
         receivable,
         *receivable_fields,
     ]

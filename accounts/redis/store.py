@@ -392,28 +392,25 @@ def _record_moved(
     w.hset(key, [*fields, token_field, token])
 
 
-def _settled_fields(r: Reservation, token: str, settled_at: str | None = None) -> list[str]:
+def _settled_fields(r: Reservation, token: str) -> list[str]:
     """A settled reservation's new fields; the token makes a repeat of the write a replay.
-    ``settled_at`` is ``ts(r.settled_at)`` when the caller has it already."""
-    if settled_at is None:
-        settled_at = ts(r.settled_at) if r.settled_at else ""
+    (``settle.lua`` sets the same fields, a call's settlement by position.)"""
     return [
         "status", str(r.status),
-        "settled_at", settled_at,
+        "settled_at", ts(r.settled_at) if r.settled_at else "",
         "talked_seconds", str(r.talked_seconds or 0),
         "charged", str(r.charged_units or 0),
         "settle_token", token,
     ]  # fmt: skip
 
 
-def _call_fields(plan: Plan, stamp: str | None = None) -> list[str]:
+def _call_fields(plan: Plan) -> list[str]:
     """A talked call's marks on its account: last call and activity, the inactivity flag
-    cleared. ``stamp`` is ``ts(plan.at)`` when the caller has it already."""
+    cleared. (``settle.lua`` sets the same fields, a call's settlement by position.)"""
     facility = plan.balance.call_facility if plan.balance is not None else None
     if facility is None:
         return []
-    if stamp is None:
-        stamp = ts(plan.at)
+    stamp = ts(plan.at)
     return [
         "last_call_at", stamp,
         "last_call_facility", facility,
@@ -1262,10 +1259,7 @@ class RedisAccountStore(AccountStore):
             token=token,
             ledger_entry=self._ledger_entry(plan, stamp),
             keep_seconds=self.finished_call_ttl,
-            reservation_fields=_settled_fields(
-                r, token, stamp if r.settled_at is plan.at else None
-            ),
-            payer_fields=_call_fields(plan, stamp),
+            settled_at=stamp,
             receivable_fields=new_receivable,
         )
         return keys, args

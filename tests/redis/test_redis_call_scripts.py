@@ -242,7 +242,7 @@ def test_a_plan_of_another_step_is_not_a_calls_hold_or_settlement() -> None:
     with pytest.raises(InvalidRequest):
         hold_args(refund_plan, token="t", ledger_entry="", reservation_fields=())
     with pytest.raises(InvalidRequest):
-        settle_args(refund_plan, token="t", ledger_entry="", keep_seconds=1, reservation_fields=())
+        settle_args(refund_plan, token="t", ledger_entry="", keep_seconds=1, settled_at="")
     hold = plan_reserve(_reservation(2, amount=100), floor_units=0)
     with pytest.raises(InvalidRequest):
-        settle_args(hold, token="t", ledger_entry="", keep_seconds=1, reservation_fields=())
+        settle_args(hold, token="t", ledger_entry="", keep_seconds=1, settled_at="")

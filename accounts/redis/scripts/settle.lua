@@ -7,9 +7,10 @@
 -- ARGV: 1 token, 2 reservation id, 3 units it must hold, 4 payer kind
 --       (account|subscription|''), 5 field a, 6 delta a, 7 field b, 8 delta b (a field ''
 --       is not changed), 9 ledger entry ('' when none), 10 seconds the settled records are
---       kept, 11 n: count of the reservation's fields and values that follow (12 .. 11+n),
---       then m: count of the payer's fields and values that follow, then the receivable's id
---       ('' when none) and its fields and values
+--       kept, 11 status, 12 settled at, 13 talked seconds, 14 charged units (the settled
+--       reservation's fields), 15 the facility of a talked call on an account ('' when none:
+--       else the account's last call and activity become the settlement's time), 16 the
+--       receivable's id ('' when none), 17.. its fields and values
 -- Answers {'ok', '' or 'replayed', heartbeat seconds, heartbeat time}, else the refusal
 -- {code, message}; a refused settlement has written nothing.
 local r = redis.call('HMGET', KEYS[1], 'status', 'settle_token', 'amount',
@@ -27,21 +28,21 @@ local kind = ARGV[4]
 if kind == 'subscription' and redis.call('EXISTS', KEYS[4]) == 0 then
   return {'notfound', 'no subscription'}
 end
-local n = tonumber(ARGV[11])
-local m_at = 12 + n
-local m = tonumber(ARGV[m_at])
-local receivable_at = m_at + m + 1
-local receivable = ARGV[receivable_at]
+local receivable = ARGV[16]
 if receivable ~= '' and redis.call('EXISTS', KEYS[5]) == 1 then
   return {'dup', 'receivable ' .. receivable .. ' exists'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 12, 11 + n))
+redis.call('HSET', KEYS[1], 'status', ARGV[11], 'settled_at', ARGV[12],
+  'talked_seconds', ARGV[13], 'charged', ARGV[14], 'settle_token', ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 if ARGV[5] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[5], ARGV[6]) end
 if ARGV[7] ~= '' then redis.call('HINCRBY', KEYS[4], ARGV[7], ARGV[8]) end
-if m > 0 then redis.call('HSET', KEYS[4], unpack(ARGV, m_at + 1, m_at + m)) end
+if ARGV[15] ~= '' then
+  redis.call('HSET', KEYS[4], 'last_call_at', ARGV[12], 'last_call_facility', ARGV[15],
+    'last_activity_at', ARGV[12], 'inactive_flagged_at', '')
+end
 if receivable ~= '' then
-  redis.call('HSET', KEYS[5], unpack(ARGV, receivable_at + 1))
+  redis.call('HSET', KEYS[5], unpack(ARGV, 17))
   redis.call('SADD', KEYS[6], receivable)
 end
 if ARGV[9] ~= '' then redis.call('XADD', KEYS[3], '*', 't', ARGV[9]) end
