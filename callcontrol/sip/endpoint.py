@@ -81,6 +81,10 @@ class Endpoint:
 
     Timers follow RFC 3261 17 with ``t1``/``t2``/``t4``; on reliable transports
     (anything but ``"udp"``) retransmission timers are off and D/I/J/K are zero.
+    An INVITE we sent that has had provisional responses but no final one for
+    ``timer_c`` seconds (RFC 3261 16.6 step 11: over 3 minutes, restarted by each
+    provisional; 0 turns it off) is
+    CANCELled; unanswered, it is given up 64*T1 later (`TransactionTimedOut`).
     """
 
     def __init__(
@@ -97,8 +101,10 @@ class Endpoint:
         max_message_size: int = MAX_MESSAGE_SIZE,
         max_transactions: int = 200_000,
         user_agent: str | None = "ics-controller",
+        timer_c: float = 200.0,
     ) -> None:
         self.t1, self.t2, self.t4 = t1, t2, t4
+        self.timer_c = timer_c
         self.screen = screen
         self.allow = tuple(allow)
         self._allow_set = frozenset(self.allow)
@@ -657,6 +663,8 @@ class Endpoint:
             tx.timers.pop("A", None)
             if state == "calling":
                 tx.timers.pop("B", None)
+            if self.timer_c and not tx.cancel_sent:
+                self._set_timer(tx, "C", now + self.timer_c)
             self._emit(ResponseReceived(response, tx.request, tx.id))
             if tx.cancel_requested and not tx.cancel_sent:
                 self._send_cancel(tx, now)
@@ -688,6 +696,12 @@ class Endpoint:
             self._set_timer(tx, "B", now + 64 * self.t1)
 
     def _client_timer(self, tx: ClientTransaction, name: str, now: float) -> None:
+        if name == "C":
+            # Provisionals only, for too long: the far end will never answer.
+            if tx.state == "proceeding" and not tx.cancel_sent:
+                tx.cancel_requested = True
+                self._send_cancel(tx, now)
+            return
         if name in ("A", "E"):
             if tx.state in ("calling", "trying", "proceeding"):
                 self._out.append(Transmission(tx.data, tx.address, tx.transport, tx.connection))

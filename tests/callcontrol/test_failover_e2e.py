@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
-from checks import assert_cdr, connected_call_id
+from checks import Balances, assert_cdr, assert_final, assert_not_billed, connected_call_id
 from e2e_setup import Peers, prepare_e2e_service
 from harness import _RESERVED, Service, Sipp, free_port
 
@@ -31,6 +31,7 @@ from callcontrol.sip import Request, make_response, parse_message
 pytestmark = pytest.mark.e2e
 
 NUMBER = "+15125550100"
+ACCOUNT = "ac-15125550100"
 
 
 def gateway_blocks(*gateways: tuple[str, int, str]) -> str:
@@ -61,7 +62,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, 
     svc = prepare_e2e_service(root)
     dead = free_port()
     _RESERVED.add(dead)  # nothing may listen there
-    unavailable = Sipp(root, "gw-503", "carrier_503", local_ip="127.0.0.1", calls=3,
+    unavailable = Sipp(root, "gw-503", "carrier_503", local_ip="127.0.0.1", calls=4,
                        timeout_s=40)
     svc.edit("demo.toml", lambda text: text + "\n[carrier]\n" + gateway_blocks(
         ("dead", dead, "priority = 1"),
@@ -121,6 +122,27 @@ def test_a_full_gateway_is_passed_over(routed: tuple[Service, Sipp, int],
     assert result.returncode == 0, result.describe()
     assert carrier.wait().returncode == 0
     assert len(carrier.result().log_lines("invite ")) == 1
+
+
+def test_a_carrier_silent_after_trying_is_cancelled_at_the_ring_timeout(
+        routed: tuple[Service, Sipp, int], tmp_path: Path) -> None:
+    svc, _, _ = routed
+    peers = Peers(svc, tmp_path)
+    balances = Balances(svc, ACCOUNT)
+    started = time.monotonic()
+    # dead (3 s of silence), 503, then a gateway that says 100 Trying and nothing more,
+    # not even to the CANCEL.
+    fac, car = peers.call("facility_refused", NUMBER, "carrier_trying_only", timeout_s=20)
+    assert time.monotonic() - started < 10
+    call_id = assert_final(fac, 480, 19)
+    assert car is not None
+    assert car.log_lines("cancel call=1 ")
+    record = svc.cdr(call_id)
+    assert_cdr(record, outcome="no_answer", number=NUMBER)
+    assert record.gateway == "good"
+    assert_not_billed(record)
+    balances.assert_unchanged()  # the hold is released although the CANCEL got no answer
+    assert [r for r in svc.open_reservations() if r.call_id == call_id] == []
 
 
 class OptionsPeer:
