@@ -67,6 +67,7 @@ from ivr import (
     parse_dtmf_info,
 )
 from ivr import caller_menu as cm
+from ivr.early_media import EarlyMediaRelay
 from ivr.tones import ringback_payload
 from rating import Product, cents_str
 from settings.config import split_host_port
@@ -332,6 +333,9 @@ class Call:
         self.station = _station_of(request)
         #: A menu call: the ringback tone loops on the facility leg.
         self.ringback = False
+        #: A menu call whose carrier sent early media (183 with SDP): the caller hears it
+        #: instead of the ringback tone, until the answer.
+        self.early_media: EarlyMediaRelay | None = None
 
     @property
     def facility_id(self) -> str:
@@ -701,16 +705,14 @@ class CallController:
         elif isinstance(out, AnswerCaller):
             self._answer_menu_call(call, now)
         elif isinstance(out, PlayToCaller):
+            self._end_early_media(call)
             media = call.facility_media
             if media is not None and not media.closed:
                 call.ringback = False
                 catalogue = self.catalogues.get(out.lang, self.catalogues["en"])
                 media.play(catalogue.encoded(out.sequence, media.session.codec))
         elif isinstance(out, PlayRingbackToCaller):
-            media = call.facility_media
-            if media is not None and not media.closed:
-                call.ringback = True
-                media.play(ringback_payload(media.session.codec))
+            self._ringback(call)
         elif isinstance(out, StopCallerPlayback):
             call.ringback = False
             if call.facility_media is not None:
@@ -874,8 +876,16 @@ class CallController:
             return
         flow = call.flow
         if status < 200:
+            if status in (180, 183) and response.body and flow.menu_call:
+                self._early_media(call, response)
             self._feed(call, lambda now: flow.carrier_progress(status, now))
             return
+        if call.early_media is not None:
+            # The answer (or the end): the carrier's early media stops; a menu caller
+            # hears the ringback tone again while the called party is prompted (or the
+            # next gateway is tried; an outcome spoken to the caller replaces it).
+            self._end_early_media(call)
+            self._ringback(call)
         if status >= 300:
             how = outcomes.from_carrier_status(status)
             again = fails_over(status)
@@ -1036,6 +1046,9 @@ class CallController:
             call.route = self.routes.plan()
         elif call.carrier_tx is not None:
             # A gateway given up: its late answers find no call (a 2xx is ACKed and BYEd).
+            if call.early_media is not None:
+                self._end_early_media(call)
+                self._ringback(call)
             self.by_carrier_tx.pop(call.carrier_tx, None)
             self.by_carrier_call_id.pop(call.carrier_call_id, None)
             call.carrier_call_id = new_call_id()
@@ -1083,6 +1096,42 @@ class CallController:
             self._flush()
 
     # -- media -------------------------------------------------------------------------------
+
+    def _ringback(self, call: Call) -> None:
+        """A menu caller waits for the called party: the carrier's early media if it sends
+        any, else our ringback tone (looped)."""
+        media = call.facility_media
+        if media is None or media.closed:
+            return
+        if call.early_media is not None:
+            call.ringback = False
+            media.stop_playback()
+            call.early_media.start()
+            return
+        call.ringback = True
+        media.play(ringback_payload(media.session.codec))
+
+    def _early_media(self, call: Call, response: Any) -> None:
+        """A 180/183 with SDP on a menu call: point the carrier leg at the carrier's media
+        and relay it to the caller (at once if the ringback tone plays, else when it would
+        start). Nothing is answered or billed: the answer is the 200 OK."""
+        if call.early_media is not None or call.carrier_media is None or \
+                call.facility_media is None or call.carrier_offer is None:
+            return
+        try:
+            negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
+        except (SdpError, ValueError) as exc:
+            log.info("call %s: carrier early media unusable: %s", call.id, exc)
+            return
+        _configure_leg(call.carrier_media, negotiated)
+        call.early_media = EarlyMediaRelay(call.carrier_media, call.facility_media)
+        if call.ringback:
+            self._ringback(call)
+
+    def _end_early_media(self, call: Call) -> None:
+        if call.early_media is not None:
+            call.early_media.stop()
+            call.early_media = None
 
     def _on_carrier_media(self, call: Call, event: MediaEvent) -> None:
         if isinstance(event, DtmfReceived):
@@ -1316,6 +1365,7 @@ class CallController:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+        self._end_early_media(call)
         # The legs close first: a bridge stopped over closed legs hands them nothing back
         # (no media sessions resumed, serviced and reported on for a moment).
         for media in (call.carrier_media, call.facility_media):
