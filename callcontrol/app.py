@@ -130,6 +130,7 @@ from .sip import (
     new_call_id,
     new_tag,
 )
+from .sip.reliable import RAck, offers_100rel, rseq_of
 
 log = logging.getLogger("callcontrol")
 call_log = logging.getLogger("ics.calls")
@@ -319,6 +320,10 @@ class Call:
         self.carrier_media: RtpEndpoint | None = None
         self.carrier_address: tuple[str, int] | None = None
         self.carrier_transport = "udp"
+        #: Early dialogs of the carrier INVITE (by the 18x's To tag), which PRACKs go in,
+        #: and the last RSeq PRACKed in each (RFC 3262).
+        self.carrier_early: dict[str, Dialog] = {}
+        self.carrier_racked: dict[str, int] = {}
         #: The gateways this call may try, and the one it is on (`RoutePlan.current`).
         self.route: RoutePlan | None = None
         #: The gateway that carried the call's last attempt (for the CDR).
@@ -680,8 +685,11 @@ class CallController:
             # waiting for the loop's next turn would add that turn to the post-dial delay.
             call.auth_task = self._spawn(self._authorize(call, out.details), now=True)
         elif isinstance(out, RingCaller):
-            ep.respond(call.invite, 180, now, to_tag=call.to_tag,
-                       headers=[("Contact", f"<{self._contact_for(call)}>")])
+            contact = [("Contact", f"<{self._contact_for(call)}>")]
+            if offers_100rel(call.invite):
+                ep.respond_reliably(call.invite, 180, now, to_tag=call.to_tag, headers=contact)
+            else:
+                ep.respond(call.invite, 180, now, to_tag=call.to_tag, headers=contact)
         elif isinstance(out, RejectCaller):
             ep.respond(call.invite, out.status, now, to_tag=call.to_tag,
                        headers=[("Reason", out.reason)])
@@ -876,6 +884,7 @@ class CallController:
             return
         flow = call.flow
         if status < 200:
+            self._prack(call, request, response)
             if status in (180, 183) and response.body and flow.menu_call:
                 self._early_media(call, response)
             self._feed(call, lambda now: flow.carrier_progress(status, now))
@@ -898,6 +907,10 @@ class CallController:
             self._ack_and_bye(request, response)
             self._feed(call, lambda now: flow.carrier_failed(outcomes.CARRIER_FAILURE, now))
             return
+        early = call.carrier_early.get(dialog.id[2])
+        if early is not None:
+            # The PRACKs used CSeq numbers of this dialog already.
+            dialog.local_cseq = max(dialog.local_cseq, early.local_cseq)
         self.endpoint.add_dialog(dialog)
         call.carrier_dialog = dialog
         assert call.carrier_address is not None
@@ -913,6 +926,31 @@ class CallController:
         assert call.carrier_media is not None
         _configure_leg(call.carrier_media, negotiated)
         self._feed(call, flow.carrier_answered)
+
+    def _prack(self, call: Call, request: Request, response: Any) -> None:
+        """PRACK a reliable provisional response of the carrier, once per RSeq, in the
+        early dialog it created (RFC 3262 4)."""
+        try:
+            rseq = rseq_of(response)
+        except SipError as exc:
+            log.info("call %s: carrier provisional response not acknowledged: %s", call.id, exc)
+            return
+        tag = response.to_tag
+        if rseq is None or not tag or rseq <= call.carrier_racked.get(tag, 0):
+            return  # unreliable, or a retransmission (our PRACK's own transaction resends it)
+        early = call.carrier_early.get(tag)
+        if early is None:
+            try:
+                early = Dialog.from_uac(request, response)
+            except SipError as exc:
+                log.info("call %s: cannot PRACK the carrier: %s", call.id, exc)
+                return
+            call.carrier_early[tag] = early
+        call.carrier_racked[tag] = rseq
+        prack = early.create_request("PRACK", headers=[
+            ("RAck", RAck(rseq, request.cseq[0], "INVITE").serialize())])
+        host, port, transport = early.next_hop()
+        self.endpoint.send_request(prack, (host, port), self.now(), transport=transport)
 
     def _ack_and_bye(self, request: Request, response: Any) -> None:
         """A 2xx for an INVITE we no longer want (cancelled, timed out, a gateway given up
@@ -1052,6 +1090,8 @@ class CallController:
             self.by_carrier_tx.pop(call.carrier_tx, None)
             self.by_carrier_call_id.pop(call.carrier_call_id, None)
             call.carrier_call_id = new_call_id()
+            call.carrier_early.clear()
+            call.carrier_racked.clear()
             if self.metrics is not None and call.gateway:
                 self.metrics.carrier_failover(call.gateway)
         picked = call.route.next()
@@ -1077,6 +1117,7 @@ class CallController:
         h.set("call-id", call.carrier_call_id)
         h.set("cseq", "1 INVITE")
         h.set("contact", f"<{self._contacts.get(target.transport, self.contact)}>")
+        h.set("supported", "100rel")
         h.set("content-type", "application/sdp")
         invite = Request("INVITE", uri, h, offer.serialize())
         call.carrier_address = (host, port)
