@@ -913,9 +913,11 @@ class CallController:
             dialog.local_cseq = max(dialog.local_cseq, early.local_cseq)
         self.endpoint.add_dialog(dialog)
         call.carrier_dialog = dialog
-        assert call.carrier_address is not None
-        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), call.carrier_address,
-                               self.now(), transport=call.carrier_transport)
+        # The ACK goes where the dialog says: the first Route (a record-routing proxy of
+        # the carrier) or the called party's Contact (RFC 3261 13.2.2.4).
+        host, port, transport = dialog.next_hop()
+        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), (host, port), self.now(),
+                               transport=transport)
         try:
             assert call.carrier_offer is not None
             negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
