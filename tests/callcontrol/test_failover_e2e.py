@@ -156,6 +156,7 @@ class OptionsPeer:
         self.answering = threading.Event()
         self.answering.set()
         self.seen = 0
+        self.invites = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -166,6 +167,8 @@ class OptionsPeer:
             except TimeoutError:
                 continue
             message = parse_message(data)
+            if isinstance(message, Request) and message.method == "INVITE":
+                self.invites += 1  # never answered: a gateway that took the call and is silent
             if isinstance(message, Request) and message.method == "OPTIONS":
                 self.seen += 1
                 if self.answering.is_set():
@@ -189,23 +192,40 @@ def wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-d
 
 
 def test_keepalive_marks_gateways_down_and_up(tmp_path: Path) -> None:
+    """And with every gateway down or full, the facility gets 503 (cause 34) at once."""
     svc = prepare_e2e_service(tmp_path / "svc")
     dead = free_port()
     _RESERVED.add(dead)
     with OptionsPeer() as peer:
         svc.edit("demo.toml", lambda text: text + (
             "\n[carrier]\nkeepalive_interval_seconds = 0.5\nkeepalive_timeout_seconds = 0.4\n"
-            "keepalive_failures = 2\n") + gateway_blocks(("alive", peer.port, ""),
+            "keepalive_failures = 2\n") + gateway_blocks(("alive", peer.port, "max_calls = 1"),
                                                          ("dead", dead, "")))
         svc.start()
         try:
             wait_for(lambda: metric(svc, "ics_carrier_gateway_up", "dead") == 0)
             assert metric(svc, "ics_carrier_gateway_up", "alive") == 1
             assert readiness(svc) == (200, {"store": True, "sip": True, "carrier": True})
+            peers = Peers(svc, tmp_path)
+            # "alive" takes the first call (and stays silent); the second finds it full.
+            first = peers.facility("facility_refused", NUMBER, timeout_s=20).start()
+            wait_for(lambda: metric(svc, "ics_carrier_gateway_calls", "alive") == 1)
+            second = peers.facility("facility_refused", NUMBER, timeout_s=20).run()
+            assert [(f["status"], f["cause"]) for f in second.finals()] == [("503", "34")]
+            refused = svc.cdr(second.finals()[0]["callid"])
+            assert (refused.gateway, refused.outcome, refused.reservation_id) == (
+                "", "failed", None)  # nothing was held
+            assert [(f["status"], f["cause"]) for f in first.wait().finals()] == [
+                ("503", "102")]  # "alive" never answered the INVITE
+            assert peer.invites >= 1
             peer.answering.clear()
             wait_for(lambda: metric(svc, "ics_carrier_gateway_up", "alive") == 0)
             status, checks = readiness(svc)
             assert (status, checks["carrier"]) == (503, False)
+            invites = peer.invites
+            down = peers.facility("facility_refused", NUMBER, timeout_s=20).run()
+            assert [(f["status"], f["cause"]) for f in down.finals()] == [("503", "34")]
+            assert peer.invites == invites  # a gateway that is down gets no call
             peer.answering.set()
             wait_for(lambda: metric(svc, "ics_carrier_gateway_up", "alive") == 1)
             assert readiness(svc)[0] == 200
