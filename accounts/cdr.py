@@ -61,6 +61,8 @@ class CallDetailRecord:
     station: str = ""
     #: Seconds the caller spent in the voice menu before the call was placed; never billed.
     menu_seconds: int = 0
+    #: The carrier gateway that carried the call's last attempt ("" if none was tried).
+    gateway: str = ""
 
 
 def call_detail_record(
@@ -83,6 +85,7 @@ def call_detail_record(
     recovered: bool = False,
     station: str = "",
     menu_seconds: int = 0,
+    gateway: str = "",
 ) -> CallDetailRecord:
     """One CDR: who called whom, who paid, when, for how long, what it cost and how it ended.
 
@@ -94,7 +97,8 @@ def call_detail_record(
     as a reservation. The settled reservation's talked seconds (capped at the
     authorized length) win over ``talked_seconds``, the controller's count.
     ``station`` is the From URI's user part; ``menu_seconds`` the time in the
-    caller's voice menu, which is recorded and never billed.
+    caller's voice menu, which is recorded and never billed. ``gateway`` names
+    the carrier gateway the call was last placed through.
     """
     if isinstance(menu_seconds, bool) or not isinstance(menu_seconds, int) or menu_seconds < 0:
         raise ValueError(f"menu_seconds must be a whole number >= 0, not {menu_seconds!r}")
@@ -138,6 +142,7 @@ def call_detail_record(
         reservation_id=reservation.id if reservation is not None else None,
         station=station,
         menu_seconds=menu_seconds,
+        gateway=gateway,
     )
 
 
@@ -155,7 +160,7 @@ class CdrFilter:
 #: CSV columns. The first six are the input of ``ics rerate`` (``seconds`` is the
 #: talked duration that was billed, ``started_at`` the setup time the call was
 #: priced at), so an export can be re-rated as it is; money is decimal strings.
-#: New columns go at the end (``station``, ``menu_seconds`` came last), so that a
+#: New columns go at the end (``station``, ``menu_seconds``, ``gateway`` came last), so that a
 #: reader of older exports by position still finds the others where they were.
 CSV_COLUMNS: tuple[str, ...] = (
     "call_id",
@@ -184,6 +189,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "reservation_id",
     "station",
     "menu_seconds",
+    "gateway",
 )
 
 
@@ -226,6 +232,7 @@ def csv_row(record: CallDetailRecord) -> list[str]:
         r.reservation_id,
         r.station,
         r.menu_seconds,
+        r.gateway,
     )
     return [_cell(v) for v in values]
 

@@ -113,6 +113,18 @@ class Metrics:
             "ics_pin_failures", "Wrong PINs entered in the caller's voice menu",
             ["facility"], registry=r,
         )
+        self.gateway_up = Gauge(
+            "ics_carrier_gateway_up", "1 while a carrier gateway is in service (keep-alive)",
+            ["gateway"], registry=r,
+        )
+        self.gateway_active_calls = Gauge(
+            "ics_carrier_gateway_calls", "Calls a carrier gateway carries now",
+            ["gateway"], registry=r,
+        )
+        self.carrier_failovers = Counter(
+            "ics_carrier_failovers", "Calls moved on to the next gateway, by the gateway left",
+            ["gateway"], registry=r,
+        )
         self.station_locks = Counter(
             "ics_station_locks", "Stations whose PIN entry was locked after repeated wrong PINs",
             ["facility"], registry=r,
@@ -167,6 +179,15 @@ class Metrics:
 
     def station_locked(self, facility: str) -> None:
         self.station_locks.labels(facility).inc()
+
+    def gateway_state(self, gateway: str, up: bool) -> None:
+        self.gateway_up.labels(gateway).set(1 if up else 0)
+
+    def gateway_calls(self, gateway: str, calls: int) -> None:
+        self.gateway_active_calls.labels(gateway).set(calls)
+
+    def carrier_failover(self, gateway: str) -> None:
+        self.carrier_failovers.labels(gateway).inc()
 
     def exposition(self) -> bytes:
         """The text format served at ``/metrics``."""

@@ -242,6 +242,7 @@ class CdrOut(BaseModel):
     reservation_id: str | None
     station: str = Field(description="The phone the call came from (the From URI's user part).")
     menu_seconds: int = Field(description="Seconds in the caller's voice menu; never billed.")
+    gateway: str = Field(default="", description="The carrier gateway that carried the call.")
 
     @classmethod
     def of(cls, c: CallDetailRecord) -> CdrOut:
@@ -257,6 +258,6 @@ class CdrOut(BaseModel):
             "disconnect_side": c.disconnect_side, "privileged": c.privileged,
             "recording_path": c.recording_path, "recovered": c.recovered,
             "reservation_id": c.reservation_id, "station": c.station,
-            "menu_seconds": c.menu_seconds,
+            "menu_seconds": c.menu_seconds, "gateway": c.gateway,
         }
         return cls(**data)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import re
@@ -66,8 +67,10 @@ from ivr import (
     parse_dtmf_info,
 )
 from ivr import caller_menu as cm
+from ivr.early_media import EarlyMediaRelay
 from ivr.tones import ringback_payload
 from rating import Product, cents_str
+from settings.config import split_host_port
 
 from . import outcomes
 from .actions import (
@@ -95,7 +98,9 @@ from .eager import start_eagerly
 from .errors import CallError
 from .events import CallAccepted, CallEnded, KeyPressed
 from .flow import CallDetails, CallFlow, CallGrant, CallState, FlowSettings, Output
+from .gateways import GatewayResolver
 from .outcomes import Disposition
+from .routes import Gateway, GatewayDown, KeepAlive, RoutePlan, RouteSelector, fails_over
 from .sip import (
     AckTimedOut,
     CancelReceived,
@@ -125,6 +130,7 @@ from .sip import (
     new_call_id,
     new_tag,
 )
+from .sip.reliable import RAck, offers_100rel, rseq_of
 
 log = logging.getLogger("callcontrol")
 call_log = logging.getLogger("ics.calls")
@@ -203,6 +209,19 @@ class ControllerSettings:
     debit_facilities: frozenset[str] = frozenset()
     #: Calls a facility may have placed at once (facilities without a limit are absent).
     max_calls: dict[str, int] = field(default_factory=dict)
+    #: The carrier gateways calls are routed over; ``carrier`` alone when empty.
+    gateways: tuple[Gateway, ...] = ()
+    #: OPTIONS keep-alive of the gateways: (interval, timeout, failures to mark one down).
+    keepalive: tuple[float, float, int] | None = None
+    #: DNS servers for gateway names (the system's when empty).
+    dns_servers: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def routes(self) -> tuple[Gateway, ...]:
+        """The gateways, or the one ``carrier`` address as a gateway named "carrier"."""
+        if self.gateways:
+            return self.gateways
+        return (Gateway(CARRIER_TRUNK, self.carrier[0], self.carrier[1]),)
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -250,7 +269,26 @@ class ControllerSettings:
                                        if Product.DEBIT in f.funding_order),
             max_calls={fid: f.max_concurrent_calls for fid, f in config.facilities.items()
                        if f.max_concurrent_calls is not None},
+            **_carrier_settings(config.carrier),
         )
+
+
+def _carrier_settings(carrier: Any) -> dict[str, Any]:
+    """The ``[carrier]`` section as `ControllerSettings` fields."""
+    keepalive = None
+    if carrier.keepalive_interval_seconds > 0:
+        keepalive = (carrier.keepalive_interval_seconds, carrier.keepalive_timeout_seconds,
+                     carrier.keepalive_failures)
+    servers = []
+    for server in carrier.dns_servers:
+        host, port = split_host_port(server)
+        servers.append((host, port or 53))
+    return {
+        "gateways": tuple(Gateway(g.name, g.host, g.port, g.transport, g.priority, g.weight,
+                                  g.max_calls) for g in carrier.gateways),
+        "keepalive": keepalive,
+        "dns_servers": tuple(servers),
+    }
 
 
 class Call:
@@ -281,6 +319,15 @@ class Call:
         self.carrier_dialog: Dialog | None = None
         self.carrier_media: RtpEndpoint | None = None
         self.carrier_address: tuple[str, int] | None = None
+        self.carrier_transport = "udp"
+        #: Early dialogs of the carrier INVITE (by the 18x's To tag), which PRACKs go in,
+        #: and the last RSeq PRACKed in each (RFC 3262).
+        self.carrier_early: dict[str, Dialog] = {}
+        self.carrier_racked: dict[str, int] = {}
+        #: The gateways this call may try, and the one it is on (`RoutePlan.current`).
+        self.route: RoutePlan | None = None
+        #: The gateway that carried the call's last attempt (for the CDR).
+        self.gateway = ""
         self.bridge: Bridge | None = None
         self.recorder: Recorder | None = None
         self.recording_open: asyncio.Task[Recorder | None] | None = None
@@ -291,6 +338,9 @@ class Call:
         self.station = _station_of(request)
         #: A menu call: the ringback tone loops on the facility leg.
         self.ringback = False
+        #: A menu call whose carrier sent early media (183 with SDP): the caller hears it
+        #: instead of the ringback tone, until the answer.
+        self.early_media: EarlyMediaRelay | None = None
 
     @property
     def facility_id(self) -> str:
@@ -347,6 +397,13 @@ class CallController:
             menu_choice_timeout=settings.menu_choice_timeout,
             menu_attempts=settings.menu_attempts,
         ) for fid, ring_timeout in settings.ring_timeouts.items()}
+        self.routes = RouteSelector(settings.routes)
+        self.resolver = GatewayResolver(settings.dns_servers)
+        self.keepalive: KeepAlive | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        #: OPTIONS keep-alive transaction id -> gateway name.
+        self._probes: dict[str, str] = {}
+        self._trunks = list(trunks)
         self.contact = "sip:ics@127.0.0.1"
         self._contacts: dict[str, str] = {}
         self.bound: list[tuple[str, str, int]] = []
@@ -376,6 +433,89 @@ class CallController:
                 self.contact = f"sip:ics@{h}:{bound[1]}"
             if transport == "tcp" and "tcp" not in self._contacts:
                 self._contacts["tcp"] = f"sip:ics@{h}:{bound[1]};transport=tcp"
+        await self.resolve_gateways()
+        keepalive = self.settings.keepalive
+        if keepalive is not None:
+            interval, timeout, failures = keepalive
+            self.keepalive = KeepAlive(self.routes, interval=interval, timeout=timeout,
+                                       failures=failures, now=loop.time())
+            self._arm_keepalive()
+
+    async def resolve_gateways(self) -> None:
+        """Look the gateways up (names in DNS); in-dialog requests from their addresses
+        are trusted as the carrier's."""
+        for gateway in self.routes.gateways:
+            targets = await self.resolver.resolve(gateway)
+            self.routes.set_targets(gateway.name, targets)
+            if not targets:
+                log.warning("carrier gateway %s (%s) has no address", gateway.name, gateway.host)
+            if self.metrics is not None:
+                self.metrics.gateway_state(gateway.name, self.routes.is_up(gateway.name))
+        hosts = sorted({t.host for g in self.routes.gateways for t in self.routes.targets(g.name)})
+        if hosts:
+            others = [t for t in self._trunks if t.id != CARRIER_TRUNK]
+            carrier = Trunk.from_config(CARRIER_TRUNK, hosts)
+            self.policy = TrunkPolicy([carrier, *others], realm=self.policy.authenticator.realm,
+                                      authenticator=self.policy.authenticator,
+                                      invite_rate=self.policy.invite_rate,
+                                      invite_burst=self.policy.invite_burst)
+            self.endpoint.screen = self.policy
+
+    @property
+    def carrier_ready(self) -> bool:
+        """Some carrier gateway is up (for ``/readyz``)."""
+        return self.routes.any_up
+
+    # -- gateway keep-alive ------------------------------------------------------------
+
+    def _arm_keepalive(self) -> None:
+        if self.keepalive is None or self._loop is None:
+            return
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+        self._keepalive_timer = self._loop.call_at(self.keepalive.get_timer(),
+                                                   self._on_keepalive_timer)
+
+    def _on_keepalive_timer(self) -> None:
+        keepalive = self.keepalive
+        assert keepalive is not None
+        now = self.now()
+        for name, target in keepalive.handle_timer(now):
+            options = Request("OPTIONS", f"sip:{_hostport(target.host, target.port)}", Headers())
+            options.headers.set("from", f"<{self.contact}>;tag={new_tag()}")
+            options.headers.set("to", f"<sip:{_hostport(target.host, target.port)}>")
+            options.headers.set("call-id", new_call_id())
+            options.headers.set("cseq", "1 OPTIONS")
+            try:
+                tx = self.endpoint.send_request(options, (target.host, target.port), now,
+                                                transport=target.transport)
+            except SipError as exc:
+                log.warning("keep-alive to gateway %s not sent: %s", name, exc)
+                keepalive.failed(name, now)
+                continue
+            self._probes[tx] = name
+        self._gateway_changes()
+        self._flush()
+        self._arm_keepalive()
+
+    def _probe_done(self, transaction_id: str, status: int | None) -> None:
+        name = self._probes.pop(transaction_id, None)
+        if name is None or self.keepalive is None:
+            return
+        if status is None:
+            self.keepalive.failed(name, self.now())
+        else:
+            self.keepalive.answered(name, status, self.now())
+        self._gateway_changes()
+
+    def _gateway_changes(self) -> None:
+        if self.keepalive is None:
+            return
+        for change in self.keepalive.take_changes():
+            down = isinstance(change, GatewayDown)
+            log.warning("carrier gateway %s is %s", change.gateway, "down" if down else "up")
+            if self.metrics is not None:
+                self.metrics.gateway_state(change.gateway, not down)
 
     async def recover(self) -> int:
         """Settle reservations of calls a previous run left behind (crash); returns how many.
@@ -408,6 +548,8 @@ class CallController:
             await asyncio.gather(*list(self._finishing), return_exceptions=True)
 
     async def close(self) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         self.spares.close()
@@ -543,8 +685,11 @@ class CallController:
             # waiting for the loop's next turn would add that turn to the post-dial delay.
             call.auth_task = self._spawn(self._authorize(call, out.details), now=True)
         elif isinstance(out, RingCaller):
-            ep.respond(call.invite, 180, now, to_tag=call.to_tag,
-                       headers=[("Contact", f"<{self._contact_for(call)}>")])
+            contact = [("Contact", f"<{self._contact_for(call)}>")]
+            if offers_100rel(call.invite):
+                ep.respond_reliably(call.invite, 180, now, to_tag=call.to_tag, headers=contact)
+            else:
+                ep.respond(call.invite, 180, now, to_tag=call.to_tag, headers=contact)
         elif isinstance(out, RejectCaller):
             ep.respond(call.invite, out.status, now, to_tag=call.to_tag,
                        headers=[("Reason", out.reason)])
@@ -568,16 +713,14 @@ class CallController:
         elif isinstance(out, AnswerCaller):
             self._answer_menu_call(call, now)
         elif isinstance(out, PlayToCaller):
+            self._end_early_media(call)
             media = call.facility_media
             if media is not None and not media.closed:
                 call.ringback = False
                 catalogue = self.catalogues.get(out.lang, self.catalogues["en"])
                 media.play(catalogue.encoded(out.sequence, media.session.codec))
         elif isinstance(out, PlayRingbackToCaller):
-            media = call.facility_media
-            if media is not None and not media.closed:
-                call.ringback = True
-                media.play(ringback_payload(media.session.codec))
+            self._ringback(call)
         elif isinstance(out, StopCallerPlayback):
             call.ringback = False
             if call.facility_media is not None:
@@ -631,6 +774,9 @@ class CallController:
                     call.flow.menu_call and call.flow.state is CallState.MENU)):
                 self._feed(call, call.flow.caller_lost)
         elif isinstance(event, (TransactionTimedOut, TransportError)):
+            if event.request.method == "OPTIONS":
+                self._probe_done(event.transaction_id, None)
+                return
             call = self.by_carrier_tx.get(event.transaction_id)
             if call is not None and event.request.method == "INVITE" and call.flow.state in (
                     CallState.DIALING, CallState.RINGING):
@@ -724,6 +870,10 @@ class CallController:
     def _on_response(self, event: ResponseReceived) -> None:
         request = event.request
         response = event.response
+        if request.method == "OPTIONS":
+            if response.status >= 200:
+                self._probe_done(event.transaction_id, response.status)
+            return
         if request.method != "INVITE":
             return
         call = self.by_carrier_tx.get(event.transaction_id)
@@ -734,11 +884,21 @@ class CallController:
             return
         flow = call.flow
         if status < 200:
+            self._prack(call, request, response)
+            if status in (180, 183) and response.body and flow.menu_call:
+                self._early_media(call, response)
             self._feed(call, lambda now: flow.carrier_progress(status, now))
             return
+        if call.early_media is not None:
+            # The answer (or the end): the carrier's early media stops; a menu caller
+            # hears the ringback tone again while the called party is prompted (or the
+            # next gateway is tried; an outcome spoken to the caller replaces it).
+            self._end_early_media(call)
+            self._ringback(call)
         if status >= 300:
             how = outcomes.from_carrier_status(status)
-            self._feed(call, lambda now: flow.carrier_failed(how, now))
+            again = fails_over(status)
+            self._feed(call, lambda now: flow.carrier_failed(how, now, fail_over=again))
             return
         # 200 OK: confirm it, then judge its answer.
         try:
@@ -747,11 +907,17 @@ class CallController:
             self._ack_and_bye(request, response)
             self._feed(call, lambda now: flow.carrier_failed(outcomes.CARRIER_FAILURE, now))
             return
+        early = call.carrier_early.get(dialog.id[2])
+        if early is not None:
+            # The PRACKs used CSeq numbers of this dialog already.
+            dialog.local_cseq = max(dialog.local_cseq, early.local_cseq)
         self.endpoint.add_dialog(dialog)
         call.carrier_dialog = dialog
-        assert call.carrier_address is not None
-        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), call.carrier_address,
-                               self.now())
+        # The ACK goes where the dialog says: the first Route (a record-routing proxy of
+        # the carrier) or the called party's Contact (RFC 3261 13.2.2.4).
+        host, port, transport = dialog.next_hop()
+        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), (host, port), self.now(),
+                               transport=transport)
         try:
             assert call.carrier_offer is not None
             negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
@@ -763,17 +929,44 @@ class CallController:
         _configure_leg(call.carrier_media, negotiated)
         self._feed(call, flow.carrier_answered)
 
+    def _prack(self, call: Call, request: Request, response: Any) -> None:
+        """PRACK a reliable provisional response of the carrier, once per RSeq, in the
+        early dialog it created (RFC 3262 4)."""
+        try:
+            rseq = rseq_of(response)
+        except SipError as exc:
+            log.info("call %s: carrier provisional response not acknowledged: %s", call.id, exc)
+            return
+        tag = response.to_tag
+        if rseq is None or not tag or rseq <= call.carrier_racked.get(tag, 0):
+            return  # unreliable, or a retransmission (our PRACK's own transaction resends it)
+        early = call.carrier_early.get(tag)
+        if early is None:
+            try:
+                early = Dialog.from_uac(request, response)
+            except SipError as exc:
+                log.info("call %s: cannot PRACK the carrier: %s", call.id, exc)
+                return
+            call.carrier_early[tag] = early
+        call.carrier_racked[tag] = rseq
+        prack = early.create_request("PRACK", headers=[
+            ("RAck", RAck(rseq, request.cseq[0], "INVITE").serialize())])
+        host, port, transport = early.next_hop()
+        self.endpoint.send_request(prack, (host, port), self.now(), transport=transport)
+
     def _ack_and_bye(self, request: Request, response: Any) -> None:
-        """A 2xx for an INVITE we no longer want (cancelled, timed out): ACK and BYE it."""
+        """A 2xx for an INVITE we no longer want (cancelled, timed out, a gateway given up
+        for the next): ACK and BYE it, where the 2xx's dialog says."""
         try:
             dialog = Dialog.from_uac(request, response)
         except SipError:
             return
         now = self.now()
-        address = self.settings.carrier
-        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), address, now)
+        host, port, transport = dialog.next_hop()
+        self.endpoint.send_ack(dialog.create_ack(request.cseq[0]), (host, port), now,
+                               transport=transport)
         bye = dialog.create_request("BYE", headers=[("Reason", outcomes.CANCELLED.reason)])
-        self.endpoint.send_request(bye, address, now)
+        self.endpoint.send_request(bye, (host, port), now, transport=transport)
 
     def _bye(self, dialog: Dialog | None, reason: str, now: float,
              connection: int | None) -> None:
@@ -802,6 +995,13 @@ class CallController:
             flow = call.flow
             self._feed(call, lambda now: flow.refused(outcomes.FACILITY_BUSY, now,
                                                       spoken=cm.Refusal.FACILITY_BUSY))
+            self._flush()
+            return
+        if not self.routes.any_usable:
+            # Every gateway is down or at its limit: nothing is held for a call that
+            # cannot be placed.
+            flow = call.flow
+            self._feed(call, lambda now: flow.refused(outcomes.GATEWAYS_BUSY, now))
             self._flush()
             return
         loop = asyncio.get_running_loop()
@@ -878,12 +1078,39 @@ class CallController:
         self._flush()
 
     def _dial(self, call: Call, now: float) -> None:
+        """INVITE the next gateway of the call's route (the first, on the first attempt)."""
         auth = call.authorization
         media = call.carrier_media
         assert auth is not None and media is not None
-        host, port = self.settings.carrier
-        hp = f"[{host}]" if ":" in host else host
-        uri = f"sip:{auth.called.e164}@{hp}:{port}"
+        if call.route is None:
+            call.route = self.routes.plan()
+        elif call.carrier_tx is not None:
+            # A gateway given up: its late answers find no call (a 2xx is ACKed and BYEd).
+            if call.early_media is not None:
+                self._end_early_media(call)
+                self._ringback(call)
+            self.by_carrier_tx.pop(call.carrier_tx, None)
+            self.by_carrier_call_id.pop(call.carrier_call_id, None)
+            call.carrier_call_id = new_call_id()
+            call.carrier_early.clear()
+            call.carrier_racked.clear()
+            if self.metrics is not None and call.gateway:
+                self.metrics.carrier_failover(call.gateway)
+        picked = call.route.next()
+        if picked is None:
+            # Every gateway went down or filled up since the call was authorized.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._no_gateway_left, call)
+            return
+        gateway, target = picked
+        call.flow.routes_left = call.route.remaining
+        call.gateway = gateway.name
+        if self.metrics is not None:
+            self.metrics.gateway_calls(gateway.name, self.routes.calls(gateway.name))
+        host, port = target.host, target.port
+        uri = f"sip:{auth.called.e164}@{_hostport(host, port)}"
+        if target.transport != "udp":
+            uri += f";transport={target.transport}"
         offer = create_offer(self.settings.media_host, media.port)
         call.carrier_offer = offer
         h = Headers()
@@ -891,16 +1118,63 @@ class CallController:
         h.set("to", f"<{uri}>")
         h.set("call-id", call.carrier_call_id)
         h.set("cseq", "1 INVITE")
-        h.set("contact", f"<{self.contact}>")
+        h.set("contact", f"<{self._contacts.get(target.transport, self.contact)}>")
+        h.set("supported", "100rel")
         h.set("content-type", "application/sdp")
         invite = Request("INVITE", uri, h, offer.serialize())
         call.carrier_address = (host, port)
+        call.carrier_transport = target.transport
         call.carrier_invite = invite
-        call.carrier_tx = self.endpoint.send_request(invite, (host, port), now)
+        call.carrier_tx = self.endpoint.send_request(invite, (host, port), now,
+                                                     transport=target.transport)
         self.by_carrier_tx[call.carrier_tx] = call
         self.by_carrier_call_id[call.carrier_call_id] = call
 
+    def _no_gateway_left(self, call: Call) -> None:
+        flow = call.flow
+        if flow.state in (CallState.DIALING, CallState.RINGING):
+            if call.carrier_tx is not None:
+                self.endpoint.cancel(call.carrier_tx, self.now())
+            self._feed(call, lambda now: flow.carrier_failed(outcomes.GATEWAYS_BUSY, now))
+            self._flush()
+
     # -- media -------------------------------------------------------------------------------
+
+    def _ringback(self, call: Call) -> None:
+        """A menu caller waits for the called party: the carrier's early media if it sends
+        any, else our ringback tone (looped)."""
+        media = call.facility_media
+        if media is None or media.closed:
+            return
+        if call.early_media is not None:
+            call.ringback = False
+            media.stop_playback()
+            call.early_media.start()
+            return
+        call.ringback = True
+        media.play(ringback_payload(media.session.codec))
+
+    def _early_media(self, call: Call, response: Any) -> None:
+        """A 180/183 with SDP on a menu call: point the carrier leg at the carrier's media
+        and relay it to the caller (at once if the ringback tone plays, else when it would
+        start). Nothing is answered or billed: the answer is the 200 OK."""
+        if call.early_media is not None or call.carrier_media is None or \
+                call.facility_media is None or call.carrier_offer is None:
+            return
+        try:
+            negotiated = accept_answer(call.carrier_offer, SessionDescription.parse(response.body))
+        except (SdpError, ValueError) as exc:
+            log.info("call %s: carrier early media unusable: %s", call.id, exc)
+            return
+        _configure_leg(call.carrier_media, negotiated)
+        call.early_media = EarlyMediaRelay(call.carrier_media, call.facility_media)
+        if call.ringback:
+            self._ringback(call)
+
+    def _end_early_media(self, call: Call) -> None:
+        if call.early_media is not None:
+            call.early_media.stop()
+            call.early_media = None
 
     def _on_carrier_media(self, call: Call, event: MediaEvent) -> None:
         if isinstance(event, DtmfReceived):
@@ -1134,6 +1408,7 @@ class CallController:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+        self._end_early_media(call)
         # The legs close first: a bridge stopped over closed legs hands them nothing back
         # (no media sessions resumed, serviced and reported on for a moment).
         for media in (call.carrier_media, call.facility_media):
@@ -1147,6 +1422,10 @@ class CallController:
             if dialog is not None:
                 self.endpoint.remove_dialog(dialog)
         self.calls.pop(call.id, None)
+        if call.route is not None:
+            call.route.finish()
+            if self.metrics is not None and call.gateway:
+                self.metrics.gateway_calls(call.gateway, self.routes.calls(call.gateway))
         if call.carrier_tx is not None:
             self.by_carrier_tx.pop(call.carrier_tx, None)
         self.by_carrier_call_id.pop(call.carrier_call_id, None)
@@ -1194,7 +1473,7 @@ class CallController:
             end_at=at, talked_seconds=ended.talked_seconds, outcome=ended.outcome,
             disconnect_reason=ended.text, disconnect_side=ended.side,
             recording_path=call.recording_path, station=call.station,
-            menu_seconds=ended.menu_seconds,
+            menu_seconds=ended.menu_seconds, gateway=call.gateway,
         )
         try:
             await self.service.record_call(record)
@@ -1217,10 +1496,19 @@ class CallController:
             "talked_seconds": record.talked_seconds,
             "total": cents_str(record.total_units),
             "recording": record.recording_path,
+            "gateway": call.gateway or None,
             # Facility INVITE in -> carrier INVITE out, as this process saw it.
             "post_dial_delay_ms": (round((call.flow.dial_at - ended.setup_at) * 1000, 2)
                                    if call.flow.dial_at is not None else None),
         }, separators=(",", ":")))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _station_of(request: Request) -> str:
@@ -1284,10 +1572,18 @@ _PLACED = frozenset({CallState.AUTHORIZING, CallState.DIALING, CallState.RINGING
                      CallState.PROMPTING, CallState.FAREWELL, CallState.CONNECTED})
 
 
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def trunks_from_config(config: Any) -> list[Trunk]:
-    """Every facility trunk (ids from `trunk_ids`) and the carrier gateway's."""
-    host, _, _ = config.sip.carrier_gateway.rpartition(":")
-    trunks = [Trunk.from_config(CARRIER_TRUNK, [host.strip("[]")])]
+    """Every facility trunk (ids from `trunk_ids`) and the carrier gateways' (their IP
+    addresses; the controller adds the addresses of gateway names once resolved)."""
+    hosts = [g.host for g in config.carrier.gateways if _is_ip(g.host)]
+    if not config.carrier.gateways:
+        host, _, _ = config.sip.carrier_gateway.rpartition(":")
+        hosts = [host.strip("[]")]
+    trunks = [Trunk.from_config(CARRIER_TRUNK, hosts)] if hosts else []
     for tid, _, trunk in trunk_ids(config):
         users = {}
         digest = trunk.digest

@@ -99,6 +99,7 @@ class Input(enum.Enum):
     CARRIER_RINGING = "carrier-ringing"
     CARRIER_ANSWERED = "carrier-answered"
     CARRIER_FAILED = "carrier-failed"
+    CARRIER_REDIAL = "carrier-redial"  # the call moves on to the next carrier gateway
     DIAL_TIMEOUT = "dial-timeout"
     CALLER_CANCELLED = "caller-cancelled"
     CALLER_HUNG_UP = "caller-hung-up"
@@ -126,6 +127,7 @@ TRANSITIONS: dict[tuple[CallState, Input], CallState] = {
     (S.DIALING, In.CARRIER_RINGING): S.RINGING,
     (S.DIALING, In.CARRIER_ANSWERED): S.PROMPTING,
     (S.DIALING, In.CARRIER_FAILED): S.ENDED,
+    (S.DIALING, In.CARRIER_REDIAL): S.DIALING,
     (S.DIALING, In.DIAL_TIMEOUT): S.ENDED,
     (S.DIALING, In.CALLER_CANCELLED): S.ENDED,
     (S.DIALING, In.HANG_UP): S.ENDED,
@@ -133,6 +135,7 @@ TRANSITIONS: dict[tuple[CallState, Input], CallState] = {
     (S.RINGING, In.CARRIER_RINGING): S.RINGING,
     (S.RINGING, In.CARRIER_ANSWERED): S.PROMPTING,
     (S.RINGING, In.CARRIER_FAILED): S.ENDED,
+    (S.RINGING, In.CARRIER_REDIAL): S.DIALING,
     (S.RINGING, In.DIAL_TIMEOUT): S.ENDED,
     (S.RINGING, In.CALLER_CANCELLED): S.ENDED,
     (S.RINGING, In.HANG_UP): S.ENDED,
@@ -219,7 +222,8 @@ class FlowSettings:
 
     #: Ringing longer than this without an answer: CANCEL, 480.
     ring_timeout: float = 30.0
-    #: No response at all from the carrier this long after the INVITE: 503.
+    #: No response at all from a carrier gateway this long after the INVITE: the next
+    #: gateway, or 503 when none is left.
     carrier_response_timeout: float = 8.0
     #: How often talk progress is written to the store while connected.
     heartbeat_interval: float = 15.0
@@ -293,6 +297,12 @@ class CallFlow:
         self.grant: CallGrant | None = None
         self.menu: AcceptanceMenu | None = None
         self.dial_at: float | None = None
+        #: When the INVITE to the current gateway went out (the ring timeout counts from
+        #: ``dial_at``, the first), and how many more gateways the call may move on to
+        #: (kept by the adapter from its `callcontrol.routes.RoutePlan`).
+        self.attempt_at: float | None = None
+        self.routes_left = 0
+        self.attempts = 0
         self.carrier_responded = False
         self.ringing_sent = False
         self.answer_at: float | None = None
@@ -401,7 +411,8 @@ class CallFlow:
             raise ValueError("a grant must allow at least one second")
         self._move(Input.AUTHORIZED)
         self.grant = grant
-        self.dial_at = now
+        self.dial_at = self.attempt_at = now
+        self.attempts = 1
         if self.caller_menu is None:
             return [DialCarrier()]
         return [DialCarrier(), *self._caller_actions(self.caller_menu.call_placed(now), now)]
@@ -455,16 +466,33 @@ class CallFlow:
         out += self._menu_actions(self.menu.start(now), now)
         return out
 
-    def carrier_failed(self, how: Disposition, now: float) -> list[Output]:
-        """The carrier refused the call, never answered, or answered unusably."""
+    def carrier_failed(self, how: Disposition, now: float, *,
+                       fail_over: bool = False) -> list[Output]:
+        """The carrier refused the call, never answered, or answered unusably.
+
+        ``fail_over``: the gateway failed rather than the called party (503, 408,
+        `callcontrol.routes.fails_over`): with ``routes_left`` the call is placed
+        again through the next gateway instead of ending.
+        """
+        if fail_over and self.routes_left > 0 and self.accepts(Input.CARRIER_REDIAL):
+            return self._redial(now)
         self._move(Input.CARRIER_FAILED)
         return self._reject(how, "called" if how.outcome.value == "busy" else "", now)
 
     def carrier_unreachable(self, now: float, *, timed_out: bool) -> list[Output]:
         """The carrier INVITE got no response at all (``timed_out``, RFC 3261 timer B) or
-        could not be sent: 503, cause 102 for the silence, 41 for the failure."""
+        could not be sent: the next gateway, else 503, cause 102 for the silence, 41 for
+        the failure."""
         return self.carrier_failed(outcomes.CARRIER_SILENT if timed_out
-                                   else outcomes.CARRIER_FAILURE, now)
+                                   else outcomes.CARRIER_FAILURE, now, fail_over=True)
+
+    def _redial(self, now: float) -> list[Output]:
+        self._move(Input.CARRIER_REDIAL)
+        self.routes_left -= 1
+        self.attempts += 1
+        self.attempt_at = now
+        self.carrier_responded = False
+        return [DialCarrier()]
 
     def carrier_answer_unusable(self, now: float) -> list[Output]:
         """The called phone answered with an SDP we cannot use: BYE it, 503 the caller."""
@@ -698,10 +726,10 @@ class CallFlow:
         if state is CallState.GOODBYE:
             return self._goodbye_deadline
         if state in (CallState.DIALING, CallState.RINGING):
-            assert self.dial_at is not None
+            assert self.dial_at is not None and self.attempt_at is not None
             ring = self.dial_at + self.settings.ring_timeout
             if not self.carrier_responded:
-                return min(ring, self.dial_at + self.settings.carrier_response_timeout)
+                return min(ring, self.attempt_at + self.settings.carrier_response_timeout)
             return ring
         if state is CallState.PROMPTING:
             return self.menu.get_timer() if self.menu is not None else None
@@ -723,9 +751,11 @@ class CallFlow:
                 return self._goodbye_done(now)
             return []
         if state in (CallState.DIALING, CallState.RINGING):
-            assert self.dial_at is not None
+            assert self.dial_at is not None and self.attempt_at is not None
             s = self.settings
-            if not self.carrier_responded and now >= self.dial_at + s.carrier_response_timeout:
+            if not self.carrier_responded and now >= self.attempt_at + s.carrier_response_timeout:
+                if self.routes_left > 0 and now < self.dial_at + s.ring_timeout:
+                    return [CancelCarrier(), *self._redial(now)]
                 self._move(Input.DIAL_TIMEOUT)
                 return [CancelCarrier(), *self._reject(outcomes.CARRIER_SILENT, "", now)]
             if now >= self.dial_at + s.ring_timeout:

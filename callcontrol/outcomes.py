@@ -46,6 +46,8 @@ CANCELLED = Disposition(487, 16, "caller hung up", CallOutcome.CANCELLED)
 MISSING_PIN = Disposition(403, 21, "no PIN", CallOutcome.REFUSED)
 # Q.850 34: no circuit/channel available (the facility's own limit, not the network's).
 FACILITY_BUSY = Disposition(503, 34, "facility at its concurrency limit", CallOutcome.REFUSED)
+# Every carrier gateway is down or carrying its limit of calls.
+GATEWAYS_BUSY = Disposition(503, 34, "no carrier gateway available", CallOutcome.FAILED)
 
 # Ends of a connected call (the status is that of the BYE's answer, always 200).
 CALLER_HUNG_UP = Disposition(200, 16, "caller hung up", CallOutcome.COMPLETED)

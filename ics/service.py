@@ -181,8 +181,12 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
             async def sip_ready() -> bool:
                 return not controller.draining
 
+            async def carrier_ready() -> bool:
+                return controller.carrier_ready
+
             app = create_app(config, service, controller, metrics,
-                             readiness={"store": store_ready, "sip": sip_ready})
+                             readiness={"store": store_ready, "sip": sip_ready,
+                                        "carrier": carrier_ready})
             server = make_server(app, *http_address, handle_signals=False)
             http_task = asyncio.get_running_loop().create_task(server.serve())
             alerts = app.state.family_alerts

@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import ipaddress
 import itertools
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import date, time
@@ -136,7 +137,8 @@ class SipConfig(_Model):
     carrier_gateway: str = "127.0.0.1:5090"
     #: On SIGINT/SIGTERM, calls in progress may finish for this long before BYE.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
-    #: A carrier that sends no response at all to an INVITE this long is failed (503).
+    #: A carrier gateway that sends no response at all to an INVITE this long is given
+    #: up: the call moves to the next gateway, or fails (503) when none is left.
     carrier_response_timeout_seconds: float = Field(default=8.0, gt=0, le=64)
 
     @field_validator("listen")
@@ -148,6 +150,121 @@ class SipConfig(_Model):
             if transport not in ("udp", "tcp") or not host or not port.isdigit():
                 raise ValueError(f"{item!r} is not 'udp:HOST:PORT' or 'tcp:HOST:PORT'")
         return value
+
+
+def split_host_port(address: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port or None).
+
+    A bare IPv6 address (several colons, no brackets) has no port. ``ValueError``
+    names what is wrong.
+    """
+    text = address.strip()
+    if not text:
+        raise ValueError("an address needs a host")
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{address!r} is not [IPv6] or [IPv6]:port")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, None
+    if not host:
+        raise ValueError(f"{address!r} has no host")
+    if ":" in host or text.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{address!r}: {host!r} is not an IPv6 address") from None
+    elif not re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9])?", host):
+        raise ValueError(f"{address!r}: {host!r} is not a host name or IP address")
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{address!r}: port must be 1-65535")
+    return host, int(port_text)
+
+
+class GatewayConfig(_Model):
+    """One carrier gateway (``[[carrier.gateways]]``).
+
+    ``address`` is an IP address or a host name, with or without a port. A
+    name without a port is looked up as SIP SRV records for the transport
+    (RFC 3263: ``_sip._udp.NAME``), and as A/AAAA records on port 5060 when
+    it has none; a name with a port as A/AAAA records.
+    """
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    address: str
+    transport: Literal["udp", "tcp"] = "udp"
+    #: Lower is tried first; gateways of one priority share calls by ``weight``.
+    priority: int = Field(default=10, ge=0, le=65535)
+    weight: int = Field(default=1, ge=0, le=65535)
+    #: Calls this gateway may carry at once (no limit when absent).
+    max_calls: int | None = Field(default=None, ge=1)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.address)[0]
+
+    @property
+    def port(self) -> int | None:
+        return split_host_port(self.address)[1]
+
+
+class CarrierConfig(_Model):
+    """Carrier routes: the gateways calls are placed through, and how they are watched.
+
+    Without ``gateways`` the one gateway is ``sip.carrier_gateway``.
+    """
+
+    gateways: list[GatewayConfig] = Field(default_factory=list)
+    #: OPTIONS to every gateway this often (0: no keep-alive, every gateway counts as up).
+    keepalive_interval_seconds: float = Field(default=0.0, ge=0)
+    #: An OPTIONS unanswered this long counts as a failure.
+    keepalive_timeout_seconds: float = Field(default=2.0, gt=0, le=32)
+    #: Consecutive failed keep-alives that mark a gateway down (one answer marks it up).
+    keepalive_failures: int = Field(default=3, ge=1, le=100)
+    #: DNS servers ("IP" or "IP:port") for gateway names; the system's when empty.
+    dns_servers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _gateways(self) -> CarrierConfig:
+        check_gateways(self.gateways)
+        for server in self.dns_servers:
+            host, _ = split_host_port(server)
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ValueError(f"dns_servers: {server!r} is not an IP address") from None
+        if 0 < self.keepalive_interval_seconds < self.keepalive_timeout_seconds:
+            raise ValueError("keepalive_interval_seconds must not be shorter than "
+                             "keepalive_timeout_seconds")
+        return self
+
+
+def check_gateways(gateways: list[GatewayConfig]) -> None:
+    """Gateway names are unique, and no two gateways share an address and transport."""
+    names: set[str] = set()
+    places: dict[tuple[str, int | None, str], str] = {}
+    for gw in gateways:
+        if gw.name in names:
+            raise ValueError(f"gateways: the name {gw.name!r} is used twice")
+        names.add(gw.name)
+        place = (gw.host.lower(), gw.port, gw.transport)
+        if place in places:
+            raise ValueError(f"gateways: {gw.name!r} has the address of {places[place]!r} "
+                             f"({gw.address}, {gw.transport})")
+        places[place] = gw.name
+    if gateways and all(gw.weight == 0 for gw in gateways):
+        raise ValueError("gateways: every weight is 0, so no gateway would get a call")
 
 
 class HttpConfig(_Model):
@@ -653,6 +770,7 @@ class ServiceFile(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    carrier: CarrierConfig = Field(default_factory=CarrierConfig)
     admin_tokens: list[AdminToken] = Field(default_factory=list)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     smtp: SmtpConfig | None = None
@@ -674,6 +792,7 @@ class ServiceConfig(_Model):
     http: HttpConfig
     store: StoreConfig
     media: MediaConfig
+    carrier: CarrierConfig
     admin_tokens: list[AdminToken]
     accounts: AccountsConfig
     facilities: dict[str, FacilityConfig]
@@ -819,6 +938,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         http=service.http,
         store=service.store,
         media=service.media,
+        carrier=service.carrier,
         admin_tokens=service.admin_tokens,
         accounts=service.accounts,
         facilities=facilities,

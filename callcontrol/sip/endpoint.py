@@ -39,6 +39,7 @@ from .message import (
     parse_message,
     split_header_values,
 )
+from .reliable import RAck, ReliableProvisional, first_rseq
 from .transaction import (
     AcceptedInvite,
     ClientTransaction,
@@ -47,7 +48,7 @@ from .transaction import (
     response_input,
 )
 
-DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
+DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK")
 
 
 class Transmission(NamedTuple):
@@ -81,6 +82,10 @@ class Endpoint:
 
     Timers follow RFC 3261 17 with ``t1``/``t2``/``t4``; on reliable transports
     (anything but ``"udp"``) retransmission timers are off and D/I/J/K are zero.
+    An INVITE we sent that has had provisional responses but no final one for
+    ``timer_c`` seconds (RFC 3261 16.6 step 11: over 3 minutes, restarted by each
+    provisional; 0 turns it off) is
+    CANCELled; unanswered, it is given up 64*T1 later (`TransactionTimedOut`).
     """
 
     def __init__(
@@ -97,8 +102,10 @@ class Endpoint:
         max_message_size: int = MAX_MESSAGE_SIZE,
         max_transactions: int = 200_000,
         user_agent: str | None = "ics-controller",
+        timer_c: float = 200.0,
     ) -> None:
         self.t1, self.t2, self.t4 = t1, t2, t4
+        self.timer_c = timer_c
         self.screen = screen
         self.allow = tuple(allow)
         self._allow_set = frozenset(self.allow)
@@ -114,6 +121,9 @@ class Endpoint:
         self._invites_sent: dict[tuple[str, int], ClientTransaction] = {}
         self._accepted: dict[tuple[str, int], AcceptedInvite] = {}
         self._dialogs: dict[DialogId, Dialog] = {}
+        #: Our reliable provisionals awaiting PRACK, and the next RSeq, by (Call-ID, To tag).
+        self._reliable: dict[tuple[str, str], ReliableProvisional] = {}
+        self._next_rseq: dict[tuple[str, str], int] = {}
         self._framers: dict[int, StreamFramer] = {}
         self._timers: list[tuple[float, int, object, str]] = []
         self._timer_seq = 0
@@ -177,6 +187,8 @@ class Endpoint:
                 self._server_timer(owner, name, now)
             elif isinstance(owner, AcceptedInvite):
                 self._accepted_timer(owner, name, now)
+            elif isinstance(owner, ReliableProvisional):
+                self._reliable_timer(owner, name, now)
 
     # ------------------------------------------------------------------- input
     def receive_datagram(self, data: bytes, address: Address, now: float) -> None:
@@ -252,6 +264,37 @@ class Endpoint:
         self.send_response(response, now)
         return response
 
+    def respond_reliably(
+        self, request: Request, status: int, now: float, *, to_tag: str,
+        headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+    ) -> Response:
+        """A reliable provisional response (RFC 3262) to an INVITE that offered 100rel:
+        ``Require: 100rel`` and the next ``RSeq``, retransmitted until its PRACK comes
+        (answered 200 here) or the INVITE gets its final response.
+
+        While an earlier one awaits its PRACK, this one goes unreliably (RFC 3262 3
+        allows one unacknowledged reliable provisional at a time).
+        """
+        if not 100 < status < 200:
+            raise LocalProtocolError("only 101-199 responses are sent reliably")
+        key = (request.call_id, to_tag)
+        if key in self._reliable:
+            return self.respond(request, status, now, to_tag=to_tag, headers=headers, body=body)
+        rseq = self._next_rseq.get(key) or first_rseq()
+        response = make_response(request, status, to_tag=to_tag, body=body, headers=[
+            *headers, ("Require", "100rel"), ("RSeq", str(rseq))])
+        self.send_response(response, now)
+        sent = self._out[-1]
+        entry = ReliableProvisional(key, rseq, request.cseq[0], sent.data, sent.address,
+                                    sent.transport, sent.connection)
+        self._reliable[key] = entry
+        self._next_rseq[key] = rseq + 1
+        if sent.transport == "udp":
+            entry.interval = self.t1
+            self._set_timer(entry, "retransmit", now + self.t1)
+        self._set_timer(entry, "give_up", now + 64 * self.t1)
+        return response
+
     # -------------------------------------------------------------- TU: UAC side
     def send_request(
         self, request: Request, address: Address, now: float, *, transport: str = "udp",
@@ -310,7 +353,8 @@ class Endpoint:
     def _emit(self, event: Event) -> None:
         self._events.append(event)
 
-    def _set_timer(self, owner: Transaction | AcceptedInvite, name: str, when: float) -> None:
+    def _set_timer(self, owner: Transaction | AcceptedInvite | ReliableProvisional, name: str,
+                   when: float) -> None:
         owner.timers[name] = when
         self._timer_seq += 1
         heapq.heappush(self._timers, (when, self._timer_seq, owner, name))
@@ -445,6 +489,10 @@ class Endpoint:
             self._respond(stx, make_response(request, 483, to_tag=new_tag()), now)
             return
 
+        if method == "PRACK":
+            self._receive_prack(stx, request, now)
+            return
+
         dialog: Dialog | None = None
         to_tag = request.to_tag
         if to_tag is not None and self.match_dialogs:
@@ -498,6 +546,12 @@ class Endpoint:
         if status < 200:
             return
         if tx.kind == "ist":
+            # Reliable provisionals stop with the final response (RFC 3262 3).
+            key = (tx.request.call_id, response.to_tag or "")
+            self._next_rseq.pop(key, None)
+            reliable = self._reliable.pop(key, None)
+            if reliable is not None:
+                reliable.timers.clear()
             if status < 300:
                 self._set_timer(tx, "L", now + 64 * self.t1)
                 self._start_accepted(tx, response, data, now)
@@ -546,6 +600,36 @@ class Endpoint:
             # RFC 3261 9.2: the INVITE ends with 487 before the TU hears of it.
             self._respond(invite_tx, make_response(invite_tx.request, 487, to_tag=tag), now)
             self._emit(CancelReceived(request, invite_tx.request, invite_tx.id, address))
+
+    def _receive_prack(self, stx: ServerTransaction, request: Request, now: float) -> None:
+        """PRACK for one of our reliable provisionals: 200 and no more retransmissions;
+        481 when it names none awaiting one (RFC 3262 3)."""
+        entry = self._reliable.get((request.call_id, request.to_tag or ""))
+        try:
+            rack = RAck.parse(request.headers.get("rack") or "")
+        except PeerProtocolError as exc:
+            self._respond(stx, make_response(request, 400, f"Bad Request ({exc})",
+                                             to_tag=new_tag()), now)
+            return
+        if entry is None or not entry.acknowledged_by(rack):
+            self._respond(stx, make_response(request, 481, to_tag=new_tag()), now)
+            return
+        del self._reliable[entry.key]
+        entry.timers.clear()
+        self._respond(stx, make_response(request, 200), now)
+
+    def _reliable_timer(self, entry: ReliableProvisional, name: str, now: float) -> None:
+        if self._reliable.get(entry.key) is not entry:
+            return
+        if name == "retransmit":
+            self._out.append(Transmission(entry.data, entry.address, entry.transport,
+                                          entry.connection))
+            entry.interval *= 2  # RFC 3262 3: T1, doubling (no T2 cap)
+            self._set_timer(entry, "retransmit", now + entry.interval)
+        else:
+            # Never PRACKed: the provisional is given up (the call itself goes on).
+            del self._reliable[entry.key]
+            entry.timers.clear()
 
     def _server_timer(self, tx: ServerTransaction, name: str, now: float) -> None:
         if name == "trying":
@@ -657,6 +741,8 @@ class Endpoint:
             tx.timers.pop("A", None)
             if state == "calling":
                 tx.timers.pop("B", None)
+            if self.timer_c and not tx.cancel_sent:
+                self._set_timer(tx, "C", now + self.timer_c)
             self._emit(ResponseReceived(response, tx.request, tx.id))
             if tx.cancel_requested and not tx.cancel_sent:
                 self._send_cancel(tx, now)
@@ -688,6 +774,12 @@ class Endpoint:
             self._set_timer(tx, "B", now + 64 * self.t1)
 
     def _client_timer(self, tx: ClientTransaction, name: str, now: float) -> None:
+        if name == "C":
+            # Provisionals only, for too long: the far end will never answer.
+            if tx.state == "proceeding" and not tx.cancel_sent:
+                tx.cancel_requested = True
+                self._send_cancel(tx, now)
+            return
         if name in ("A", "E"):
             if tx.state in ("calling", "trying", "proceeding"):
                 self._out.append(Transmission(tx.data, tx.address, tx.transport, tx.connection))

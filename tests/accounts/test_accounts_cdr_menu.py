@@ -60,7 +60,7 @@ async def test_both_fields_round_trip_through_the_store(store: AccountStore) -> 
 def test_the_export_carries_them_in_the_last_columns() -> None:
     text = export_csv([cdr("c1", 0, station="4001", menu_seconds=31), cdr("c2", 5)])
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert CSV_COLUMNS[-2:] == ("station", "menu_seconds")
+    assert CSV_COLUMNS[-3:] == ("station", "menu_seconds", "gateway")
     assert [(r["station"], r["menu_seconds"]) for r in rows] == [("4001", "31"), ("", "0")]
 
 
@@ -73,7 +73,7 @@ def test_ics_rerate_reads_exports_with_and_without_the_new_columns(tmp_path: Pat
     with old.open("w", newline="") as f:  # an export written before the columns existed
         writer = csv.writer(f, lineterminator="\n")
         for row in csv.reader(io.StringIO(new.read_text())):
-            writer.writerow(row[:-2])
+            writer.writerow(row[:-3])  # without station, menu_seconds and gateway
     assert "station" not in old.read_text()
     totals = []
     for source in (new, old):
