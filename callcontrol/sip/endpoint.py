@@ -49,6 +49,19 @@ from .transaction import (
 
 DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
 
+#: Option tags (RFC 3261 20.37) a ``Require`` may name without a 420.
+DEFAULT_SUPPORTED: tuple[str, ...] = ()
+
+#: Methods some RFC defines: one of these that we do not allow gets 405, any other 501
+#: (RFC 3261 8.2.1).
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
+    "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+})
+
+#: Request-URI schemes a UAS here can serve (others get 416, RFC 3261 8.2.2.1).
+URI_SCHEMES = frozenset({"sip", "sips", "tel"})
+
 
 class Transmission(NamedTuple):
     """Bytes for the transport: ``connection`` names a stream connection, None for new/UDP."""
@@ -91,6 +104,7 @@ class Endpoint:
         t4: float = 5.0,
         screen: RequestScreen | None = None,
         allow: Iterable[str] = DEFAULT_ALLOW,
+        supported: Iterable[str] = DEFAULT_SUPPORTED,
         auto_trying: bool = True,
         trying_delay: float = 0.2,
         match_dialogs: bool = True,
@@ -102,6 +116,8 @@ class Endpoint:
         self.screen = screen
         self.allow = tuple(allow)
         self._allow_set = frozenset(self.allow)
+        self.supported = tuple(supported)
+        self._supported_set = frozenset(tag.lower() for tag in self.supported)
         self.auto_trying = auto_trying
         self.trying_delay = trying_delay
         self.match_dialogs = match_dialogs
@@ -400,29 +416,34 @@ class Endpoint:
             return
 
         trunk_id: str | None = None
+        verdict = None
         if self.screen is not None:
             verdict = self.screen.screen(request, address, now)
             if verdict.drop:
                 self._emit(MessageRejected(address, transport, None, verdict.detail))
                 return
-            if verdict.response is not None:
-                if verdict.trunk_id is None and verdict.response.status >= 300:
-                    # Untrusted: answer statelessly. A transaction would hold memory and
-                    # retransmit the error to a possibly spoofed address (amplification).
-                    self._out.append(Transmission(verdict.response.serialize(), address,
-                                                  transport, connection))
-                    self._emit(MessageRejected(address, transport, verdict.response.status,
-                                               verdict.detail))
-                    return
-                stx = self._new_server(key, request, address, transport, connection)
-                self._respond(stx, verdict.response, now)
-                if verdict.response.status >= 300:
-                    self._emit(
-                        MessageRejected(address, transport, verdict.response.status,
-                                        verdict.detail, verdict.trunk_id)
-                    )
-                return
             trunk_id = verdict.trunk_id
+            if verdict.response is not None and trunk_id is None and \
+                    verdict.response.status >= 300:
+                # Untrusted: answer statelessly. A transaction would hold memory and
+                # retransmit the error to a possibly spoofed address (amplification).
+                self._out.append(Transmission(verdict.response.serialize(), address,
+                                              transport, connection))
+                self._emit(MessageRejected(address, transport, verdict.response.status,
+                                           verdict.detail))
+                return
+        refusal = self._refusal(request) if method != "CANCEL" else None
+        if refusal is not None:
+            self._respond(self._new_server(key, request, address, transport, connection),
+                          refusal, now)
+            return
+        if verdict is not None and verdict.response is not None:
+            stx = self._new_server(key, request, address, transport, connection)
+            self._respond(stx, verdict.response, now)
+            if verdict.response.status >= 300:
+                self._emit(MessageRejected(address, transport, verdict.response.status,
+                                           verdict.detail, trunk_id))
+            return
 
         if len(self._servers) >= self.max_transactions:
             stx = self._new_server(key, request, address, transport, connection)
@@ -436,10 +457,6 @@ class Endpoint:
             return
 
         stx = self._new_server(key, request, address, transport, connection)
-        if method not in self._allow_set:
-            self._respond(stx, make_response(request, 405, to_tag=new_tag(),
-                                               headers=[("Allow", ", ".join(self.allow))]), now)
-            return
         max_forwards = request.headers.get("max-forwards")
         if max_forwards is not None and int(max_forwards) <= 0 and method != "OPTIONS":
             self._respond(stx, make_response(request, 483, to_tag=new_tag()), now)
@@ -469,6 +486,38 @@ class Endpoint:
                 self._set_timer(stx, "trying", now + self.trying_delay)
         self._emit(RequestReceived(request, stx.id, address, transport, connection, trunk_id,
                                    dialog))
+
+    def _refusal(self, request: Request) -> Response | None:
+        """The error answer RFC 3261 8.2.1-8.2.3 gives a request we cannot serve, if any:
+        an unknown Request-URI scheme (416), a method we do not implement (405/501),
+        an extension we lack (420), a body or answer type we cannot handle (415/406)."""
+        method = request.method
+        scheme = request.uri.partition(":")[0].lower()
+        if scheme not in URI_SCHEMES:
+            return make_response(request, 416, to_tag=new_tag())
+        if method not in self._allow_set:
+            status = 405 if method in KNOWN_METHODS else 501
+            return make_response(request, status, to_tag=new_tag(),
+                                 headers=[("Allow", ", ".join(self.allow))])
+        if method == "ACK":
+            return None
+        unsupported = [tag for tag in request.headers.get_list("require")
+                       if tag.lower() not in self._supported_set]
+        if unsupported:
+            return make_response(request, 420, to_tag=new_tag(),
+                                 headers=[("Unsupported", ", ".join(unsupported))])
+        if method in ("INVITE", "UPDATE"):
+            content_type = request.headers.get("content-type")
+            if request.body and content_type is not None and \
+                    content_type.partition(";")[0].strip().lower() != "application/sdp":
+                return make_response(request, 415, to_tag=new_tag(),
+                                     headers=[("Accept", "application/sdp")])
+            accept = request.headers.get_list("accept")
+            if accept and not any(kind.partition(";")[0].strip().lower() in (
+                    "application/sdp", "application/*", "*/*") for kind in accept):
+                return make_response(request, 406, to_tag=new_tag(), headers=[
+                    ("Warning", '399 ics "answers are application/sdp only"')])
+        return None
 
     def _new_server(
         self, key: tuple[str, str, str], request: Request, address: Address, transport: str,
