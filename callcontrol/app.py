@@ -120,6 +120,7 @@ from .sip import (
     TrunkPolicy,
     accept_answer,
     answer_offer,
+    capability_headers,
     create_offer,
     make_response,
     new_call_id,
@@ -713,11 +714,14 @@ class CallController:
                     self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
                 self._flush()
             return
-        if method == "INVITE":
-            # Re-INVITEs (session refresh, hold) are not needed to carry a call: the
-            # session continues unchanged (RFC 3261 14.1).
-            ep.respond(request, 488, now, headers=[("Warning", '399 ics "re-INVITE not '
-                                                              'supported"')])
+        if method == "INVITE" or (method == "UPDATE" and request.body):
+            # A new offer mid-call (hold, new media) is refused; the session continues
+            # unchanged (RFC 3261 14.1, RFC 3311 5.2).
+            ep.respond(request, 488, now, headers=[("Warning", '399 ics "mid-call offers '
+                                                              'not supported"')])
+            return
+        if method == "OPTIONS":
+            ep.respond(request, 200, now, headers=capability_headers(ep.allow, ep.supported))
             return
         ep.respond(request, 200, now)
 

@@ -57,7 +57,7 @@ Errors: every error is a `SipError` carrying ``status``/``reason``;
 from .answering_agent import AnsweringAgent, start_agent
 from .dialog import Dialog, DialogId, initial_request, new_branch, new_call_id, new_tag
 from .digest import DigestAuthenticator, DigestOutcome, digest_response, parse_auth_params
-from .endpoint import DEFAULT_ALLOW, Endpoint, Transmission
+from .endpoint import DEFAULT_ALLOW, Endpoint, Transmission, capability_headers
 from .errors import (
     LocalProtocolError,
     ParseError,
@@ -148,6 +148,7 @@ __all__ = [
     "Via",
     "accept_answer",
     "answer_offer",
+    "capability_headers",
     "create_offer",
     "digest_response",
     "initial_request",

@@ -49,6 +49,9 @@ from .transaction import (
 
 DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
 
+#: Body types the controller reads: SDP offers/answers and DTMF in INFO.
+DEFAULT_ACCEPT = ("application/sdp", "application/dtmf-relay", "application/dtmf")
+
 #: Option tags (RFC 3261 20.37) a ``Require`` may name without a 420.
 DEFAULT_SUPPORTED: tuple[str, ...] = ()
 
@@ -61,6 +64,15 @@ KNOWN_METHODS = frozenset({
 
 #: Request-URI schemes a UAS here can serve (others get 416, RFC 3261 8.2.2.1).
 URI_SCHEMES = frozenset({"sip", "sips", "tel"})
+
+
+def capability_headers(
+    allow: Iterable[str] = DEFAULT_ALLOW, supported: Iterable[str] = DEFAULT_SUPPORTED,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
+) -> list[tuple[str, str]]:
+    """``Allow``, ``Accept`` and ``Supported`` of an OPTIONS answer (RFC 3261 11.2)."""
+    return [("Allow", ", ".join(allow)), ("Accept", ", ".join(accept)),
+            ("Supported", ", ".join(supported))]
 
 
 class Transmission(NamedTuple):

@@ -24,6 +24,7 @@ from callcontrol.sip import (
     TrunkPolicy,
     parse_message,
 )
+from callcontrol.sip.endpoint import KNOWN_METHODS
 
 from . import torture
 
@@ -255,3 +256,23 @@ def test_the_whole_corpus_leaves_a_call_in_progress_untouched() -> None:
     assert endpoint.dialog_count == 1
     assert sorted(passed) == sorted(
         parse_message(torture.wire(n)).call_id for n, e in EXPECTED.items() if e == TU)
+
+
+def test_options_answer_lists_what_is_implemented() -> None:
+    """Allow names exactly the methods the endpoint does not refuse with 405/501."""
+    endpoint = controller_endpoint()
+    sent, _ = feed(endpoint, torture.wire("lwsdisp"))
+    reply = parse_message(sent[0])
+    assert reply.status == 200
+    allow = reply.headers.get_list("allow")
+    assert "application/sdp" in reply.headers.get_list("accept")
+    assert "supported" in reply.headers
+    assert reply.headers.get_list("supported") == list(endpoint.supported)
+    served = []
+    for i, method in enumerate(sorted(KNOWN_METHODS - {"ACK", "CANCEL"})):
+        data = torture.wire("lwsdisp").replace(b"OPTIONS", method.encode()).replace(
+            b"z9hG4bKkdjuw", f"z9hG4bKm{i}".encode())
+        answers, _ = feed(endpoint, data)
+        if not any(a[8:11] in (b"405", b"501") for a in answers):
+            served.append(method)
+    assert sorted(served) == sorted(set(allow) - {"ACK", "CANCEL"})

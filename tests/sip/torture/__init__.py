@@ -4,6 +4,11 @@ Each ``<name>.txt`` holds one message as the RFC prints it, lines ending in LF:
 ``<allOneLine>`` joins its lines into one, ``<hex>..</hex>`` stands for the octets
 its hex digits spell, ``<repeat count=N>..</repeat>`` for N copies of its text. On
 the wire every line ends in CRLF. `wire` turns a file into the octets the RFC means.
+
+One stand-in: the RFC prints mpart01's binary part (a DER object) in a text form
+that cannot be turned back into its octets, so that part here is other binary
+octets with the property the RFC tests (NULs, every byte value), and its
+Content-Length counts them.
 """
 
 from __future__ import annotations
