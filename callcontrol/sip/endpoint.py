@@ -39,6 +39,7 @@ from .message import (
     parse_message,
     split_header_values,
 )
+from .session_timer import MIN_SE_FLOOR, OPTION_TAG, check_interval
 from .transaction import (
     AcceptedInvite,
     ClientTransaction,
@@ -53,7 +54,7 @@ DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE")
 DEFAULT_ACCEPT = ("application/sdp", "application/dtmf-relay", "application/dtmf")
 
 #: Option tags (RFC 3261 20.37) a ``Require`` may name without a 420.
-DEFAULT_SUPPORTED: tuple[str, ...] = ()
+DEFAULT_SUPPORTED: tuple[str, ...] = (OPTION_TAG,)
 
 #: Methods some RFC defines: one of these that we do not allow gets 405, any other 501
 #: (RFC 3261 8.2.1).
@@ -117,6 +118,7 @@ class Endpoint:
         screen: RequestScreen | None = None,
         allow: Iterable[str] = DEFAULT_ALLOW,
         supported: Iterable[str] = DEFAULT_SUPPORTED,
+        min_se: int = MIN_SE_FLOOR,
         auto_trying: bool = True,
         trying_delay: float = 0.2,
         match_dialogs: bool = True,
@@ -130,6 +132,7 @@ class Endpoint:
         self._allow_set = frozenset(self.allow)
         self.supported = tuple(supported)
         self._supported_set = frozenset(tag.lower() for tag in self.supported)
+        self.min_se = min_se
         self.auto_trying = auto_trying
         self.trying_delay = trying_delay
         self.match_dialogs = match_dialogs
@@ -299,6 +302,8 @@ class Endpoint:
             request.headers.set("max-forwards", "70")
         if self.user_agent and "user-agent" not in request.headers:
             request.headers.set("user-agent", self.user_agent)
+        if request.method == "INVITE" and self.supported and "supported" not in request.headers:
+            request.headers.set("supported", ", ".join(self.supported))
         self._start_client(request, branch, address, transport, connection, now)
         return branch
 
@@ -524,6 +529,13 @@ class Endpoint:
                     content_type.partition(";")[0].strip().lower() != "application/sdp":
                 return make_response(request, 415, to_tag=new_tag(),
                                      headers=[("Accept", "application/sdp")])
+            if OPTION_TAG in self._supported_set:
+                try:
+                    check_interval(request, self.min_se)
+                except PeerProtocolError as exc:
+                    headers = [("Min-SE", str(self.min_se))] if exc.status == 422 else []
+                    return make_response(request, exc.status, f"{exc.reason} ({exc})",
+                                         to_tag=new_tag(), headers=headers)
             accept = request.headers.get_list("accept")
             if accept and not any(kind.partition(";")[0].strip().lower() in (
                     "application/sdp", "application/*", "*/*") for kind in accept):
