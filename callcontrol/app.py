@@ -106,11 +106,14 @@ from .sip import (
     MessageRejected,
     NameAddress,
     NegotiatedAudio,
+    RefreshDue,
     Request,
     RequestReceived,
     ResponseReceived,
     SdpError,
     SessionDescription,
+    SessionExpired,
+    SessionTimer,
     SipError,
     SipTransport,
     SipUri,
@@ -204,6 +207,10 @@ class ControllerSettings:
     debit_facilities: frozenset[str] = frozenset()
     #: Calls a facility may have placed at once (facilities without a limit are absent).
     max_calls: dict[str, int] = field(default_factory=dict)
+    #: RFC 4028 session interval asked of both legs (0: a timer only where a peer asks).
+    session_interval: int = 0
+    #: The smallest session interval accepted (a smaller one gets 422).
+    min_se: int = 90
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -251,6 +258,8 @@ class ControllerSettings:
                                        if Product.DEBIT in f.funding_order),
             max_calls={fid: f.max_concurrent_calls for fid, f in config.facilities.items()
                        if f.max_concurrent_calls is not None},
+            session_interval=config.sip.session_expires_seconds,
+            min_se=config.sip.min_se_seconds,
         )
 
 
@@ -292,6 +301,15 @@ class Call:
         self.station = _station_of(request)
         #: A menu call: the ringback tone loops on the facility leg.
         self.ringback = False
+        # Session timers (RFC 4028) per leg, and what a same-session re-INVITE is
+        # answered with: our SDP unchanged.
+        self.facility_timer: SessionTimer | None = None
+        self.carrier_timer: SessionTimer | None = None
+        self.session_handles: dict[str, asyncio.TimerHandle] = {}
+        self.refresh_txs: set[str] = set()
+        self.facility_sdp = b""
+        self.carrier_origin: str | None = None
+        self.carrier_allows_update = False
 
     @property
     def facility_id(self) -> str:
@@ -331,7 +349,8 @@ class CallController:
         self.service = service
         self.metrics = metrics
         self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0)
-        self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0)
+        self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0, min_se=settings.min_se,
+                                 session_interval=settings.session_interval)
         self.transport: SipTransport | None = None
         self.ports = PortAllocator(*settings.rtp_ports)
         self.spares = SparePairs(self.ports, settings.media_host)
@@ -340,6 +359,8 @@ class CallController:
         self.calls: dict[str, Call] = {}
         self.by_carrier_tx: dict[str, Call] = {}
         self.by_carrier_call_id: dict[str, Call] = {}
+        #: Our refresh requests in flight: transaction id -> (call, leg).
+        self.refreshes: dict[str, tuple[Call, str]] = {}
         self.admission = Admission(settings.ring_timeouts, self.calls, settings.media_host)
         self._flow_settings = {fid: FlowSettings(
             ring_timeout=ring_timeout,
@@ -621,7 +642,11 @@ class CallController:
             else:
                 self._on_request(event)
         elif isinstance(event, ResponseReceived):
+            if event.transaction_id in self.refreshes:
+                self._on_refresh_answer(event)
+                return
             self._on_response(event)
+            self._carrier_session(event)
         elif isinstance(event, CancelReceived):
             call = self.calls.get(event.invite.call_id)
             if call is not None and call.flow.state is not CallState.ENDED:
@@ -632,6 +657,13 @@ class CallController:
                     call.flow.menu_call and call.flow.state is CallState.MENU)):
                 self._feed(call, call.flow.caller_lost)
         elif isinstance(event, (TransactionTimedOut, TransportError)):
+            refresh = self.refreshes.pop(event.transaction_id, None)
+            if refresh is not None:
+                call, leg = refresh
+                timer = self._leg(call, leg)[0]
+                if timer is not None and call.flow.state is not CallState.ENDED:
+                    self._session_actions(call, leg, timer.refresh_failed(self.now()))
+                return
             call = self.by_carrier_tx.get(event.transaction_id)
             if call is not None and event.request.method == "INVITE" and call.flow.state in (
                     CallState.DIALING, CallState.RINGING):
@@ -713,6 +745,9 @@ class CallController:
                 else:
                     self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
                 self._flush()
+            return
+        if call is not None and method in ("INVITE", "UPDATE") and \
+                self._answer_refresh(call, from_carrier, request, now):
             return
         if method == "INVITE" or (method == "UPDATE" and request.body):
             # A new offer mid-call (hold, new media) is refused; the session continues
@@ -965,13 +1000,15 @@ class CallController:
         assert media is not None
         answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
         _configure_leg(media, negotiated)
+        call.facility_sdp = answer.serialize()
         ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
-            ("Contact", f"<{self._contact_for(call)}>"), ("Content-Type", "application/sdp")],
-            body=answer.serialize())
+            ("Contact", f"<{self._contact_for(call)}>"), ("Content-Type", "application/sdp"),
+            *self._facility_session(call, now)], body=call.facility_sdp)
         dialog = Dialog.from_uas(call.invite, ok, local_contact=self._contact_for(call))
         self.endpoint.add_dialog(dialog)
         self.endpoint.send_response(ok, now)
         call.facility_dialog = dialog
+        self._arm_sessions(call)
 
     async def _check_pin(self, call: Call, pin: str) -> None:
         """The station's lock first, then the PIN at this facility; a wrong PIN is counted."""
@@ -1062,14 +1099,16 @@ class CallController:
         try:
             answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
             _configure_leg(media, negotiated)
+            call.facility_sdp = answer.serialize()
             ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
                 ("Contact", f"<{self._contact_for(call)}>"),
-                ("Content-Type", "application/sdp")],
-                body=answer.serialize())
+                ("Content-Type", "application/sdp"), *self._facility_session(call, now)],
+                body=call.facility_sdp)
             dialog = Dialog.from_uas(call.invite, ok, local_contact=self._contact_for(call))
             self.endpoint.add_dialog(dialog)
             self.endpoint.send_response(ok, now)
             call.facility_dialog = dialog
+            self._arm_sessions(call)
         except SipError as exc:
             log.warning("call %s: cannot answer the facility: %s", call.id, exc)
             self._feed(call, lambda now: flow.media_lost(now, before_acceptance_answer=True))
@@ -1132,12 +1171,153 @@ class CallController:
         except Exception as exc:
             log.warning("heartbeat of %s failed: %s", reservation_id, exc)
 
+    # -- session timers (RFC 4028) ---------------------------------------------------------
+
+    def _leg(self, call: Call, leg: str) -> tuple[SessionTimer | None, Dialog | None]:
+        if leg == "facility":
+            return call.facility_timer, call.facility_dialog
+        return call.carrier_timer, call.carrier_dialog
+
+    def _facility_session(self, call: Call, now: float) -> list[tuple[str, str]]:
+        """The session-timer headers of the facility's 2xx; the leg's timer starts with it."""
+        timer, headers = SessionTimer.answering(call.invite, now, min_se=self.endpoint.min_se,
+                                                interval=self.settings.session_interval)
+        call.facility_timer = timer
+        return headers
+
+    def _carrier_session(self, event: ResponseReceived) -> None:
+        """The 2xx that confirmed the carrier leg starts its timer, if it names one."""
+        response = event.response
+        if event.request.method != "INVITE" or not 200 <= response.status < 300:
+            return
+        call = self.by_carrier_tx.get(event.transaction_id)
+        if call is None or call.carrier_dialog is None or call.carrier_timer is not None:
+            return
+        call.carrier_allows_update = "UPDATE" in response.headers.get_list("allow")
+        call.carrier_origin = _origin_of(response.body)
+        try:
+            call.carrier_timer = SessionTimer.answered(response, self.now())
+        except SipError as exc:
+            log.info("call %s: carrier session timer ignored: %s", call.id, exc)
+            return
+        self._arm_sessions(call)
+
+    def _arm_sessions(self, call: Call) -> None:
+        for leg in ("facility", "carrier"):
+            handle = call.session_handles.pop(leg, None)
+            if handle is not None:
+                handle.cancel()
+            timer, dialog = self._leg(call, leg)
+            if timer is not None and dialog is not None and self._loop is not None:
+                call.session_handles[leg] = self._loop.call_at(
+                    timer.get_timer() or 0.0, self._on_session_timer, call, leg)
+
+    def _on_session_timer(self, call: Call, leg: str) -> None:
+        call.session_handles.pop(leg, None)
+        timer = self._leg(call, leg)[0]
+        if timer is None or call.flow.state is CallState.ENDED:
+            return
+        self._session_actions(call, leg, timer.handle_timer(self.now()))
+        self._flush()
+
+    def _session_actions(self, call: Call, leg: str,
+                         actions: list[RefreshDue | SessionExpired]) -> None:
+        for action in actions:
+            if isinstance(action, SessionExpired):
+                self._session_expired(call, leg, action)
+                return
+            self._send_refresh(call, leg)
+        self._arm_sessions(call)
+
+    def _session_expired(self, call: Call, leg: str, expired: SessionExpired) -> None:
+        alive = expired.alive_at
+        if call.bridge is not None:
+            alive = max(alive, call.bridge.heard_at)
+        log.info("call %s: %s leg: %s", call.id, leg, expired.reason)
+        self._feed(call, lambda now: call.flow.session_expired(now, alive_at=alive))
+
+    def _send_refresh(self, call: Call, leg: str) -> None:
+        """A session refresh: UPDATE where the peer allows it, else a re-INVITE offering
+        our SDP unchanged."""
+        timer, dialog = self._leg(call, leg)
+        if timer is None or dialog is None:
+            return
+        if leg == "facility":
+            allows_update = "UPDATE" in call.invite.headers.get_list("allow")
+            sdp = call.facility_sdp
+        else:
+            allows_update = call.carrier_allows_update
+            sdp = call.carrier_offer.serialize() if call.carrier_offer is not None else b""
+        if allows_update:
+            request = dialog.create_request("UPDATE", headers=timer.refresh_headers())
+        else:
+            request = dialog.create_request("INVITE", headers=timer.refresh_headers(),
+                                            body=sdp, content_type="application/sdp")
+        host, port, transport = dialog.next_hop()
+        connection = call.connection if leg == "facility" and transport != "udp" else None
+        tx = self.endpoint.send_request(request, (host, port), self.now(), transport=transport,
+                                        connection=connection)
+        self.refreshes[tx] = (call, leg)
+        call.refresh_txs.add(tx)
+
+    def _on_refresh_answer(self, event: ResponseReceived) -> None:
+        status = event.response.status
+        if status < 200:
+            return
+        call, leg = self.refreshes.pop(event.transaction_id)
+        call.refresh_txs.discard(event.transaction_id)
+        timer, dialog = self._leg(call, leg)
+        now = self.now()
+        if event.request.method == "INVITE" and status < 300 and dialog is not None:
+            host, port, transport = dialog.next_hop()
+            connection = call.connection if leg == "facility" and transport != "udp" else None
+            self.endpoint.send_ack(dialog.create_ack(event.request.cseq[0]), (host, port), now,
+                                   transport=transport, connection=connection)
+        if timer is None or call.flow.state is CallState.ENDED:
+            return
+        if status < 300:
+            timer.refreshed(now, event.response)
+            self._arm_sessions(call)
+        else:
+            self._session_actions(call, leg, timer.refresh_failed(now, event.response))
+
+    def _answer_refresh(self, call: Call, from_carrier: bool, request: Request,
+                        now: float) -> bool:
+        """Answer a refresh from a party: an UPDATE without an offer, or a re-INVITE whose
+        offer is the session unchanged (same SDP origin and version), with our SDP as it
+        was. False for anything else (a new offer)."""
+        leg = "carrier" if from_carrier else "facility"
+        timer = self._leg(call, leg)[0]
+        if request.method == "INVITE":
+            origin = call.carrier_origin if from_carrier else _origin_of(call.invite.body)
+            if origin is None or _origin_of(request.body) != origin:
+                return False
+            sdp = call.carrier_offer.serialize() if (
+                from_carrier and call.carrier_offer is not None) else call.facility_sdp
+            headers = [("Content-Type", "application/sdp")]
+        elif request.body:
+            return False
+        else:
+            sdp, headers = b"", []
+        contact = self.contact if from_carrier else self._contact_for(call)
+        if timer is not None:
+            headers += timer.refreshed(now, request, we_answered=True)
+        self.endpoint.respond(request, 200, now, headers=[("Contact", f"<{contact}>"), *headers],
+                              body=sdp)
+        self._arm_sessions(call)
+        return True
+
     # -- the end ----------------------------------------------------------------------------------
 
     def _ended(self, call: Call, ended: CallEnded) -> None:
         if call.timer is not None:
             call.timer.cancel()
             call.timer = None
+        for handle in call.session_handles.values():
+            handle.cancel()
+        call.session_handles.clear()
+        for tx in call.refresh_txs:
+            self.refreshes.pop(tx, None)
         # The legs close first: a bridge stopped over closed legs hands them nothing back
         # (no media sessions resumed, serviced and reported on for a moment).
         for media in (call.carrier_media, call.facility_media):
@@ -1225,6 +1405,14 @@ class CallController:
             "post_dial_delay_ms": (round((call.flow.dial_at - ended.setup_at) * 1000, 2)
                                    if call.flow.dial_at is not None else None),
         }, separators=(",", ":")))
+
+
+def _origin_of(sdp: bytes) -> str | None:
+    """The ``o=`` line of an SDP body: the same line means the same session version."""
+    for line in sdp.split(b"\n"):
+        if line.startswith(b"o="):
+            return line.strip().decode("utf-8", "replace")
+    return None
 
 
 def _station_of(request: Request) -> str:

@@ -121,6 +121,11 @@ class Bridge:
         self._announce_timer: asyncio.TimerHandle | None = None
         self._announced: asyncio.Future[None] | None = None
 
+    @property
+    def heard_at(self) -> float:
+        """When media last came from both parties (loop time, to the bridge's tick)."""
+        return min(self._last_activity)
+
     def start(self) -> None:
         loop = self.a.loop
         now = loop.time()

@@ -138,6 +138,10 @@ class SipConfig(_Model):
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     #: A carrier that sends no response at all to an INVITE this long is failed (503).
     carrier_response_timeout_seconds: float = Field(default=8.0, gt=0, le=64)
+    #: RFC 4028 session interval asked of both legs; 0 runs a timer only where a peer asks.
+    session_expires_seconds: int = Field(default=0, ge=0)
+    #: The smallest session interval accepted: a smaller Session-Expires gets 422.
+    min_se_seconds: int = Field(default=90, ge=90)
 
     @field_validator("listen")
     @classmethod

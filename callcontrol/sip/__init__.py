@@ -103,6 +103,13 @@ from .sdp import (
     create_offer,
 )
 from .security import Screening, Trunk, TrunkPolicy
+from .session_timer import (
+    RefreshDue,
+    SessionExpired,
+    SessionExpires,
+    SessionIntervalTooSmall,
+    SessionTimer,
+)
 from .transport import SipTransport
 
 __all__ = [
@@ -128,6 +135,7 @@ __all__ = [
     "NegotiatedAudio",
     "ParseError",
     "PeerProtocolError",
+    "RefreshDue",
     "Request",
     "RequestReceived",
     "Response",
@@ -135,6 +143,10 @@ __all__ = [
     "Screening",
     "SdpError",
     "SessionDescription",
+    "SessionExpired",
+    "SessionExpires",
+    "SessionIntervalTooSmall",
+    "SessionTimer",
     "SipError",
     "SipTransport",
     "SipUri",

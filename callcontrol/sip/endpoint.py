@@ -119,6 +119,7 @@ class Endpoint:
         allow: Iterable[str] = DEFAULT_ALLOW,
         supported: Iterable[str] = DEFAULT_SUPPORTED,
         min_se: int = MIN_SE_FLOOR,
+        session_interval: int = 0,
         auto_trying: bool = True,
         trying_delay: float = 0.2,
         match_dialogs: bool = True,
@@ -133,6 +134,8 @@ class Endpoint:
         self.supported = tuple(supported)
         self._supported_set = frozenset(tag.lower() for tag in self.supported)
         self.min_se = min_se
+        #: Asked for in the Session-Expires of each dialog-creating INVITE (0: not asked).
+        self.session_interval = session_interval
         self.auto_trying = auto_trying
         self.trying_delay = trying_delay
         self.match_dialogs = match_dialogs
@@ -302,8 +305,13 @@ class Endpoint:
             request.headers.set("max-forwards", "70")
         if self.user_agent and "user-agent" not in request.headers:
             request.headers.set("user-agent", self.user_agent)
-        if request.method == "INVITE" and self.supported and "supported" not in request.headers:
-            request.headers.set("supported", ", ".join(self.supported))
+        if request.method == "INVITE" and request.to_tag is None:
+            if self.supported and "supported" not in request.headers:
+                request.headers.set("supported", ", ".join(self.supported))
+            if self.session_interval and "session-expires" not in request.headers:
+                request.headers.set("session-expires", str(max(self.session_interval,
+                                                               self.min_se)))
+                request.headers.set("min-se", str(self.min_se))
         self._start_client(request, branch, address, transport, connection, now)
         return branch
 
