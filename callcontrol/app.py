@@ -1196,7 +1196,8 @@ class CallController:
         call.carrier_allows_update = "UPDATE" in response.headers.get_list("allow")
         call.carrier_origin = _origin_of(response.body)
         try:
-            call.carrier_timer = SessionTimer.answered(response, self.now())
+            call.carrier_timer = SessionTimer.answered(response, self.now(),
+                                                       min_se=self.endpoint.min_se)
         except SipError as exc:
             log.info("call %s: carrier session timer ignored: %s", call.id, exc)
             return

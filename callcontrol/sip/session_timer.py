@@ -61,13 +61,13 @@ def session_expires_of(message: Message) -> SessionExpires | None:
 
 
 def min_se_of(message: Message) -> int:
-    """The Min-SE a message states (RFC 4028 5), at least the 90-second floor."""
+    """The Min-SE a message states (RFC 4028 5); 0 when it states none."""
     value = (message.headers.get("min-se") or "").partition(";")[0].strip()
     if not value:
-        return MIN_SE_FLOOR
+        return 0
     if not value.isdigit() or len(value) > 10:
         raise PeerProtocolError(f"malformed Min-SE {value[:40]!r}")
-    return max(MIN_SE_FLOOR, int(value))
+    return int(value)
 
 
 def supports_timer(message: Message) -> bool:
@@ -145,12 +145,14 @@ class SessionTimer:
         return timer, headers
 
     @classmethod
-    def answered(cls, response: Response, now: float) -> SessionTimer | None:
+    def answered(cls, response: Response, now: float, *, min_se: int = MIN_SE_FLOOR) -> \
+            SessionTimer | None:
         """The timer a 2xx to our INVITE sets up, if it has a Session-Expires (RFC 4028 7.2)."""
         expires = session_expires_of(response)
         if expires is None:
             return None
-        return cls(expires.interval, local_refresher=expires.refresher != "uas", now=now)
+        return cls(expires.interval, local_refresher=expires.refresher != "uas", now=now,
+                   min_se=min(min_se, expires.interval))
 
     # -- time -----------------------------------------------------------------------------
     @property
