@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -123,12 +124,14 @@ from .sip import (
     TrunkPolicy,
     accept_answer,
     answer_offer,
+    answer_reoffer,
     capability_headers,
     create_offer,
     make_response,
     new_call_id,
     new_tag,
 )
+from .sip.sdp import sends
 
 log = logging.getLogger("callcontrol")
 call_log = logging.getLogger("ics.calls")
@@ -308,8 +311,15 @@ class Call:
         self.session_handles: dict[str, asyncio.TimerHandle] = {}
         self.refresh_txs: set[str] = set()
         self.facility_sdp = b""
+        self.carrier_sdp = b""
+        self.facility_origin: str | None = None
         self.carrier_origin: str | None = None
         self.carrier_allows_update = False
+        #: Legs with a re-INVITE of ours (an offer) in flight: a peer's offer meanwhile
+        #: is glare, answered 491 (RFC 3261 14.2).
+        self.offering: set[str] = set()
+        #: Our SDP direction towards each leg (not sendrecv while a party holds).
+        self.directions = {"facility": "sendrecv", "carrier": "sendrecv"}
 
     @property
     def facility_id(self) -> str:
@@ -746,9 +756,12 @@ class CallController:
                     self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
                 self._flush()
             return
-        if call is not None and method in ("INVITE", "UPDATE") and \
-                self._answer_refresh(call, from_carrier, request, now):
-            return
+        if call is not None and method in ("INVITE", "UPDATE"):
+            if self._answer_refresh(call, from_carrier, request, now):
+                return
+            if request.body:
+                self._answer_new_offer(call, from_carrier, request, now)
+                return
         if method == "INVITE" or (method == "UPDATE" and request.body):
             # A new offer mid-call (hold, new media) is refused; the session continues
             # unchanged (RFC 3261 14.1, RFC 3311 5.2).
@@ -1183,6 +1196,7 @@ class CallController:
         timer, headers = SessionTimer.answering(call.invite, now, min_se=self.endpoint.min_se,
                                                 interval=self.settings.session_interval)
         call.facility_timer = timer
+        call.facility_origin = _origin_of(call.invite.body)
         return headers
 
     def _carrier_session(self, event: ResponseReceived) -> None:
@@ -1195,6 +1209,8 @@ class CallController:
             return
         call.carrier_allows_update = "UPDATE" in response.headers.get_list("allow")
         call.carrier_origin = _origin_of(response.body)
+        if call.carrier_offer is not None:
+            call.carrier_sdp = call.carrier_offer.serialize()
         try:
             call.carrier_timer = SessionTimer.answered(response, self.now(),
                                                        min_se=self.endpoint.min_se)
@@ -1248,12 +1264,13 @@ class CallController:
             sdp = call.facility_sdp
         else:
             allows_update = call.carrier_allows_update
-            sdp = call.carrier_offer.serialize() if call.carrier_offer is not None else b""
+            sdp = call.carrier_sdp
         if allows_update:
             request = dialog.create_request("UPDATE", headers=timer.refresh_headers())
         else:
             request = dialog.create_request("INVITE", headers=timer.refresh_headers(),
                                             body=sdp, content_type="application/sdp")
+            call.offering.add(leg)
         host, port, transport = dialog.next_hop()
         connection = call.connection if leg == "facility" and transport != "udp" else None
         tx = self.endpoint.send_request(request, (host, port), self.now(), transport=transport,
@@ -1267,6 +1284,8 @@ class CallController:
             return
         call, leg = self.refreshes.pop(event.transaction_id)
         call.refresh_txs.discard(event.transaction_id)
+        if event.request.method == "INVITE":
+            call.offering.discard(leg)
         timer, dialog = self._leg(call, leg)
         now = self.now()
         if event.request.method == "INVITE" and status < 300 and dialog is not None:
@@ -1280,7 +1299,11 @@ class CallController:
             timer.refreshed(now, event.response)
             self._arm_sessions(call)
         else:
-            self._session_actions(call, leg, timer.refresh_failed(now, event.response))
+            # RFC 3261 14.1: after a 491, the owner of the Call-ID waits 2.1-4 s, the
+            # other side 0-2 s (we chose the carrier leg's Call-ID).
+            retry = random.uniform(2.1, 4.0) if leg == "carrier" else random.uniform(0.0, 2.0)
+            self._session_actions(call, leg, timer.refresh_failed(now, event.response,
+                                                                  retry_in=retry))
 
     def _answer_refresh(self, call: Call, from_carrier: bool, request: Request,
                         now: float) -> bool:
@@ -1290,11 +1313,10 @@ class CallController:
         leg = "carrier" if from_carrier else "facility"
         timer = self._leg(call, leg)[0]
         if request.method == "INVITE":
-            origin = call.carrier_origin if from_carrier else _origin_of(call.invite.body)
+            origin = call.carrier_origin if from_carrier else call.facility_origin
             if origin is None or _origin_of(request.body) != origin:
                 return False
-            sdp = call.carrier_offer.serialize() if (
-                from_carrier and call.carrier_offer is not None) else call.facility_sdp
+            sdp = call.carrier_sdp if from_carrier else call.facility_sdp
             headers = [("Content-Type", "application/sdp")]
         elif request.body:
             return False
@@ -1307,6 +1329,53 @@ class CallController:
                               body=sdp)
         self._arm_sessions(call)
         return True
+
+    # -- offers mid-call: hold, resume, new media, codec change ------------------------------
+
+    def _answer_new_offer(self, call: Call, from_carrier: bool, request: Request,
+                          now: float) -> None:
+        """A re-INVITE or UPDATE with a new offer from a party. The controller terminates
+        media, so the offer is answered from that leg alone (never forwarded): the leg
+        is pointed at the new address and codec, the bridge follows, and a hold
+        (sendonly/inactive) mutes the direction and the recording. No money moves."""
+        leg = "carrier" if from_carrier else "facility"
+        ep = self.endpoint
+        media = call.carrier_media if from_carrier else call.facility_media
+        ours = call.carrier_sdp if from_carrier else call.facility_sdp
+        if media is None or media.closed or not ours:
+            ep.respond(request, 488, now, headers=[("Warning", '399 ics "no session to change"')])
+            return
+        if leg in call.offering:
+            ep.respond(request, 491, now)  # glare: our own offer is out on this leg
+            return
+        try:
+            answer, negotiated = answer_reoffer(SessionDescription.parse(request.body),
+                                                SessionDescription.parse(ours), media.port)
+        except SdpError as exc:
+            ep.respond(request, 488, now, f"Not Acceptable Here ({exc})",
+                       headers=[("Warning", f'399 ics "{exc}"')])
+            return
+        _configure_leg(media, negotiated)
+        body = answer.serialize()
+        if from_carrier:
+            call.carrier_sdp, call.carrier_origin = body, _origin_of(request.body)
+        else:
+            call.facility_sdp, call.facility_origin = body, _origin_of(request.body)
+        call.directions[leg] = negotiated.direction
+        if call.bridge is not None:
+            call.bridge.retarget()
+            call.bridge.set_directions(sends(call.directions["facility"]),
+                                       sends(call.directions["carrier"]))
+        timer = self._leg(call, leg)[0]
+        headers = [("Contact", f"<{self.contact if from_carrier else self._contact_for(call)}>"),
+                   ("Content-Type", "application/sdp")]
+        if timer is not None:
+            headers += timer.refreshed(now, request, we_answered=True)
+        ep.respond(request, 200, now, headers=headers, body=body)
+        self._arm_sessions(call)
+        log.info("call %s: %s leg renegotiated: %s %s at %s:%d", call.id, leg,
+                 negotiated.codec, negotiated.direction, negotiated.remote_address,
+                 negotiated.remote_port)
 
     # -- the end ----------------------------------------------------------------------------------
 

@@ -100,6 +100,7 @@ from .sdp import (
     SessionDescription,
     accept_answer,
     answer_offer,
+    answer_reoffer,
     create_offer,
 )
 from .security import Screening, Trunk, TrunkPolicy
@@ -160,6 +161,7 @@ __all__ = [
     "Via",
     "accept_answer",
     "answer_offer",
+    "answer_reoffer",
     "capability_headers",
     "create_offer",
     "digest_response",

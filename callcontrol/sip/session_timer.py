@@ -108,7 +108,7 @@ class SessionTimer:
     """
 
     __slots__ = ("alive_at", "interval", "local_refresher", "min_se", "refreshing",
-                 "started_at")
+                 "retry_at", "started_at")
 
     def __init__(self, interval: int, *, local_refresher: bool, now: float,
                  min_se: int = MIN_SE_FLOOR) -> None:
@@ -118,6 +118,8 @@ class SessionTimer:
         self.started_at = now
         self.alive_at = now
         self.refreshing = False
+        #: After a 491 to our refresh, when to send it again (RFC 3261 14.1).
+        self.retry_at: float | None = None
 
     # -- negotiation ----------------------------------------------------------------------
     @classmethod
@@ -167,12 +169,19 @@ class SessionTimer:
         return self.started_at + self.interval / 2
 
     def get_timer(self) -> float | None:
+        if self.retry_at is not None:
+            return min(self.retry_at, self.expires_at)
         refresh = self.refresh_at
         return refresh if refresh is not None else self.expires_at
 
     def handle_timer(self, now: float) -> list[RefreshDue | SessionExpired]:
         if now >= self.expires_at:
             return [SessionExpired(self.alive_at, "session timer expired")]
+        if self.retry_at is not None:
+            if now < self.retry_at:
+                return []
+            self.retry_at = None
+            return [RefreshDue(self.interval)]
         refresh = self.refresh_at
         if refresh is not None and now >= refresh:
             self.refreshing = True
@@ -211,11 +220,16 @@ class SessionTimer:
             self.local_refresher = expires.refresher != "uas"
         return headers
 
-    def refresh_failed(self, now: float, response: Response | None = None) -> \
-            list[RefreshDue | SessionExpired]:
+    def refresh_failed(self, now: float, response: Response | None = None, *,
+                       retry_in: float = 2.0) -> list[RefreshDue | SessionExpired]:
         """Our refresh got an error or no answer (RFC 4028 10: the session is over),
-        except a 422, which is retried at once with the Min-SE it names."""
+        except a 422, retried at once with the Min-SE it names, and a 491 (glare),
+        retried ``retry_in`` seconds later."""
         self.refreshing = False
+        if response is not None and response.status == 491:
+            self.refreshing = True
+            self.retry_at = now + retry_in
+            return []
         if response is not None and response.status == 422:
             wanted = min_se_of(response)
             if wanted > self.interval:

@@ -147,3 +147,13 @@ def test_uac_side_follows_the_answer() -> None:
     ok.headers.set("session-expires", "1800")
     timer = SessionTimer.answered(ok, 5.0)
     assert timer is not None and timer.local_refresher and timer.get_timer() == 905.0
+
+
+def test_glare_on_our_refresh_retries_it_later() -> None:
+    timer = SessionTimer(90, local_refresher=True, now=0.0)
+    assert timer.handle_timer(45.0) == [RefreshDue(90)]
+    assert timer.refresh_failed(45.1, Response(491), retry_in=3.0) == []
+    assert timer.get_timer() == pytest.approx(48.1)
+    assert timer.handle_timer(48.0) == []
+    assert timer.handle_timer(48.1) == [RefreshDue(90)]
+    assert timer.get_timer() == 90 - 30  # the expiry, while the retried refresh is out
