@@ -228,7 +228,8 @@ class SessionTimer:
         self.refreshing = False
         if response is not None and response.status == 491:
             self.refreshing = True
-            self.retry_at = now + retry_in
+            # Never later than halfway to the expiry: a retry after it is no use.
+            self.retry_at = now + min(retry_in, max(0.0, self.expires_at - now) / 2)
             return []
         if response is not None and response.status == 422:
             wanted = min_se_of(response)

@@ -106,3 +106,34 @@ def test_a_failed_refresh_ends_both_legs_and_settles_to_the_last_proof_of_life(
     assert record.talked_seconds <= 1, record
     assert balances.delta(account) == record.total_units
     assert timed_service.held(account) == 0
+
+
+def test_glare_both_ways_is_resolved_and_the_call_goes_on(
+    timed_service: Service, timed_peers: Peers
+) -> None:
+    """The facility re-INVITEs while the controller's refresh re-INVITE is out: it gets
+    491; it answers the refresh 491 too, and the controller's retry gets through."""
+    account = "ac-e2e-pyvoip"
+    balances = Balances(timed_service, account)
+    fac, car = timed_peers.call("facility_glare", "+15125550145", "carrier_session",
+                                carrier_keys=CARRIER, carrier_sets=RING, timeout_s=40,
+                                sets={"talk_ms": 1000})
+    assert fac.returncode == 0, fac.describe()
+    assert car is not None
+    assert_carrier_ok(car)
+    assert len(fac.log_lines("glare ")) == 1  # our re-INVITE got 491
+    first, again = fac.log_lines("refresh ")
+    assert "first" in first and f"se={INTERVAL};refresher=uac" in again
+    # RFC 3261 14.1: the party not owning the Call-ID waits 0-2 s before trying again.
+    waited = _seconds(again) - _seconds(first)
+    assert 0.0 <= waited <= 2.5, (first, again)
+    call_id = fac.log_lines("answered ")[0].split("callid=")[1].split()[0]
+    record = timed_service.cdr(call_id)
+    assert_cdr(record, outcome="completed", number="+15125550145", side="caller")
+    assert balances.delta(account) == record.total_units
+    assert timed_service.held(account) == 0
+
+
+def _seconds(line: str) -> float:
+    """The epoch seconds SIPp's [timestamp] puts in a log line."""
+    return float(line.split("t=")[1].split()[2])
