@@ -25,6 +25,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -111,11 +112,14 @@ from .sip import (
     MessageRejected,
     NameAddress,
     NegotiatedAudio,
+    RefreshDue,
     Request,
     RequestReceived,
     ResponseReceived,
     SdpError,
     SessionDescription,
+    SessionExpired,
+    SessionTimer,
     SipError,
     SipTransport,
     SipUri,
@@ -125,12 +129,15 @@ from .sip import (
     TrunkPolicy,
     accept_answer,
     answer_offer,
+    answer_reoffer,
+    capability_headers,
     create_offer,
     make_response,
     new_call_id,
     new_tag,
 )
 from .sip.reliable import RAck, offers_100rel, rseq_of
+from .sip.sdp import sends
 
 log = logging.getLogger("callcontrol")
 call_log = logging.getLogger("ics.calls")
@@ -222,6 +229,10 @@ class ControllerSettings:
         if self.gateways:
             return self.gateways
         return (Gateway(CARRIER_TRUNK, self.carrier[0], self.carrier[1]),)
+    #: RFC 4028 session interval asked of both legs (0: a timer only where a peer asks).
+    session_interval: int = 0
+    #: The smallest session interval accepted (a smaller one gets 422).
+    min_se: int = 90
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -270,6 +281,8 @@ class ControllerSettings:
             max_calls={fid: f.max_concurrent_calls for fid, f in config.facilities.items()
                        if f.max_concurrent_calls is not None},
             **_carrier_settings(config.carrier),
+            session_interval=config.sip.session_expires_seconds,
+            min_se=config.sip.min_se_seconds,
         )
 
 
@@ -341,6 +354,22 @@ class Call:
         #: A menu call whose carrier sent early media (183 with SDP): the caller hears it
         #: instead of the ringback tone, until the answer.
         self.early_media: EarlyMediaRelay | None = None
+        # Session timers (RFC 4028) per leg, and what a same-session re-INVITE is
+        # answered with: our SDP unchanged.
+        self.facility_timer: SessionTimer | None = None
+        self.carrier_timer: SessionTimer | None = None
+        self.session_handles: dict[str, asyncio.TimerHandle] = {}
+        self.refresh_txs: set[str] = set()
+        self.facility_sdp = b""
+        self.carrier_sdp = b""
+        self.facility_origin: str | None = None
+        self.carrier_origin: str | None = None
+        self.carrier_allows_update = False
+        #: Legs with a re-INVITE of ours (an offer) in flight: a peer's offer meanwhile
+        #: is glare, answered 491 (RFC 3261 14.2).
+        self.offering: set[str] = set()
+        #: Our SDP direction towards each leg (not sendrecv while a party holds).
+        self.directions = {"facility": "sendrecv", "carrier": "sendrecv"}
 
     @property
     def facility_id(self) -> str:
@@ -380,7 +409,8 @@ class CallController:
         self.service = service
         self.metrics = metrics
         self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0)
-        self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0)
+        self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0, min_se=settings.min_se,
+                                 session_interval=settings.session_interval)
         self.transport: SipTransport | None = None
         self.ports = PortAllocator(*settings.rtp_ports)
         self.spares = SparePairs(self.ports, settings.media_host)
@@ -389,6 +419,8 @@ class CallController:
         self.calls: dict[str, Call] = {}
         self.by_carrier_tx: dict[str, Call] = {}
         self.by_carrier_call_id: dict[str, Call] = {}
+        #: Our refresh requests in flight: transaction id -> (call, leg).
+        self.refreshes: dict[str, tuple[Call, str]] = {}
         self.admission = Admission(settings.ring_timeouts, self.calls, settings.media_host)
         self._flow_settings = {fid: FlowSettings(
             ring_timeout=ring_timeout,
@@ -763,7 +795,11 @@ class CallController:
             else:
                 self._on_request(event)
         elif isinstance(event, ResponseReceived):
+            if event.transaction_id in self.refreshes:
+                self._on_refresh_answer(event)
+                return
             self._on_response(event)
+            self._carrier_session(event)
         elif isinstance(event, CancelReceived):
             call = self.calls.get(event.invite.call_id)
             if call is not None and call.flow.state is not CallState.ENDED:
@@ -776,6 +812,13 @@ class CallController:
         elif isinstance(event, (TransactionTimedOut, TransportError)):
             if event.request.method == "OPTIONS":
                 self._probe_done(event.transaction_id, None)
+                return
+            refresh = self.refreshes.pop(event.transaction_id, None)
+            if refresh is not None:
+                call, leg = refresh
+                timer = self._leg(call, leg)[0]
+                if timer is not None and call.flow.state is not CallState.ENDED:
+                    self._session_actions(call, leg, timer.refresh_failed(self.now()))
                 return
             call = self.by_carrier_tx.get(event.transaction_id)
             if call is not None and event.request.method == "INVITE" and call.flow.state in (
@@ -859,11 +902,20 @@ class CallController:
                     self._feed(call, lambda now: call.flow.digit(d, now, "sip-info"))
                 self._flush()
             return
-        if method == "INVITE":
-            # Re-INVITEs (session refresh, hold) are not needed to carry a call: the
-            # session continues unchanged (RFC 3261 14.1).
-            ep.respond(request, 488, now, headers=[("Warning", '399 ics "re-INVITE not '
-                                                              'supported"')])
+        if call is not None and method in ("INVITE", "UPDATE"):
+            if self._answer_refresh(call, from_carrier, request, now):
+                return
+            if request.body:
+                self._answer_new_offer(call, from_carrier, request, now)
+                return
+        if method == "INVITE" or (method == "UPDATE" and request.body):
+            # A new offer mid-call (hold, new media) is refused; the session continues
+            # unchanged (RFC 3261 14.1, RFC 3311 5.2).
+            ep.respond(request, 488, now, headers=[("Warning", '399 ics "mid-call offers '
+                                                              'not supported"')])
+            return
+        if method == "OPTIONS":
+            ep.respond(request, 200, now, headers=capability_headers(ep.allow, ep.supported))
             return
         ep.respond(request, 200, now)
 
@@ -1119,7 +1171,7 @@ class CallController:
         h.set("call-id", call.carrier_call_id)
         h.set("cseq", "1 INVITE")
         h.set("contact", f"<{self._contacts.get(target.transport, self.contact)}>")
-        h.set("supported", "100rel")
+        # Supported (timer, 100rel) is the endpoint's: it adds it to every request it sends.
         h.set("content-type", "application/sdp")
         invite = Request("INVITE", uri, h, offer.serialize())
         call.carrier_address = (host, port)
@@ -1235,13 +1287,15 @@ class CallController:
         assert media is not None
         answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
         _configure_leg(media, negotiated)
+        call.facility_sdp = answer.serialize()
         ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
-            ("Contact", f"<{self._contact_for(call)}>"), ("Content-Type", "application/sdp")],
-            body=answer.serialize())
+            ("Contact", f"<{self._contact_for(call)}>"), ("Content-Type", "application/sdp"),
+            *self._facility_session(call, now)], body=call.facility_sdp)
         dialog = Dialog.from_uas(call.invite, ok, local_contact=self._contact_for(call))
         self.endpoint.add_dialog(dialog)
         self.endpoint.send_response(ok, now)
         call.facility_dialog = dialog
+        self._arm_sessions(call)
 
     async def _check_pin(self, call: Call, pin: str) -> None:
         """The station's lock first, then the PIN at this facility; a wrong PIN is counted."""
@@ -1332,14 +1386,16 @@ class CallController:
         try:
             answer, negotiated = answer_offer(call.offer, self.settings.media_host, media.port)
             _configure_leg(media, negotiated)
+            call.facility_sdp = answer.serialize()
             ok = make_response(call.invite, 200, to_tag=call.to_tag, headers=[
                 ("Contact", f"<{self._contact_for(call)}>"),
-                ("Content-Type", "application/sdp")],
-                body=answer.serialize())
+                ("Content-Type", "application/sdp"), *self._facility_session(call, now)],
+                body=call.facility_sdp)
             dialog = Dialog.from_uas(call.invite, ok, local_contact=self._contact_for(call))
             self.endpoint.add_dialog(dialog)
             self.endpoint.send_response(ok, now)
             call.facility_dialog = dialog
+            self._arm_sessions(call)
         except SipError as exc:
             log.warning("call %s: cannot answer the facility: %s", call.id, exc)
             self._feed(call, lambda now: flow.media_lost(now, before_acceptance_answer=True))
@@ -1402,6 +1458,199 @@ class CallController:
         except Exception as exc:
             log.warning("heartbeat of %s failed: %s", reservation_id, exc)
 
+    # -- session timers (RFC 4028) ---------------------------------------------------------
+
+    def _leg(self, call: Call, leg: str) -> tuple[SessionTimer | None, Dialog | None]:
+        if leg == "facility":
+            return call.facility_timer, call.facility_dialog
+        return call.carrier_timer, call.carrier_dialog
+
+    def _facility_session(self, call: Call, now: float) -> list[tuple[str, str]]:
+        """The session-timer headers of the facility's 2xx; the leg's timer starts with it."""
+        timer, headers = SessionTimer.answering(call.invite, now, min_se=self.endpoint.min_se,
+                                                interval=self.settings.session_interval)
+        call.facility_timer = timer
+        call.facility_origin = _origin_of(call.invite.body)
+        return headers
+
+    def _carrier_session(self, event: ResponseReceived) -> None:
+        """The 2xx that confirmed the carrier leg starts its timer, if it names one."""
+        response = event.response
+        if event.request.method != "INVITE" or not 200 <= response.status < 300:
+            return
+        call = self.by_carrier_tx.get(event.transaction_id)
+        if call is None or call.carrier_dialog is None or call.carrier_timer is not None:
+            return
+        call.carrier_allows_update = "UPDATE" in response.headers.get_list("allow")
+        call.carrier_origin = _origin_of(response.body)
+        if call.carrier_offer is not None:
+            call.carrier_sdp = call.carrier_offer.serialize()
+        try:
+            call.carrier_timer = SessionTimer.answered(response, self.now(),
+                                                       min_se=self.endpoint.min_se)
+        except SipError as exc:
+            log.info("call %s: carrier session timer ignored: %s", call.id, exc)
+            return
+        self._arm_sessions(call)
+
+    def _arm_sessions(self, call: Call) -> None:
+        for leg in ("facility", "carrier"):
+            handle = call.session_handles.pop(leg, None)
+            if handle is not None:
+                handle.cancel()
+            timer, dialog = self._leg(call, leg)
+            if timer is not None and dialog is not None and self._loop is not None:
+                call.session_handles[leg] = self._loop.call_at(
+                    timer.get_timer() or 0.0, self._on_session_timer, call, leg)
+
+    def _on_session_timer(self, call: Call, leg: str) -> None:
+        call.session_handles.pop(leg, None)
+        timer = self._leg(call, leg)[0]
+        if timer is None or call.flow.state is CallState.ENDED:
+            return
+        self._session_actions(call, leg, timer.handle_timer(self.now()))
+        self._flush()
+
+    def _session_actions(self, call: Call, leg: str,
+                         actions: list[RefreshDue | SessionExpired]) -> None:
+        for action in actions:
+            if isinstance(action, SessionExpired):
+                self._session_expired(call, leg, action)
+                return
+            self._send_refresh(call, leg)
+        self._arm_sessions(call)
+
+    def _session_expired(self, call: Call, leg: str, expired: SessionExpired) -> None:
+        alive = expired.alive_at
+        if call.bridge is not None:
+            alive = max(alive, call.bridge.heard_at)
+        log.info("call %s: %s leg: %s", call.id, leg, expired.reason)
+        self._feed(call, lambda now: call.flow.session_expired(now, alive_at=alive))
+
+    def _send_refresh(self, call: Call, leg: str) -> None:
+        """A session refresh: UPDATE where the peer allows it, else a re-INVITE offering
+        our SDP unchanged."""
+        timer, dialog = self._leg(call, leg)
+        if timer is None or dialog is None:
+            return
+        if leg == "facility":
+            allows_update = "UPDATE" in call.invite.headers.get_list("allow")
+            sdp = call.facility_sdp
+        else:
+            allows_update = call.carrier_allows_update
+            sdp = call.carrier_sdp
+        if allows_update:
+            request = dialog.create_request("UPDATE", headers=timer.refresh_headers())
+        else:
+            request = dialog.create_request("INVITE", headers=timer.refresh_headers(),
+                                            body=sdp, content_type="application/sdp")
+            call.offering.add(leg)
+        host, port, transport = dialog.next_hop()
+        connection = call.connection if leg == "facility" and transport != "udp" else None
+        tx = self.endpoint.send_request(request, (host, port), self.now(), transport=transport,
+                                        connection=connection)
+        self.refreshes[tx] = (call, leg)
+        call.refresh_txs.add(tx)
+
+    def _on_refresh_answer(self, event: ResponseReceived) -> None:
+        status = event.response.status
+        if status < 200:
+            return
+        call, leg = self.refreshes.pop(event.transaction_id)
+        call.refresh_txs.discard(event.transaction_id)
+        if event.request.method == "INVITE":
+            call.offering.discard(leg)
+        timer, dialog = self._leg(call, leg)
+        now = self.now()
+        if event.request.method == "INVITE" and status < 300 and dialog is not None:
+            host, port, transport = dialog.next_hop()
+            connection = call.connection if leg == "facility" and transport != "udp" else None
+            self.endpoint.send_ack(dialog.create_ack(event.request.cseq[0]), (host, port), now,
+                                   transport=transport, connection=connection)
+        if timer is None or call.flow.state is CallState.ENDED:
+            return
+        if status < 300:
+            timer.refreshed(now, event.response)
+            self._arm_sessions(call)
+        else:
+            # RFC 3261 14.1: after a 491, the owner of the Call-ID waits 2.1-4 s, the
+            # other side 0-2 s (we chose the carrier leg's Call-ID).
+            retry = random.uniform(2.1, 4.0) if leg == "carrier" else random.uniform(0.0, 2.0)
+            self._session_actions(call, leg, timer.refresh_failed(now, event.response,
+                                                                  retry_in=retry))
+
+    def _answer_refresh(self, call: Call, from_carrier: bool, request: Request,
+                        now: float) -> bool:
+        """Answer a refresh from a party: an UPDATE without an offer, or a re-INVITE whose
+        offer is the session unchanged (same SDP origin and version), with our SDP as it
+        was. False for anything else (a new offer)."""
+        leg = "carrier" if from_carrier else "facility"
+        timer = self._leg(call, leg)[0]
+        if request.method == "INVITE":
+            origin = call.carrier_origin if from_carrier else call.facility_origin
+            if origin is None or _origin_of(request.body) != origin:
+                return False
+            sdp = call.carrier_sdp if from_carrier else call.facility_sdp
+            headers = [("Content-Type", "application/sdp")]
+        elif request.body:
+            return False
+        else:
+            sdp, headers = b"", []
+        contact = self.contact if from_carrier else self._contact_for(call)
+        if timer is not None:
+            headers += timer.refreshed(now, request, we_answered=True)
+        self.endpoint.respond(request, 200, now, headers=[("Contact", f"<{contact}>"), *headers],
+                              body=sdp)
+        self._arm_sessions(call)
+        return True
+
+    # -- offers mid-call: hold, resume, new media, codec change ------------------------------
+
+    def _answer_new_offer(self, call: Call, from_carrier: bool, request: Request,
+                          now: float) -> None:
+        """A re-INVITE or UPDATE with a new offer from a party. The controller terminates
+        media, so the offer is answered from that leg alone (never forwarded): the leg
+        is pointed at the new address and codec, the bridge follows, and a hold
+        (sendonly/inactive) mutes the direction and the recording. No money moves."""
+        leg = "carrier" if from_carrier else "facility"
+        ep = self.endpoint
+        media = call.carrier_media if from_carrier else call.facility_media
+        ours = call.carrier_sdp if from_carrier else call.facility_sdp
+        if media is None or media.closed or not ours:
+            ep.respond(request, 488, now, headers=[("Warning", '399 ics "no session to change"')])
+            return
+        if leg in call.offering:
+            ep.respond(request, 491, now)  # glare: our own offer is out on this leg
+            return
+        try:
+            answer, negotiated = answer_reoffer(SessionDescription.parse(request.body),
+                                                SessionDescription.parse(ours), media.port)
+        except SdpError as exc:
+            ep.respond(request, 488, now, f"Not Acceptable Here ({exc})",
+                       headers=[("Warning", f'399 ics "{exc}"')])
+            return
+        _configure_leg(media, negotiated)
+        body = answer.serialize()
+        if from_carrier:
+            call.carrier_sdp, call.carrier_origin = body, _origin_of(request.body)
+        else:
+            call.facility_sdp, call.facility_origin = body, _origin_of(request.body)
+        call.directions[leg] = negotiated.direction
+        if call.bridge is not None:
+            call.bridge.retarget()
+            call.bridge.set_directions(sends(call.directions["facility"]),
+                                       sends(call.directions["carrier"]))
+        timer = self._leg(call, leg)[0]
+        headers = [("Contact", f"<{self.contact if from_carrier else self._contact_for(call)}>"),
+                   ("Content-Type", "application/sdp")]
+        if timer is not None:
+            headers += timer.refreshed(now, request, we_answered=True)
+        ep.respond(request, 200, now, headers=headers, body=body)
+        self._arm_sessions(call)
+        log.info("call %s: %s leg renegotiated: %s %s at %s:%d", call.id, leg,
+                 negotiated.codec, negotiated.direction, negotiated.remote_address,
+                 negotiated.remote_port)
+
     # -- the end ----------------------------------------------------------------------------------
 
     def _ended(self, call: Call, ended: CallEnded) -> None:
@@ -1409,6 +1658,11 @@ class CallController:
             call.timer.cancel()
             call.timer = None
         self._end_early_media(call)
+        for handle in call.session_handles.values():
+            handle.cancel()
+        call.session_handles.clear()
+        for tx in call.refresh_txs:
+            self.refreshes.pop(tx, None)
         # The legs close first: a bridge stopped over closed legs hands them nothing back
         # (no media sessions resumed, serviced and reported on for a moment).
         for media in (call.carrier_media, call.facility_media):
@@ -1509,6 +1763,12 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+def _origin_of(sdp: bytes) -> str | None:
+    """The ``o=`` line of an SDP body: the same line means the same session version."""
+    for line in sdp.split(b"\n"):
+        if line.startswith(b"o="):
+            return line.strip().decode("utf-8", "replace")
+    return None
 
 
 def _station_of(request: Request) -> str:

@@ -688,6 +688,17 @@ class CallFlow:
         how = outcomes.CARRIER_FAILURE
         return [HangUpCarrier(how.reason), *self._reject(how, "controller", now)]
 
+    def session_expired(self, now: float, *, alive_at: float) -> list[Output]:
+        """A leg's session timer (RFC 4028) ran out: BYE both legs. A connected call is
+        settled to ``alive_at``, the last moment a refresh or media proved it alive."""
+        if self.state is not CallState.CONNECTED:
+            return self.media_lost(now)
+        self._move(Input.MEDIA_LOST)
+        how = outcomes.SESSION_EXPIRED
+        end = now if self.accept_at is None else min(now, max(alive_at, self.accept_at))
+        return [HangUpCarrier(how.reason), HangUpCaller(how.reason),
+                self._end(how, "controller", end)]
+
     def caller_lost(self, now: float) -> list[Output]:
         """The facility never ACKed our 200 OK: end both legs."""
         self._move(Input.MEDIA_LOST)

@@ -54,6 +54,7 @@ CALLER_HUNG_UP = Disposition(200, 16, "caller hung up", CallOutcome.COMPLETED)
 CALLED_HUNG_UP = Disposition(200, 16, "called party hung up", CallOutcome.COMPLETED)
 TIME_LIMIT = Disposition(200, 16, "call time limit reached", CallOutcome.COMPLETED)
 MEDIA_LOST = Disposition(200, 102, "no media from a party", CallOutcome.COMPLETED)
+SESSION_EXPIRED = Disposition(200, 102, "session timer expired", CallOutcome.COMPLETED)
 ACK_LOST = Disposition(200, 102, "caller never confirmed the answer", CallOutcome.COMPLETED)
 # Ends of a menu call, whose caller's leg was answered for the menu.
 MENU_ABANDONED = Disposition(200, 16, "caller hung up", CallOutcome.CANCELLED)

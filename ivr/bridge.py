@@ -98,14 +98,18 @@ class Bridge:
         self.on_inactive = on_inactive
         self.flush_interval = flush_interval
         sa, sb = a.session, b.session
-        self._ab = RelayPath(sa.codec, sb.codec, sa.telephone_event_pt, sb.telephone_event_pt)
-        self._ba = RelayPath(sb.codec, sa.codec, sb.telephone_event_pt, sa.telephone_event_pt)
-        self._a_audio_pt = sa.codec.payload_type
-        self._b_audio_pt = sb.codec.payload_type
-        # Same codec and payload type both ways: audio is forwarded byte for byte.
-        self._same = self._ab.table is None and self._a_audio_pt == self._b_audio_pt
+        #: The codecs the recording was opened with (a leg may change codec mid-call).
+        self._recorded_codecs = (sa.codec, sb.codec)
+        self._rec_table_a: bytes | None = None
+        self._rec_table_b: bytes | None = None
+        self._paths()
         self._a_peer = sa.remote
         self._b_peer = sb.remote
+        # A party on hold (SDP direction): nothing is relayed towards a leg that does
+        # not receive, and the recording takes nothing, so it has silence there.
+        self._mute_to_a = False
+        self._mute_to_b = False
+        self._held_recorder: Recorder | None = None
         self._a_send = a.sendto
         self._b_send = b.sendto
         self.received_a = 0
@@ -120,6 +124,44 @@ class Bridge:
         self._hold_to_b = False
         self._announce_timer: asyncio.TimerHandle | None = None
         self._announced: asyncio.Future[None] | None = None
+
+    @property
+    def heard_at(self) -> float:
+        """When media last came from both parties (loop time, to the bridge's tick)."""
+        return min(self._last_activity)
+
+    def _paths(self) -> None:
+        sa, sb = self.a.session, self.b.session
+        self._ab = RelayPath(sa.codec, sb.codec, sa.telephone_event_pt, sb.telephone_event_pt)
+        self._ba = RelayPath(sb.codec, sa.codec, sb.telephone_event_pt, sa.telephone_event_pt)
+        self._a_audio_pt = sa.codec.payload_type
+        self._b_audio_pt = sb.codec.payload_type
+        # Same codec and payload type both ways: audio is forwarded byte for byte.
+        self._same = self._ab.table is None and self._a_audio_pt == self._b_audio_pt
+        self._rec_table_a = sa.codec.translate_table(self._recorded_codecs[0])
+        self._rec_table_b = sb.codec.translate_table(self._recorded_codecs[1])
+
+    def retarget(self) -> None:
+        """A leg's media was renegotiated (new address, port or codec): relay to match."""
+        self._paths()
+        self._a_peer = self.a.session.remote
+        self._b_peer = self.b.session.remote
+
+    def set_directions(self, to_a: bool, to_b: bool) -> None:
+        """Whether each leg receives media (False while its party holds the call or is
+        held). While either does not, the recording takes nothing: it pads silence."""
+        self._mute_to_a = not to_a
+        self._mute_to_b = not to_b
+        held = not (to_a and to_b)
+        if held and self._held_recorder is None and self.recorder is not None:
+            self._held_recorder, self.recorder = self.recorder, None
+        elif not held and self._held_recorder is not None:
+            self.recorder, self._held_recorder = self._held_recorder, None
+            self.recorder.resume_channels(self.a.loop.time())
+
+    @property
+    def held(self) -> bool:
+        return self._mute_to_a or self._mute_to_b
 
     def start(self) -> None:
         loop = self.a.loop
@@ -147,6 +189,8 @@ class Bridge:
         if self._tick is not None:
             self._tick.cancel()
         self._end_announcement()
+        if self._held_recorder is not None:
+            self.recorder, self._held_recorder = self._held_recorder, None
         if self.recorder is not None:
             self.recorder.close(self.a.loop.time())
         for ep in (self.a, self.b):
@@ -220,15 +264,18 @@ class Bridge:
             return
         if data[1] & 0x7F == self._a_audio_pt and data[0] == 0x80:
             if self.recorder is not None:
-                self.recorder.add(0, data[12:], int.from_bytes(data[4:8], "big"))
+                table = self._rec_table_a
+                self.recorder.add(0, data[12:] if table is None else data[12:].translate(table),
+                                  int.from_bytes(data[4:8], "big"))
             out: bytes | None = data if self._same else self._ab.rewrite(data)[0]
         else:
             out, audio = self._ab.rewrite(data)
             if audio and self.recorder is not None:
                 hl = header_length(data)
                 if hl is not None:
-                    self.recorder.add(0, data[hl:], int.from_bytes(data[4:8], "big"))
-        if out is not None and self._b_peer is not None and not self._hold_to_b:
+                    self._record(0, data, hl)
+        if out is not None and self._b_peer is not None and not self._hold_to_b and \
+                not self._mute_to_b:
             self._b_send(out, self._b_peer)
 
     def _from_b(self, data: bytes, addr: Address) -> None:
@@ -241,16 +288,26 @@ class Bridge:
             return
         if data[1] & 0x7F == self._b_audio_pt and data[0] == 0x80:
             if self.recorder is not None:
-                self.recorder.add(1, data[12:], int.from_bytes(data[4:8], "big"))
+                table = self._rec_table_b
+                self.recorder.add(1, data[12:] if table is None else data[12:].translate(table),
+                                  int.from_bytes(data[4:8], "big"))
             out: bytes | None = data if self._same else self._ba.rewrite(data)[0]
         else:
             out, audio = self._ba.rewrite(data)
             if audio and self.recorder is not None:
                 hl = header_length(data)
                 if hl is not None:
-                    self.recorder.add(1, data[hl:], int.from_bytes(data[4:8], "big"))
-        if out is not None and self._a_peer is not None and not self._hold_to_a:
+                    self._record(1, data, hl)
+        if out is not None and self._a_peer is not None and not self._hold_to_a and \
+                not self._mute_to_a:
             self._a_send(out, self._a_peer)
+
+    def _record(self, channel: int, data: bytes, hlen: int) -> None:
+        """One party's audio into the recording, in the codec it was opened with."""
+        assert self.recorder is not None
+        table = self._rec_table_b if channel else self._rec_table_a
+        payload = data[hlen:] if table is None else data[hlen:].translate(table)
+        self.recorder.add(channel, payload, int.from_bytes(data[4:8], "big"))
 
     def _learn(self, leg: int, ep: RtpEndpoint, addr: Address) -> bool:
         """Symmetric RTP, with the session's rule against strays (a rare path)."""
@@ -289,8 +346,11 @@ class Bridge:
             if count != self._seen[i]:
                 self._seen[i] = count
                 self._last_activity[i] = now
-        if self.recorder is not None:
-            self.recorder.flush(now)
+        recorder = self.recorder or self._held_recorder
+        if recorder is not None:
+            recorder.flush(now)
+        if self._mute_to_a or self._mute_to_b:
+            self._last_activity = [now, now]  # silence on hold is no lost media
         for i, ep in ((0, self.a), (1, self.b)):
             if now - self._last_activity[i] >= self.inactivity_timeout:
                 self.inactive_leg = ep

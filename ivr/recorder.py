@@ -130,6 +130,16 @@ class Recorder:
         ch.total += n
         ch.last_end = (timestamp + n) & 0xFFFFFFFF
 
+    def resume_channels(self, now: float) -> None:
+        """The parties send again after a hold (at ``now``): the held time up to now is
+        silence, and their timestamps start the count again."""
+        expected = int((now - self.start) * RATE)
+        for ch in self._channels:
+            if ch.total < expected:
+                ch.buf += ch.silence * (expected - ch.total)
+                ch.total = expected
+            ch.last_end = None
+
     def flush(self, now: float, *, final: bool = False) -> None:
         if self.closed:
             return

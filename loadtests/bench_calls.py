@@ -20,6 +20,11 @@ calls and time.
 
     python loadtests/bench_calls.py [--rates 20,50,100,150,200] [--step-seconds 10]
                                     [--talk 5] [--hold-rate 100] [--hold-talk 15]
+                                    [--session-timer SECONDS]
+
+``--session-timer`` runs every call with RFC 4028 session timers of that many
+seconds on both legs (the controller refreshes each leg once, by re-INVITE, at
+half the interval; the SIPp peers answer it): keep the talk under the interval.
 """
 
 from __future__ import annotations
@@ -61,13 +66,15 @@ def numbers(count: int) -> list[str]:
     return [f"+1{FIRST_NUMBER + i}" for i in range(count)]
 
 
-def prepare(root: Path, count: int, rtp_ports: int) -> Service:
+def prepare(root: Path, count: int, rtp_ports: int, session_timer: int = 0) -> Service:
     # Other processes on a shared machine hold a few ports here and there: the
     # controller skips a pair it cannot bind, so a range that is 95 % free will do.
     ports = ServicePorts.pick(rtp_size=rtp_ports, rtp_within=(21000, 32700), rtp_min_free=0.95)
-    svc = Service.prepare(root, ports=ports, service={
-        ("sip", "shutdown_grace_seconds"): "5",
-    })
+    overrides = {("sip", "shutdown_grace_seconds"): "5"}
+    if session_timer:
+        overrides[("sip", "session_expires_seconds")] = str(session_timer)
+        overrides[("sip", "min_se_seconds")] = str(min(session_timer, 90))
+    svc = Service.prepare(root, ports=ports, service=overrides)
     accounts = "".join(
         f'\n[[accounts]]\nid = "ac-bench-{n[1:]}"\nproduct = "advance_connect"\n'
         f'numbers = ["{n}"]\nholder = "Benchmark"\ndeposit = "300.00"\n'
@@ -212,22 +219,27 @@ def tally(step: Step, svc: Service, started: float, cpu_before: float, fac: Sipp
 
 
 def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, seconds: float,
-             talk: float, name: str, echo: bool = True) -> Step:
+             talk: float, name: str, echo: bool = True, session_timer: int = 0) -> Step:
     calls = max(1, int(rate * seconds))
     step = Step(rate=rate, calls=calls, talk=talk)
     bound = seconds + talk + 45
-    carrier = Sipp(workdir, f"{name}-carrier", "carrier_info", local_ip="127.0.0.1",
-                   calls=calls, timeout_s=bound, keys={"digit": "1"},
+    # With session timers the facility talks on after the refresh at half the interval.
+    talk_ms = int((talk - session_timer / 2) * 1000) if session_timer else int(talk * 1000)
+    carrier = Sipp(workdir, f"{name}-carrier",
+                   "carrier_session" if session_timer else "carrier_info", local_ip="127.0.0.1",
+                   calls=calls, timeout_s=bound,
+                   keys={"digit": "1", "interval": str(session_timer)},
                    sets={"ring_ms": 0, "dtmf_ms": 1000},
                    extra=(["-rtp_echo"] if echo else []) + ["-max_socket", "50000"],
                    trace_msg=False)
     i = carrier.cmd.index("-p")
     carrier.cmd[i + 1] = str(svc.ports.carrier)
     carrier.sip_port = svc.ports.carrier
-    facility = Sipp(workdir, f"{name}-facility", "facility_bench",
+    facility = Sipp(workdir, f"{name}-facility",
+                    "facility_bench_session" if session_timer else "facility_bench",
                     local_ip=TRUNKS["tx-state-prison"], remote=f"127.0.0.1:{svc.ports.sip}",
                     calls=calls, timeout_s=bound, keys={"pin": "100001"},
-                    sets={"talk_ms": int(talk * 1000)},
+                    sets={"talk_ms": talk_ms},
                     extra=["-inf", str(numbers_csv), "-r", f"{rate:g}", "-l", "20000",
                            "-max_socket", "50000"],
                     trace_msg=False)
@@ -260,7 +272,9 @@ def run_step(svc: Service, workdir: Path, numbers_csv: Path, rate: float, second
         facility.kill()
         carrier.kill()
     tally(step, svc, started, cpu_before, fac, car, calls)
-    step.sent = calls * (SENT_PER_CALL["facility"] + SENT_PER_CALL["carrier"])
+    # A refreshed call: each side also answers the refresh (200).
+    step.sent = calls * (SENT_PER_CALL["facility"] + SENT_PER_CALL["carrier"]
+                         + (2 if session_timer else 0))
     rows = [r.split(";") for r in fac.stat_csv.splitlines()[1:] if r.strip()]
     header = fac.stat_csv.splitlines()[0].split(";") if fac.stat_csv else []
     if "CurrentCall" in header:
@@ -308,6 +322,9 @@ def main() -> int:
                         "prompt, so the controller also receives and scans a media stream)")
     parser.add_argument("--rtp-ports", type=int, default=8000,
                         help="size of the controller's RTP port range (4 ports per call)")
+    parser.add_argument("--session-timer", type=int, default=0,
+                        help="RFC 4028 session interval on both legs, seconds (0: none); "
+                        "each call is refreshed once, so keep --talk below it")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
@@ -322,7 +339,12 @@ def main() -> int:
     numbers_csv = work / "numbers.csv"
     numbers_csv.write_text("SEQUENTIAL\n" + "".join(f"{n};\n" for n in numbers(args.numbers)))
     # Two RTP+RTCP pairs per call: 8,000 ports leave room for 2,000 calls at once.
-    svc = prepare(work / "service", args.numbers, rtp_ports=args.rtp_ports)
+    if args.session_timer and not args.session_timer / 2 < args.talk < args.session_timer:
+        print("with --session-timer, --talk must be between half the interval and it",
+              file=sys.stderr)
+        return 2
+    svc = prepare(work / "service", args.numbers, rtp_ports=args.rtp_ports,
+                  session_timer=args.session_timer)
     t0 = time.monotonic()
     svc.start(timeout=120)
     print(f"ics serve ready in {time.monotonic() - t0:.1f} s (seeded {args.numbers} accounts); "
@@ -335,7 +357,8 @@ def main() -> int:
     try:
         for rate in rates:
             step = run_step(svc, work, numbers_csv, rate, args.step_seconds, args.talk,
-                            f"step-{rate:g}", echo=not args.no_echo)
+                            f"step-{rate:g}", echo=not args.no_echo,
+                            session_timer=args.session_timer)
             steps.append(step)
             report(step)
             if not step.passed:
@@ -344,7 +367,8 @@ def main() -> int:
         hold = None
         if args.hold_rate > 0 and (best is None or best.rate >= args.hold_rate):
             hold = run_step(svc, work, numbers_csv, args.hold_rate, args.step_seconds,
-                            args.hold_talk, "hold", echo=not args.no_echo)
+                            args.hold_talk, "hold", echo=not args.no_echo,
+                            session_timer=args.session_timer)
             print(f"hold phase ({args.hold_talk:g} s talk):")
             report(hold)
     finally:

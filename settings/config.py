@@ -140,6 +140,11 @@ class SipConfig(_Model):
     #: A carrier gateway that sends no response at all to an INVITE this long is given
     #: up: the call moves to the next gateway, or fails (503) when none is left.
     carrier_response_timeout_seconds: float = Field(default=8.0, gt=0, le=64)
+    #: RFC 4028 session interval asked of both legs; 0 runs a timer only where a peer asks.
+    session_expires_seconds: int = Field(default=0, ge=0)
+    #: The smallest session interval accepted: a smaller Session-Expires gets 422.
+    #: RFC 4028 puts the floor at 90 s; shorter ones are for tests.
+    min_se_seconds: int = Field(default=90, ge=1)
 
     @field_validator("listen")
     @classmethod

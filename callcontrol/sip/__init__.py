@@ -57,7 +57,7 @@ Errors: every error is a `SipError` carrying ``status``/``reason``;
 from .answering_agent import AnsweringAgent, start_agent
 from .dialog import Dialog, DialogId, initial_request, new_branch, new_call_id, new_tag
 from .digest import DigestAuthenticator, DigestOutcome, digest_response, parse_auth_params
-from .endpoint import DEFAULT_ALLOW, Endpoint, Transmission
+from .endpoint import DEFAULT_ALLOW, Endpoint, Transmission, capability_headers
 from .errors import (
     LocalProtocolError,
     ParseError,
@@ -100,9 +100,17 @@ from .sdp import (
     SessionDescription,
     accept_answer,
     answer_offer,
+    answer_reoffer,
     create_offer,
 )
 from .security import Screening, Trunk, TrunkPolicy
+from .session_timer import (
+    RefreshDue,
+    SessionExpired,
+    SessionExpires,
+    SessionIntervalTooSmall,
+    SessionTimer,
+)
 from .transport import SipTransport
 
 __all__ = [
@@ -128,6 +136,7 @@ __all__ = [
     "NegotiatedAudio",
     "ParseError",
     "PeerProtocolError",
+    "RefreshDue",
     "Request",
     "RequestReceived",
     "Response",
@@ -135,6 +144,10 @@ __all__ = [
     "Screening",
     "SdpError",
     "SessionDescription",
+    "SessionExpired",
+    "SessionExpires",
+    "SessionIntervalTooSmall",
+    "SessionTimer",
     "SipError",
     "SipTransport",
     "SipUri",
@@ -148,6 +161,8 @@ __all__ = [
     "Via",
     "accept_answer",
     "answer_offer",
+    "answer_reoffer",
+    "capability_headers",
     "create_offer",
     "digest_response",
     "initial_request",

@@ -40,6 +40,7 @@ from .message import (
     split_header_values,
 )
 from .reliable import RAck, ReliableProvisional, first_rseq
+from .session_timer import MIN_SE_FLOOR, OPTION_TAG, check_interval
 from .transaction import (
     AcceptedInvite,
     ClientTransaction,
@@ -49,6 +50,31 @@ from .transaction import (
 )
 
 DEFAULT_ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE", "PRACK")
+
+#: Body types the controller reads: SDP offers/answers and DTMF in INFO.
+DEFAULT_ACCEPT = ("application/sdp", "application/dtmf-relay", "application/dtmf")
+
+#: Option tags (RFC 3261 20.37) a ``Require`` may name without a 420.
+DEFAULT_SUPPORTED: tuple[str, ...] = (OPTION_TAG, "100rel")
+
+#: Methods some RFC defines: one of these that we do not allow gets 405, any other 501
+#: (RFC 3261 8.2.1).
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE",
+    "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH",
+})
+
+#: Request-URI schemes a UAS here can serve (others get 416, RFC 3261 8.2.2.1).
+URI_SCHEMES = frozenset({"sip", "sips", "tel"})
+
+
+def capability_headers(
+    allow: Iterable[str] = DEFAULT_ALLOW, supported: Iterable[str] = DEFAULT_SUPPORTED,
+    accept: Iterable[str] = DEFAULT_ACCEPT,
+) -> list[tuple[str, str]]:
+    """``Allow``, ``Accept`` and ``Supported`` of an OPTIONS answer (RFC 3261 11.2)."""
+    return [("Allow", ", ".join(allow)), ("Accept", ", ".join(accept)),
+            ("Supported", ", ".join(supported))]
 
 
 class Transmission(NamedTuple):
@@ -96,6 +122,9 @@ class Endpoint:
         t4: float = 5.0,
         screen: RequestScreen | None = None,
         allow: Iterable[str] = DEFAULT_ALLOW,
+        supported: Iterable[str] = DEFAULT_SUPPORTED,
+        min_se: int = MIN_SE_FLOOR,
+        session_interval: int = 0,
         auto_trying: bool = True,
         trying_delay: float = 0.2,
         match_dialogs: bool = True,
@@ -109,6 +138,11 @@ class Endpoint:
         self.screen = screen
         self.allow = tuple(allow)
         self._allow_set = frozenset(self.allow)
+        self.supported = tuple(supported)
+        self._supported_set = frozenset(tag.lower() for tag in self.supported)
+        self.min_se = min_se
+        #: Asked for in the Session-Expires of each dialog-creating INVITE (0: not asked).
+        self.session_interval = session_interval
         self.auto_trying = auto_trying
         self.trying_delay = trying_delay
         self.match_dialogs = match_dialogs
@@ -314,6 +348,13 @@ class Endpoint:
             request.headers.set("max-forwards", "70")
         if self.user_agent and "user-agent" not in request.headers:
             request.headers.set("user-agent", self.user_agent)
+        if request.method == "INVITE" and request.to_tag is None:
+            if self.supported and "supported" not in request.headers:
+                request.headers.set("supported", ", ".join(self.supported))
+            if self.session_interval and "session-expires" not in request.headers:
+                request.headers.set("session-expires", str(max(self.session_interval,
+                                                               self.min_se)))
+                request.headers.set("min-se", str(self.min_se))
         self._start_client(request, branch, address, transport, connection, now)
         return branch
 
@@ -444,29 +485,34 @@ class Endpoint:
             return
 
         trunk_id: str | None = None
+        verdict = None
         if self.screen is not None:
             verdict = self.screen.screen(request, address, now)
             if verdict.drop:
                 self._emit(MessageRejected(address, transport, None, verdict.detail))
                 return
-            if verdict.response is not None:
-                if verdict.trunk_id is None and verdict.response.status >= 300:
-                    # Untrusted: answer statelessly. A transaction would hold memory and
-                    # retransmit the error to a possibly spoofed address (amplification).
-                    self._out.append(Transmission(verdict.response.serialize(), address,
-                                                  transport, connection))
-                    self._emit(MessageRejected(address, transport, verdict.response.status,
-                                               verdict.detail))
-                    return
-                stx = self._new_server(key, request, address, transport, connection)
-                self._respond(stx, verdict.response, now)
-                if verdict.response.status >= 300:
-                    self._emit(
-                        MessageRejected(address, transport, verdict.response.status,
-                                        verdict.detail, verdict.trunk_id)
-                    )
-                return
             trunk_id = verdict.trunk_id
+            if verdict.response is not None and trunk_id is None and \
+                    verdict.response.status >= 300:
+                # Untrusted: answer statelessly. A transaction would hold memory and
+                # retransmit the error to a possibly spoofed address (amplification).
+                self._out.append(Transmission(verdict.response.serialize(), address,
+                                              transport, connection))
+                self._emit(MessageRejected(address, transport, verdict.response.status,
+                                           verdict.detail))
+                return
+        refusal = self._refusal(request) if method != "CANCEL" else None
+        if refusal is not None:
+            self._respond(self._new_server(key, request, address, transport, connection),
+                          refusal, now)
+            return
+        if verdict is not None and verdict.response is not None:
+            stx = self._new_server(key, request, address, transport, connection)
+            self._respond(stx, verdict.response, now)
+            if verdict.response.status >= 300:
+                self._emit(MessageRejected(address, transport, verdict.response.status,
+                                           verdict.detail, trunk_id))
+            return
 
         if len(self._servers) >= self.max_transactions:
             stx = self._new_server(key, request, address, transport, connection)
@@ -480,10 +526,6 @@ class Endpoint:
             return
 
         stx = self._new_server(key, request, address, transport, connection)
-        if method not in self._allow_set:
-            self._respond(stx, make_response(request, 405, to_tag=new_tag(),
-                                               headers=[("Allow", ", ".join(self.allow))]), now)
-            return
         max_forwards = request.headers.get("max-forwards")
         if max_forwards is not None and int(max_forwards) <= 0 and method != "OPTIONS":
             self._respond(stx, make_response(request, 483, to_tag=new_tag()), now)
@@ -517,6 +559,45 @@ class Endpoint:
                 self._set_timer(stx, "trying", now + self.trying_delay)
         self._emit(RequestReceived(request, stx.id, address, transport, connection, trunk_id,
                                    dialog))
+
+    def _refusal(self, request: Request) -> Response | None:
+        """The error answer RFC 3261 8.2.1-8.2.3 gives a request we cannot serve, if any:
+        an unknown Request-URI scheme (416), a method we do not implement (405/501),
+        an extension we lack (420), a body or answer type we cannot handle (415/406)."""
+        method = request.method
+        scheme = request.uri.partition(":")[0].lower()
+        if scheme not in URI_SCHEMES:
+            return make_response(request, 416, to_tag=new_tag())
+        if method not in self._allow_set:
+            status = 405 if method in KNOWN_METHODS else 501
+            return make_response(request, status, to_tag=new_tag(),
+                                 headers=[("Allow", ", ".join(self.allow))])
+        if method == "ACK":
+            return None
+        unsupported = [tag for tag in request.headers.get_list("require")
+                       if tag.lower() not in self._supported_set]
+        if unsupported:
+            return make_response(request, 420, to_tag=new_tag(),
+                                 headers=[("Unsupported", ", ".join(unsupported))])
+        if method in ("INVITE", "UPDATE"):
+            content_type = request.headers.get("content-type")
+            if request.body and content_type is not None and \
+                    content_type.partition(";")[0].strip().lower() != "application/sdp":
+                return make_response(request, 415, to_tag=new_tag(),
+                                     headers=[("Accept", "application/sdp")])
+            if OPTION_TAG in self._supported_set:
+                try:
+                    check_interval(request, self.min_se)
+                except PeerProtocolError as exc:
+                    headers = [("Min-SE", str(self.min_se))] if exc.status == 422 else []
+                    return make_response(request, exc.status, f"{exc.reason} ({exc})",
+                                         to_tag=new_tag(), headers=headers)
+            accept = request.headers.get_list("accept")
+            if accept and not any(kind.partition(";")[0].strip().lower() in (
+                    "application/sdp", "application/*", "*/*") for kind in accept):
+                return make_response(request, 406, to_tag=new_tag(), headers=[
+                    ("Warning", '399 ics "answers are application/sdp only"')])
+        return None
 
     def _new_server(
         self, key: tuple[str, str, str], request: Request, address: Address, transport: str,

@@ -53,6 +53,13 @@ _REQUIRED_HEADERS = ("via", "from", "to", "call-id", "cseq")
 _VALID_NAMES: set[str] = set()
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~\-]+\Z")
 _DIGITS = re.compile(r"[0-9]{1,10}\Z")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_VERSION = re.compile(r"SIP/[0-9]+\.[0-9]+\Z", re.I)
+_VIA = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^\s;]+)\s+([^;]*)(.*)\Z", re.S)
+_EMPTY_ELEMENT = re.compile(r"^\s*,|,\s*(?:,|\Z)")
+#: RFC 3261 25.1 rfc1123-date: the only time zone SIP allows is GMT.
+_SIP_DATE = re.compile(r"[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} "
+                       r"[0-9]{2}:[0-9]{2}:[0-9]{2} GMT\Z")
 
 
 def header_key(name: str) -> str:
@@ -105,18 +112,37 @@ def split_header_values(value: str) -> list[str]:
     return parts
 
 
-def parse_params(text: str) -> dict[str, str | None]:
-    """Parse ``;a=b;c`` style parameters (leading ``;`` optional), keys lower-cased."""
+def parse_params(text: str, *, strict: bool = False) -> dict[str, str | None]:
+    """Parse ``;a=b;c`` style parameters (leading ``;`` optional), keys lower-cased.
+
+    ``strict`` (header parameters, RFC 3261 25.1 generic-param): the text must
+    start with ``;``, no parameter may be empty, names are tokens, and a value is
+    a token, host or quoted string.
+    """
     params: dict[str, str | None] = {}
-    for item in text.split(";"):
+    items = text.split(";")
+    if strict:
+        if items[0].strip():
+            raise ParseError(f"junk before parameters: {text[:80]!r}")
+        items = items[1:]
+    for item in items:
         item = item.strip()
         if not item:
+            if strict:
+                raise ParseError(f"empty parameter in {text[:80]!r}")
             continue
         name, sep, val = item.partition("=")
         name = name.strip().lower()
         if not name:
             raise ParseError(f"empty parameter name in {text!r}")
-        params[name] = val.strip() if sep else None
+        value = val.strip() if sep else None
+        if strict:
+            if not _TOKEN.match(name):
+                raise ParseError(f"bad parameter name {name[:40]!r}")
+            if value is not None and (not value or (
+                    value[0] != '"' and any(ch.isspace() for ch in value))):
+                raise ParseError(f"bad value of parameter {name[:40]!r}")
+        params[name] = value
     return params
 
 
@@ -258,6 +284,21 @@ class SipUri:
         return out
 
 
+def _closing_quote(text: str) -> int:
+    """Index of the quote that closes the quoted string starting at ``text[0]``."""
+    i = 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i
+        i += 1
+    raise ParseError(f"unterminated quoted string in {text[:80]!r}")
+
+
 def _split_hostport(hostport: str, context: str) -> tuple[str, int | None]:
     hostport = hostport.strip()
     if hostport.startswith("["):
@@ -292,24 +333,44 @@ class NameAddress:
 
     @classmethod
     def parse(cls, text: str) -> NameAddress:
+        """Parse name-addr or addr-spec (RFC 3261 20.10, 25.1), strictly.
+
+        The display name is a quoted string or tokens; a URI in ``<>`` has no white
+        space; a bare URI (addr-spec) has no ``?``, ``,`` or white space in it.
+        """
         text = text.strip()
-        lt = text.find("<")
+        if text == "*":
+            return cls("*")
+        display: str | None = None
+        if text.startswith('"'):
+            end = _closing_quote(text)
+            display = text[: end + 1]
+            lt = len(text) - len(text[end + 1 :].lstrip())
+            if not text.startswith("<", lt):
+                raise ParseError(f"quoted display name without <URI> in {text[:80]!r}")
+        else:
+            lt = text.find("<")
+            if lt > 0:
+                words = text[:lt].split()
+                if not all(_TOKEN.match(word) for word in words):
+                    raise ParseError(f"display name must be tokens or quoted: {text[:80]!r}")
+                display = " ".join(words) or None
         if lt >= 0:
             gt = text.find(">", lt)
             if gt < 0:
-                raise ParseError(f"unterminated <...> in {text!r}")
-            display = text[:lt].strip() or None
-            uri = text[lt + 1 : gt].strip()
-            params = parse_params(text[gt + 1 :])
+                raise ParseError(f"unterminated <...> in {text[:80]!r}")
+            uri = text[lt + 1 : gt]
+            if uri != uri.strip() or any(ch.isspace() for ch in uri):
+                raise ParseError(f"white space inside <URI> in {text[:80]!r}")
+            params = parse_params(text[gt + 1 :], strict=True)
         else:
-            if text == "*":
-                return cls("*")
-            uri, _, rest = text.partition(";")
+            uri, semi, rest = text.partition(";")
             uri = uri.strip()
-            display = None
-            params = parse_params(rest)
-        if not uri or ":" not in uri:
-            raise ParseError(f"address has no URI: {text!r}")
+            if "?" in uri or "," in uri or any(ch.isspace() for ch in uri):
+                raise ParseError(f"a URI with ?, comma or space needs <...>: {text[:80]!r}")
+            params = parse_params(semi + rest, strict=True)
+        if not uri or not _SCHEME.match(uri):
+            raise ParseError(f"address has no URI: {text[:80]!r}")
         return cls(uri, display, params)
 
     @property
@@ -332,13 +393,13 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        proto, _, rest = text.strip().partition(" ")
-        parts = proto.split("/")
-        if len(parts) != 3 or parts[0].strip().upper() != "SIP" or parts[1].strip() != "2.0":
-            raise ParseError(f"bad Via protocol in {text!r}")
-        sent_by, _, params = rest.strip().partition(";")
-        host, port = _split_hostport(sent_by, text)
-        return cls(parts[2].strip().upper(), host, port, parse_params(params))
+        """``SIP / 2.0 / UDP host:port;params``: LWS may surround the slashes (RFC 3261
+        25.1); parameters are strict generic-params."""
+        m = _VIA.match(text)
+        if m is None or m.group(1).upper() != "SIP" or m.group(2) != "2.0":
+            raise ParseError(f"bad Via protocol in {text[:80]!r}")
+        host, port = _split_hostport(m.group(4), text)
+        return cls(m.group(3).upper(), host, port, parse_params(m.group(5), strict=True))
 
     @property
     def branch(self) -> str | None:
@@ -361,9 +422,10 @@ def tag_of(value: str | None) -> str | None:
     i = value.find(";", i + 1 if i >= 0 else 0)
     while i >= 0:
         j = value.find(";", i + 1)
-        item = value[i + 1 : j if j >= 0 else len(value)].strip()
-        if item[:4].lower() == "tag=":
-            return item[4:].strip() or None
+        item = value[i + 1 : j if j >= 0 else len(value)]
+        name, eq, tag = item.partition("=")
+        if eq and name.strip().lower() == "tag":
+            return tag.strip() or None
         i = j
     return None
 
@@ -515,13 +577,19 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
         message = Response(int(code), reason.strip())
     else:
         parts = start.split(" ")
+        if len(parts) == 3 and parts[2] != "SIP/2.0" and _VERSION.match(parts[2]):
+            raise ParseError(f"SIP version {parts[2][:20]!r} is not 2.0", status=505)
         if len(parts) != 3 or parts[2] != "SIP/2.0":
             raise ParseError(f"bad request line {start[:80]!r}")
         method, uri = parts[0], parts[1]
         if not _TOKEN.match(method):
             raise ParseError(f"bad method {method[:40]!r}")
-        if ":" not in uri:
+        scheme = _SCHEME.match(uri)
+        if scheme is None:
             raise ParseError(f"bad Request-URI {uri[:80]!r}")
+        if scheme.end() in (4, 5) and uri[: scheme.end() - 1].lower() in ("sip", "sips") and (
+                "?" in uri.rpartition("@")[2]):
+            raise ParseError(f"Request-URI carries headers: {uri[:80]!r}")
         message = Request(method, uri)
     values = message.headers._values
     names = message.headers._names
@@ -555,6 +623,17 @@ def parse_message(data: bytes, *, max_size: int = MAX_MESSAGE_SIZE) -> Request |
     if not first_via:
         raise ParseError("empty Via header")
     message.parsed_via = Via.parse(first_via[0])
+    for line in values["via"]:
+        if _EMPTY_ELEMENT.search(line):
+            raise ParseError(f"empty element in Via {line[:80]!r}")
+    NameAddress.parse(values["from"][0])
+    NameAddress.parse(values["to"][0])
+    for line in values.get("contact", ()):
+        for contact in split_header_values(line):
+            NameAddress.parse(contact)
+    date = values.get("date")
+    if date is not None and not _SIP_DATE.match(date[0]):
+        raise ParseError(f"bad Date {date[0][:40]!r} (RFC 3261 allows GMT only)")
     seq_method = parse_cseq(values["cseq"][0])
     if isinstance(message, Request) and seq_method[1] != message.method:
         raise ParseError(f"CSeq method {seq_method[1]} does not match {message.method}")

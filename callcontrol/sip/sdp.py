@@ -274,6 +274,30 @@ def answer_offer(
     return answer, chosen
 
 
+def answer_reoffer(
+    offer: SessionDescription, previous: SessionDescription, port: int, *,
+    codecs: tuple[str, ...] = SUPPORTED_CODECS,
+) -> tuple[SessionDescription, NegotiatedAudio]:
+    """Answer a new offer inside a dialog (RFC 3264 8) from the leg we terminate.
+
+    Our address and port stay those of ``previous`` (our last SDP on the leg); the
+    codec is chosen again among those offered, the direction mirrors the offer's
+    (a ``sendonly`` hold gets ``recvonly``, ``inactive`` gets ``inactive``), and the
+    origin keeps its session id with the version one up. Raises `SdpError` (488).
+    """
+    parts = previous.origin.split()
+    if len(parts) != 6 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise SdpError(f"our previous SDP has a malformed origin {previous.origin[:60]!r}")
+    address = previous.connection or parts[5]
+    return answer_offer(offer, address, port, codecs=codecs, session_id=int(parts[1]),
+                        version=int(parts[2]) + 1)
+
+
+def sends(direction: str) -> bool:
+    """Whether the side whose SDP says ``direction`` sends media."""
+    return direction in ("sendrecv", "sendonly")
+
+
 def _answer_audio(
     offer: SessionDescription, m: MediaDescription, port: int, codecs: tuple[str, ...],
     telephone_event: bool, direction: str,

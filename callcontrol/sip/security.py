@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .dialog import new_tag
 from .digest import DigestAuthenticator
+from .endpoint import DEFAULT_ALLOW, DEFAULT_SUPPORTED, capability_headers
 from .events import Address
 from .message import Request, Response, make_response
 
@@ -86,7 +87,8 @@ class TrunkPolicy:
         invite_rate: float = 100.0,
         invite_burst: float = 200.0,
         retry_after: int = 5,
-        allow: Iterable[str] = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "INFO", "UPDATE"),
+        allow: Iterable[str] = DEFAULT_ALLOW,
+        supported: Iterable[str] = DEFAULT_SUPPORTED,
     ) -> None:
         self.trunks = list(trunks)
         ids = [t.id for t in self.trunks]
@@ -103,7 +105,7 @@ class TrunkPolicy:
         self.invite_rate = invite_rate
         self.invite_burst = invite_burst
         self.retry_after = retry_after
-        self.allow = ", ".join(allow)
+        self.capabilities = capability_headers(allow, supported)
         self.untrusted: Counter[str] = Counter()
         self.rate_limited: Counter[str] = Counter()
         self.auth_failures: Counter[str] = Counter()
@@ -162,8 +164,8 @@ class TrunkPolicy:
         if in_dialog or method in ("ACK", "CANCEL"):
             return Screening(trunk.id)
         if method == "OPTIONS":
-            return Screening(trunk.id, make_response(request, 200, to_tag=new_tag(), headers=[
-                ("Allow", self.allow), ("Accept", "application/sdp")]), detail="ping")
+            return Screening(trunk.id, make_response(request, 200, to_tag=new_tag(),
+                                                     headers=self.capabilities), detail="ping")
         if method == "INVITE":
             if not self._take_token(host, now):
                 self._count(self.rate_limited, host)

@@ -31,7 +31,6 @@ def status_of(data: bytes) -> int:
 
 
 CORPUS: dict[str, bytes] = {
-    "bad version": VALID.replace(b"SIP/2.0\r\n", b"SIP/3.0\r\n", 1),
     "garbage start line": b"HELLO WORLD\r\n\r\n",
     "double space in request line": VALID.replace(b"INVITE sip", b"INVITE  sip", 1),
     "no request URI scheme": VALID.replace(b"sip:+15125550100@127.0.0.1:5060", b"nowhere", 1),
