@@ -158,6 +158,22 @@ NONE, DIAL, RINGBACK, BUSY = 0, 1, 2, 3
 _PAIRS = {DIAL: (_F350, _F440), RINGBACK: (_F440, _F480), BUSY: (_F480, _F620)}
 
 
+#: Rows per matrix product: OpenBLAS hands larger ones to its worker threads, which is
+#: many times slower for products this small (see ivr.inband).
+_PRODUCT_ROWS = 192
+
+
+def _product(windows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    if len(windows) <= _PRODUCT_ROWS:
+        proj: npt.NDArray[np.float64] = windows @ _BASIS
+        return proj
+    proj = np.empty((len(windows), _BASIS.shape[1]))
+    for start in range(0, len(windows), _PRODUCT_ROWS):
+        end = start + _PRODUCT_ROWS
+        np.matmul(windows[start:end], _BASIS, out=proj[start:end])
+    return proj
+
+
 def _labels(windows: npt.NDArray[np.float64], energy: npt.NDArray[np.float64],
             share: npt.NDArray[np.float64] | float, floor_dbm0: npt.NDArray[np.float64] | float,
             ) -> npt.NDArray[np.int8]:
@@ -167,7 +183,7 @@ def _labels(windows: npt.NDArray[np.float64], energy: npt.NDArray[np.float64],
     labels = np.zeros(len(windows), dtype=np.int8)
     if len(windows) == 0:
         return labels
-    proj = windows @ _BASIS
+    proj = _product(windows)
     power = proj[:, :_NF] ** 2 + proj[:, _NF:] ** 2
     # A tone of amplitude A has power (A n / 2)^2 at its frequency and energy A^2 n / 2,
     # so the share of a window's energy in the pair is 2 (p1 + p2) / (n E).
