@@ -120,6 +120,9 @@ class Bridge:
         self._hold_to_b = False
         self._announce_timer: asyncio.TimerHandle | None = None
         self._announced: asyncio.Future[None] | None = None
+        #: While the called leg (``b``) is watched for three-way calling: the payloads
+        #: of its audio, appended as relayed (see ``ivr.threeway_watch``).
+        self.called_audio: list[bytes] | None = None
 
     def start(self) -> None:
         loop = self.a.loop
@@ -242,13 +245,17 @@ class Bridge:
         if data[1] & 0x7F == self._b_audio_pt and data[0] == 0x80:
             if self.recorder is not None:
                 self.recorder.add(1, data[12:], int.from_bytes(data[4:8], "big"))
+            if self.called_audio is not None:
+                self.called_audio.append(data[12:])
             out: bytes | None = data if self._same else self._ba.rewrite(data)[0]
         else:
             out, audio = self._ba.rewrite(data)
-            if audio and self.recorder is not None:
+            if audio and (self.recorder is not None or self.called_audio is not None):
                 hl = header_length(data)
-                if hl is not None:
+                if hl is not None and self.recorder is not None:
                     self.recorder.add(1, data[hl:], int.from_bytes(data[4:8], "big"))
+                if hl is not None and self.called_audio is not None:
+                    self.called_audio.append(data[hl:])
         if out is not None and self._a_peer is not None and not self._hold_to_a:
             self._a_send(out, self._a_peer)
 
