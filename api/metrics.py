@@ -18,6 +18,7 @@ name                                        type       labels
 ``ics_settlements_total``                   counter    facility, product
 ``ics_settled_units_total``                 counter    facility, product
 ``ics_store_errors_total``                  counter    store, operation
+``ics_three_way_calls_total``              counter    facility, action
 ``ics_http_requests_total``                 counter    method, route, status
 ``ics_pin_failures_total``                  counter    facility
 ``ics_station_locks_total``                 counter    facility
