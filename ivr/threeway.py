@@ -239,6 +239,8 @@ class _ToneRun:
 _TONE_BREAK = 4
 #: Frames of levels kept (5 s) for gaps, clicks and masking noise.
 _HISTORY = 250
+#: Frames before masking noise whose level it must rise above (0.5 s).
+_MASKING_PRIOR = 25
 
 
 class _History:
@@ -291,6 +293,8 @@ class ThreeWayDetector:
         self._loud_run = 0  # frames in a row, to the last, loud enough to be masking noise
         self._masking_until = -1
         self._dtmf = InbandDetector()
+        #: The last batch ended with a frame that may be part of a digit: look at the next.
+        self._dtmf_hot = False
         self._digits: list[tuple[str, float]] = []
         self._digits_reported = 0
 
@@ -321,31 +325,46 @@ class ThreeWayDetector:
             return None
         return x[: whole * WINDOW].reshape(whole, WINDOW)
 
-    def _analysed(self, figures: npt.NDArray[np.float64]) -> list[SignalHeard]:
-        """Step the state on the figures of the next frames (rows as in `_History`)."""
+    def _analysed(self, figures: npt.NDArray[np.float64], last_quiet: int, last_soft: int,
+                  toned: bool) -> list[SignalHeard]:
+        """Step the state on the figures of the next frames (rows as in `_History`):
+        ``last_quiet`` is the last of them at gap level and ``last_soft`` the last below
+        the masking level (-1: none), ``toned`` whether any has a tone label."""
         step = _HISTORY // 2  # what the history holds besides the gaps being judged
         if figures.shape[1] > step:
-            return [signal for i in range(0, figures.shape[1], step)
-                    for signal in self._analysed(figures[:, i: i + step])]
-        s = self.sensitivity
+            s = self.sensitivity
+            out: list[SignalHeard] = []
+            for i in range(0, figures.shape[1], step):
+                part = figures[:, i: i + step]
+                quiet = np.flatnonzero(part[0] <= s.gap_max_dbm0)
+                soft = np.flatnonzero(part[0] < s.masking_min_dbm0)
+                out += self._analysed(part, int(quiet[-1]) if len(quiet) else -1,
+                                      int(soft[-1]) if len(soft) else -1, bool(part[3].any()))
+            return out
         first = self._history.total
+        k = figures.shape[1]
         self._history.append(figures)
-        levels, labels = figures[0], figures[3]
-        out: list[SignalHeard] = []
-        if self._tone.label != NONE or labels.any():
-            out += self._tones(labels.astype(np.int8), first)
-        quiet = np.flatnonzero(levels <= s.gap_max_dbm0)
-        if len(quiet):
-            self._last_quiet = first + int(quiet[-1])
-        loud = levels >= s.masking_min_dbm0
-        if loud.all():
-            self._loud_run += len(levels)
-        else:
-            self._loud_run = len(levels) - 1 - int(np.flatnonzero(~loud)[-1])
+        out = []
+        if toned or self._tone.label != NONE:
+            out += self._tones(figures[3].astype(np.int8), first)
+        if last_quiet >= 0:
+            self._last_quiet = first + last_quiet
+        self._loud_run = self._loud_run + k if last_soft < 0 else k - 1 - last_soft
         out += self._gaps_and_noise(first)
         return out
 
     # -- dialling -----------------------------------------------------------------
+
+    def _skip_dtmf(self, x: npt.NDArray[np.float64]) -> None:
+        """Move the DTMF detector over ``x`` known to hold no digit (as its own
+        ``feed_many`` does with audio its screening turns away)."""
+        det = self._dtmf
+        buf = det._joined(x)
+        count = inband.window_count(len(buf))
+        if count == 0:
+            det._buffer = buf
+        else:
+            det._advance(buf, count, [])
 
     def _dialled(self, heard: list[InbandDigit]) -> list[SignalHeard]:
         s = self.sensitivity
@@ -441,7 +460,11 @@ class ThreeWayDetector:
                         and self._is_flash(start, end)):
                     out.append(SignalHeard(Signal.FLASH, self._t(start + h0), gap_s))
         self._checked = total
-        if self._loud_run >= int(s.masking_seconds / FRAME_S) and total > self._masking_until:
+        # Masking noise starts out of a stretch below its level: once a loud run is longer
+        # than a window and the stretch before it, no window of it can start the noise.
+        need = int(s.masking_seconds / FRAME_S)
+        if (need <= self._loud_run <= need + _MASKING_PRIOR + (total - first)
+                and total > self._masking_until):
             out += self._masking(first)
         return out
 
@@ -476,7 +499,7 @@ class ThreeWayDetector:
     def _masking(self, first: int) -> list[SignalHeard]:
         s = self.sensitivity
         need = int(s.masking_seconds / FRAME_S)
-        prior = 25
+        prior = _MASKING_PRIOR
         h = self._history
         lv, _, rough, tone = h.view()
         h0 = h.start
@@ -513,45 +536,77 @@ class ThreeWayDetector:
         return [SignalHeard(Signal.MASKING_NOISE, self._t(begin), need * FRAME_S)]
 
 
+#: DTMF is two steady tones: the 5 ms levels of a frame of it are within this of each
+#: other (1.6 dB at worst, at -30 dBm0, 8 dB twist, over line noise), while speech and
+#: noise seldom are; a batch with no such frame, loud enough, holds no digit.
+DTMF_STEADY_DB = 2.5
+DTMF_MIN_DBM0 = -40.0
+
+
 def feed_many(detectors: Sequence[ThreeWayDetector], chunks: Sequence[npt.ArrayLike],
               ) -> list[list[SignalHeard]]:
     """``[d.feed(c) for d, c in zip(detectors, chunks)]`` in one vectorised pass.
 
     The numpy calls cost more than their arithmetic on a second of audio, so the
     called legs of all connected calls share them: their windows are stacked, and
-    one product, one set of energies and one labelling serve all of them. DTMF
-    goes through `ivr.inband.feed_many` the same way.
+    one product, one set of energies, one labelling and one summary of each leg's
+    frames serve all of them. DTMF goes through `ivr.inband.feed_many` the same way,
+    for the legs whose audio could hold a digit (a steady frame, now or at the end
+    of the last batch); the others' detectors just move on.
     """
     if len(detectors) != len(chunks):
         raise ValueError(f"{len(detectors)} detectors for {len(chunks)} chunks")
     xs = [np.asarray(c, dtype=np.float64) for c in chunks]
-    digits = inband.feed_many([d._dtmf for d in detectors], xs)
-    out = [d._dialled(heard) for d, heard in zip(detectors, digits, strict=True)]
+    out: list[list[SignalHeard]] = [[] for _ in detectors]
     windows = [d._windows(x) for d, x in zip(detectors, xs, strict=True)]
     whole = [i for i, w in enumerate(windows) if w is not None]
-    if not whole:
-        return out
-    stacked = np.concatenate([windows[i] for i in whole])
-    sizes = [len(windows[i]) for i in whole]  # type: ignore[arg-type]
-    parts = stacked.reshape(-1, 4, QUARTER)
-    quarters = np.einsum("ijk,ijk->ij", parts, parts)  # per 5 ms; 8 to a window
-    frame_energy = quarters.reshape(-1, 2, 4).sum(axis=2).reshape(-1)
-    share = np.repeat([detectors[i].sensitivity.tone_share for i in whole], sizes)
-    floor = np.repeat([detectors[i].sensitivity.tone_min_dbm0 for i in whole], sizes)
-    labels = _labels(stacked, frame_energy.reshape(-1, 2).sum(axis=1), share, floor)
-    q_db = dbm0(quarters / QUARTER)
-    figures = np.empty((4, len(quarters)))
-    figures[1] = q_db.max(axis=1)
-    figures[2] = figures[1] - q_db.min(axis=1)
-    figures[0] = dbm0(frame_energy / FRAME)
-    figures[3] = np.repeat(labels, 2)
-    start = 0
-    for i, k in zip(whole, sizes, strict=True):
-        end = start + 2 * k
-        out[i] += detectors[i]._analysed(figures[:, start:end])
+    # Legs without a whole window this time have their DTMF analysed as it is.
+    analyse = {i for i, w in enumerate(windows) if w is None}
+    if whole:
+        stacked = np.concatenate([windows[i] for i in whole])
+        sizes = [len(windows[i]) for i in whole]  # type: ignore[arg-type]
+        parts = stacked.reshape(-1, 4, QUARTER)
+        quarters = np.einsum("ijk,ijk->ij", parts, parts)  # per 5 ms; 8 to a window
+        frame_energy = quarters.reshape(-1, 2, 4).sum(axis=2).reshape(-1)
+        sens = [detectors[i].sensitivity for i in whole]
+        share = np.repeat([x.tone_share for x in sens], sizes)
+        floor = np.repeat([x.tone_min_dbm0 for x in sens], sizes)
+        labels = _labels(stacked, frame_energy.reshape(-1, 2).sum(axis=1), share, floor)
+        q_db = dbm0(quarters / QUARTER)
+        figures = np.empty((4, len(quarters)))
+        figures[1] = q_db.max(axis=1)
+        figures[2] = figures[1] - q_db.min(axis=1)
+        figures[0] = dbm0(frame_energy / FRAME)
+        figures[3] = np.repeat(labels, 2)
+        # Per leg, in one pass: its last frame at gap level, below the masking level,
+        # steady as DTMF is (-1: none), and whether it holds a tone.
+        frames = [2 * k for k in sizes]
+        starts = np.concatenate([[0], np.cumsum(frames)[:-1]])
+        idx = np.arange(len(quarters))
+        levels = figures[0]
+        gap_max = np.repeat([x.gap_max_dbm0 for x in sens], frames)
+        masking_min = np.repeat([x.masking_min_dbm0 for x in sens], frames)
+        is_steady = (figures[2] <= DTMF_STEADY_DB) & (levels >= DTMF_MIN_DBM0)
+        last = np.maximum.reduceat(np.stack([np.where(levels <= gap_max, idx, -1),
+                                             np.where(levels < masking_min, idx, -1),
+                                             np.where(is_steady, idx, -1)]), starts, axis=1)
+        toned = np.add.reduceat(figures[3] != NONE, starts)
+        for n, (i, k, start) in enumerate(zip(whole, frames, starts.tolist(), strict=True)):
+            d = detectors[i]
+            quiet, soft, steadiest = (int(v) - start if v >= 0 else -1 for v in last[:, n])
+            if steadiest >= 0 or d._dtmf_hot:
+                analyse.add(i)
+            d._dtmf_hot = steadiest >= k - 3
+            out[i] += d._analysed(figures[:, start: start + k], quiet, soft, bool(toned[n]))
+    listening = sorted(analyse)
+    digits = inband.feed_many([detectors[i]._dtmf for i in listening], [xs[i] for i in listening])
+    for i, heard in zip(listening, digits, strict=True):
+        out[i] += detectors[i]._dialled(heard)
+    for i, d in enumerate(detectors):
+        if i not in analyse:
+            d._skip_dtmf(xs[i])
         if len(out[i]) > 1:
             out[i].sort(key=lambda signal: signal.at)
-        start = end
     return out
 
 

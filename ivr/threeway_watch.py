@@ -2,10 +2,12 @@
 
 The bridge hands over the payloads of its called leg's audio packets (a list
 append per packet, nothing decoded there); every ``interval`` the loop's one
-`CalledLegWatch` decodes what each watched leg relayed since, analyses all of
-them together (`ivr.threeway.feed_many`), runs each leg's policy, and calls the
-leg's ``on_suspected`` once when a call looks like a three-way call. No audio
-is kept beyond a frame: the detector keeps levels and tone labels only.
+`CalledLegWatch` decodes what each watched leg relayed since, analyses them
+together (`ivr.threeway.feed_many`), runs each leg's policy, and calls the
+leg's ``on_suspected`` once when a call looks like a three-way call. The legs
+are dealt into ``SLOTS`` groups analysed one after the other across the
+interval, so that no turn of the loop holds up the relay for long. No audio is
+kept beyond a frame: the detector keeps levels and tone labels only.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from ivr.threeway import (
 
 log = logging.getLogger(__name__)
 
-#: Seconds between analyses: a decision comes at most this long after its evidence.
+#: Seconds between analyses of a leg: a decision comes at most this long after its evidence.
 INTERVAL = 0.5
+#: Groups of legs, each analysed in its own turn of the loop, INTERVAL / SLOTS apart.
+SLOTS = 10
 
 
 class WatchedLeg:
     """One bridged call's called leg under watch."""
 
-    __slots__ = ("audio", "bridge", "codec", "detector", "on_suspected", "policy")
+    __slots__ = ("audio", "bridge", "codec", "detector", "on_suspected", "policy", "slot")
 
     def __init__(self, bridge: Bridge, sensitivity: Sensitivity | None, start: float,
                  on_suspected: Callable[[ThreeWaySuspected], None]) -> None:
@@ -43,16 +47,21 @@ class WatchedLeg:
         self.detector = ThreeWayDetector(sensitivity, start=start)
         self.policy = ThreeWayPolicy(sensitivity)
         self.on_suspected = on_suspected
+        self.slot = 0
 
 
 class CalledLegWatch:
     """The loop's watch over the called legs of its bridges."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = INTERVAL) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float = INTERVAL,
+                 slots: int = SLOTS) -> None:
         self.loop = loop
         self.interval = interval
+        self.slots = slots
         self._legs: dict[int, WatchedLeg] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._slot = 0  # the group analysed next
+        self._dealt = 0
 
     def __len__(self) -> int:
         return len(self._legs)
@@ -61,10 +70,12 @@ class CalledLegWatch:
               sensitivity: Sensitivity | None = None, start: float = 0.0) -> WatchedLeg:
         """Watch ``bridge``'s called leg (``b``); ``start``: seconds in the call now."""
         leg = WatchedLeg(bridge, sensitivity, start, on_suspected)
+        leg.slot = self._dealt % self.slots
+        self._dealt += 1
         bridge.called_audio = leg.audio
         self._legs[id(leg)] = leg
         if self._timer is None:
-            self._timer = self.loop.call_later(self.interval, self._tick)
+            self._timer = self.loop.call_later(self.interval / self.slots, self._tick)
         return leg
 
     def release(self, leg: WatchedLeg) -> None:
@@ -78,7 +89,8 @@ class CalledLegWatch:
 
     def _tick(self) -> None:
         self._timer = None
-        legs = [leg for leg in self._legs.values() if leg.audio]
+        slot, self._slot = self._slot, (self._slot + 1) % self.slots
+        legs = [leg for leg in self._legs.values() if leg.slot == slot and leg.audio]
         if legs:
             chunks = []
             for leg in legs:
@@ -89,7 +101,7 @@ class CalledLegWatch:
             for leg, signals in zip(legs, heard, strict=True):
                 self._decide(leg, signals)
         if self._legs:
-            self._timer = self.loop.call_later(self.interval, self._tick)
+            self._timer = self.loop.call_later(self.interval / self.slots, self._tick)
 
     def _decide(self, leg: WatchedLeg, signals: list[SignalHeard]) -> None:
         now = leg.detector.now
