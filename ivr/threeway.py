@@ -356,15 +356,19 @@ class ThreeWayDetector:
     # -- dialling -----------------------------------------------------------------
 
     def _skip_dtmf(self, x: npt.NDArray[np.float64]) -> None:
-        """Move the DTMF detector over ``x`` known to hold no digit (as its own
-        ``feed_many`` does with audio its screening turns away)."""
+        """Move the DTMF detector over ``x`` known to hold no digit, as its ``_advance``
+        does over windows without one, keeping only the samples a next window needs."""
         det = self._dtmf
-        buf = det._joined(x)
-        count = inband.window_count(len(buf))
+        held = len(det._buffer)
+        count = inband.window_count(held + len(x))
         if count == 0:
-            det._buffer = buf
-        else:
-            det._advance(buf, count, [])
+            det._buffer = det._joined(x)
+            return
+        det._no_digit(count)
+        used = count * inband.HOP
+        det._buffer = (x[used - held:].copy() if used >= held
+                       else np.concatenate([det._buffer[used:], x]))
+        det._consumed += used
 
     def _dialled(self, heard: list[InbandDigit]) -> list[SignalHeard]:
         s = self.sensitivity
@@ -590,14 +594,16 @@ def feed_many(detectors: Sequence[ThreeWayDetector], chunks: Sequence[npt.ArrayL
         last = np.maximum.reduceat(np.stack([np.where(levels <= gap_max, idx, -1),
                                              np.where(levels < masking_min, idx, -1),
                                              np.where(is_steady, idx, -1)]), starts, axis=1)
-        toned = np.add.reduceat(figures[3] != NONE, starts)
-        for n, (i, k, start) in enumerate(zip(whole, frames, starts.tolist(), strict=True)):
+        toned = (np.add.reduceat(figures[3] != NONE, starts) > 0).tolist()
+        for i, k, start, (quiet, soft, steadiest), tone in zip(
+                whole, frames, starts.tolist(), (last - starts).T.tolist(), toned, strict=True):
             d = detectors[i]
-            quiet, soft, steadiest = (int(v) - start if v >= 0 else -1 for v in last[:, n])
+            # Relative to the leg's first frame now; a leg without one is below -1.
+            quiet, soft, steadiest = max(quiet, -1), max(soft, -1), max(steadiest, -1)
             if steadiest >= 0 or d._dtmf_hot:
                 analyse.add(i)
             d._dtmf_hot = steadiest >= k - 3
-            out[i] += d._analysed(figures[:, start: start + k], quiet, soft, bool(toned[n]))
+            out[i] += d._analysed(figures[:, start: start + k], quiet, soft, tone)
     listening = sorted(analyse)
     digits = inband.feed_many([detectors[i]._dtmf for i in listening], [xs[i] for i in listening])
     for i, heard in zip(listening, digits, strict=True):
