@@ -9,17 +9,17 @@ open while on hook), ``dial_tone`` (350+440 Hz, continuous), ``dialling``
 about 2 s), ``busy_tone`` (480+620 Hz, 0.5 s on and 0.5 s off) and
 ``masking_noise`` (a loud steady noise that starts suddenly, as if to cover
 a gap). It analyses tones and levels only and keeps no audio beyond the
-last frame.
+samples short of a 40 ms window.
 
 `ThreeWayPolicy` turns those signals into one `ThreeWaySuspected` decision:
 a flash (or masking noise) followed within a few seconds by dial tone,
 dialling, ringback or busy tone, or dialling or ringback on their own.
 
-The analysis works on 20 ms frames: per frame its level, the level of its
-four 5 ms quarters (clicks), and the power at the four call-progress
-frequencies over the 40 ms window of that frame and the next (one matrix
-product per batch). Frames are labelled with numpy; only the runs of equal
-labels (a few a second) go through Python.
+The analysis works on 20 ms frames: per frame its level and the levels of its
+four 5 ms quarters (clicks, and how steady it is), and per 40 ms window of two
+frames the power at the four call-progress frequencies (one matrix product
+per batch of many legs, `feed_many`). Frames are labelled with numpy; only
+the runs of equal labels (a few a second) go through Python.
 """
 
 from __future__ import annotations
