@@ -63,6 +63,27 @@ class CallDetailRecord:
     menu_seconds: int = 0
     #: The carrier gateway that carried the call's last attempt ("" if none was tried).
     gateway: str = ""
+    #: The signals that made the call look like a three-way call, as (signal, seconds
+    #: after acceptance): e.g. (("flash", 61.2), ("dial_tone", 61.9)); empty if none.
+    three_way: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        # A store's JSON gives lists back: the record keeps tuples, so it compares equal.
+        if not isinstance(self.three_way, tuple) or any(
+                not isinstance(e, tuple) for e in self.three_way):
+            object.__setattr__(self, "three_way", three_way_events(self.three_way))
+
+
+def three_way_events(events: Iterable[Iterable[object]]) -> tuple[tuple[str, float], ...]:
+    """``events`` as a CDR keeps them: (signal, seconds after acceptance) pairs."""
+    out = []
+    for event in events:
+        pair = tuple(event)
+        signal, at = pair if len(pair) == 2 else (None, None)
+        if not isinstance(signal, str) or not isinstance(at, int | float) or isinstance(at, bool):
+            raise ValueError(f"a three-way event is (signal, seconds), not {event!r}")
+        out.append((signal, float(at)))
+    return tuple(out)
 
 
 def call_detail_record(
@@ -86,6 +107,7 @@ def call_detail_record(
     station: str = "",
     menu_seconds: int = 0,
     gateway: str = "",
+    three_way: tuple[tuple[str, float], ...] = (),
 ) -> CallDetailRecord:
     """One CDR: who called whom, who paid, when, for how long, what it cost and how it ended.
 
@@ -99,6 +121,8 @@ def call_detail_record(
     ``station`` is the From URI's user part; ``menu_seconds`` the time in the
     caller's voice menu, which is recorded and never billed. ``gateway`` names
     the carrier gateway the call was last placed through.
+    ``three_way`` are the signals that made the call look like a three-way call
+    (the detector's times).
     """
     if isinstance(menu_seconds, bool) or not isinstance(menu_seconds, int) or menu_seconds < 0:
         raise ValueError(f"menu_seconds must be a whole number >= 0, not {menu_seconds!r}")
@@ -143,6 +167,7 @@ def call_detail_record(
         station=station,
         menu_seconds=menu_seconds,
         gateway=gateway,
+        three_way=three_way_events(three_way),
     )
 
 

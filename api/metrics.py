@@ -18,6 +18,7 @@ name                                        type       labels
 ``ics_settlements_total``                   counter    facility, product
 ``ics_settled_units_total``                 counter    facility, product
 ``ics_store_errors_total``                  counter    store, operation
+``ics_three_way_calls_total``              counter    facility, action
 ``ics_http_requests_total``                 counter    method, route, status
 ``ics_pin_failures_total``                  counter    facility
 ``ics_station_locks_total``                 counter    facility
@@ -73,6 +74,11 @@ class Metrics:
             "ics_authorization_seconds",
             "Time to screen a call, find its payer and reserve funds",
             buckets=AUTHORIZATION_BUCKETS, registry=r,
+        )
+        self.three_way_calls = Counter(
+            "ics_three_way_calls", "Calls that sounded like a three-way or forwarded call,"
+            " by facility and the policy applied (flag, warn, disconnect)",
+            ["facility", "action"], registry=r,
         )
         self.sip_messages = Counter(
             "ics_sip_messages", "SIP messages received (in) and sent (out)",
@@ -142,6 +148,9 @@ class Metrics:
 
     def ivr_key_pressed(self, key: str) -> None:
         self.ivr_key_presses.labels(key).inc()
+
+    def three_way_call(self, facility: str, action: str) -> None:
+        self.three_way_calls.labels(facility, action).inc()
 
     def observe_authorization(self, seconds: float) -> None:
         self.authorization_seconds.observe(seconds)

@@ -112,6 +112,12 @@ class PlayLimitWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class PlayThreeWayWarning:
+    """Tell both parties that three-way calling is not allowed; report
+    ``three_way_warning_played`` at its end."""
+
+
+@dataclass(frozen=True, slots=True)
 class SendHeartbeat:
     """Tell the store how long the call has talked, so a crash settles from here."""
 
@@ -127,5 +133,5 @@ Action = (
     AuthorizeCall | RingCaller | RejectCaller | DialCarrier | CancelCarrier | PlayToCalled
     | StopCalledPlayback | ConnectCaller | HangUpCarrier | HangUpCaller | PlayLimitWarning
     | SendHeartbeat | BlockFacility | AnswerCaller | PlayToCaller | PlayRingbackToCaller
-    | StopCallerPlayback | CheckCallerPin
+    | StopCallerPlayback | CheckCallerPin | PlayThreeWayWarning
 )

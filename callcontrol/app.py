@@ -69,6 +69,8 @@ from ivr import (
 )
 from ivr import caller_menu as cm
 from ivr.early_media import EarlyMediaRelay
+from ivr.threeway import ThreeWaySuspected
+from ivr.threeway_watch import WatchedLeg, called_leg_watch
 from ivr.tones import ringback_payload
 from rating import Product, cents_str
 from settings.config import split_host_port
@@ -86,6 +88,7 @@ from .actions import (
     HangUpCarrier,
     PlayLimitWarning,
     PlayRingbackToCaller,
+    PlayThreeWayWarning,
     PlayToCalled,
     PlayToCaller,
     RejectCaller,
@@ -97,7 +100,7 @@ from .actions import (
 from .admission import Admission, Turnaway, header_details
 from .eager import start_eagerly
 from .errors import CallError
-from .events import CallAccepted, CallEnded, KeyPressed
+from .events import CallAccepted, CallEnded, KeyPressed, ThreeWayDetected
 from .flow import CallDetails, CallFlow, CallGrant, CallState, FlowSettings, Output
 from .gateways import GatewayResolver
 from .outcomes import Disposition
@@ -138,6 +141,7 @@ from .sip import (
 )
 from .sip.reliable import RAck, offers_100rel, rseq_of
 from .sip.sdp import sends
+from .three_way import ThreeWaySettings, evidence, three_way_settings
 
 log = logging.getLogger("callcontrol")
 call_log = logging.getLogger("ics.calls")
@@ -233,6 +237,8 @@ class ControllerSettings:
     session_interval: int = 0
     #: The smallest session interval accepted (a smaller one gets 422).
     min_se: int = 90
+    #: Each facility's three-way call policy and detector sensitivity.
+    three_way: dict[str, ThreeWaySettings] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -283,6 +289,7 @@ class ControllerSettings:
             **_carrier_settings(config.carrier),
             session_interval=config.sip.session_expires_seconds,
             min_se=config.sip.min_se_seconds,
+            three_way=three_way_settings(config),
         )
 
 
@@ -370,6 +377,8 @@ class Call:
         self.offering: set[str] = set()
         #: Our SDP direction towards each leg (not sendrecv while a party holds).
         self.directions = {"facility": "sendrecv", "carrier": "sendrecv"}
+        #: The called leg under the three-way detector while bridged.
+        self.three_way_leg: WatchedLeg | None = None
 
     @property
     def facility_id(self) -> str:
@@ -428,6 +437,7 @@ class CallController:
             heartbeat_interval=settings.heartbeat_seconds,
             menu_choice_timeout=settings.menu_choice_timeout,
             menu_attempts=settings.menu_attempts,
+            three_way_policy=settings.three_way.get(fid, ThreeWaySettings()).policy,
         ) for fid, ring_timeout in settings.ring_timeouts.items()}
         self.routes = RouteSelector(settings.routes)
         self.resolver = GatewayResolver(settings.dns_servers)
@@ -767,6 +777,10 @@ class CallController:
             call.facility_dialog = None
         elif isinstance(out, PlayLimitWarning):
             self._warn(call)
+        elif isinstance(out, PlayThreeWayWarning):
+            self._warn_three_way(call)
+        elif isinstance(out, ThreeWayDetected):
+            self._three_way_detected(call, out)
         elif isinstance(out, SendHeartbeat):
             if call.authorization is not None:
                 self._spawn(self._heartbeat(call.authorization.reservation_id,
@@ -1436,6 +1450,7 @@ class CallController:
                              inactivity_timeout=self.settings.inactivity_timeout,
                              on_inactive=lambda leg: self._on_inactive(call))
         call.bridge.start()
+        self._watch_called_leg(call)
 
     def _on_inactive(self, call: Call) -> None:
         if call.flow.state is CallState.CONNECTED:
@@ -1451,6 +1466,55 @@ class CallController:
         warning = ("one_minute_warning",)
         bridge.announce(catalogue.encoded(warning, a.session.codec),
                         catalogue.encoded(warning, b.session.codec))
+
+    # -- three-way calling ---------------------------------------------------------------
+
+    def _watch_called_leg(self, call: Call) -> None:
+        """Every connected call's called leg goes through the three-way detector,
+        recorded or not, privileged or not (it keeps no audio)."""
+        if call.bridge is None or self._loop is None:
+            return
+        accepted = call.flow.accept_at
+        start = self.now() - accepted if accepted is not None else 0.0
+        settings = self.settings.three_way.get(call.facility_id, ThreeWaySettings())
+        call.three_way_leg = called_leg_watch(self._loop).watch(
+            call.bridge, lambda suspected: self._on_three_way(call, suspected),
+            sensitivity=settings.sensitivity, start=start)
+
+    def _unwatch_called_leg(self, call: Call) -> None:
+        if call.three_way_leg is not None and self._loop is not None:
+            called_leg_watch(self._loop).release(call.three_way_leg)
+            call.three_way_leg = None
+
+    def _on_three_way(self, call: Call, suspected: ThreeWaySuspected) -> None:
+        signals = evidence(suspected)
+        self._feed(call, lambda now: call.flow.three_way_suspected(signals, now))
+        self._flush()
+
+    def _three_way_detected(self, call: Call, detected: ThreeWayDetected) -> None:
+        if self.metrics is not None:
+            self.metrics.three_way_call(call.facility_id, detected.action)
+        call_log.info(json.dumps({"event": "three_way_call", "call_id": call.id,
+                                  "facility": call.facility_id, "action": detected.action,
+                                  "signals": detected.signals}, separators=(",", ":")))
+
+    def _warn_three_way(self, call: Call) -> None:
+        """Both parties hear that three-way calling is not allowed; the flow hears when
+        it ended (or at once, if it cannot be played)."""
+        bridge, catalogue = call.bridge, self._catalogue(call)
+        a, b = call.facility_media, call.carrier_media
+        if bridge is None or not bridge.running or catalogue is None or a is None or b is None:
+            self._feed(call, call.flow.three_way_warning_played)
+            return
+        warning = ("three_way_warning",)
+        done = bridge.announce(catalogue.encoded(warning, a.session.codec),
+                               catalogue.encoded(warning, b.session.codec))
+
+        def played(_: asyncio.Future[None]) -> None:
+            self._feed(call, call.flow.three_way_warning_played)
+            self._flush()
+
+        done.add_done_callback(played)
 
     async def _heartbeat(self, reservation_id: str, seconds: int) -> None:
         try:
@@ -1668,6 +1732,7 @@ class CallController:
         for media in (call.carrier_media, call.facility_media):
             if media is not None:
                 media.close()
+        self._unwatch_called_leg(call)
         if call.bridge is not None:
             call.bridge.recorder = None  # closed in _finish, once a recording being created exists
             call.bridge.stop()
@@ -1727,7 +1792,7 @@ class CallController:
             end_at=at, talked_seconds=ended.talked_seconds, outcome=ended.outcome,
             disconnect_reason=ended.text, disconnect_side=ended.side,
             recording_path=call.recording_path, station=call.station,
-            menu_seconds=ended.menu_seconds, gateway=call.gateway,
+            menu_seconds=ended.menu_seconds, gateway=call.gateway, three_way=ended.three_way,
         )
         try:
             await self.service.record_call(record)

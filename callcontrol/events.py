@@ -55,6 +55,19 @@ class CallEnded:
     single_call: bool
     #: Seconds the caller spent in the voice menu (never billed); 0 on a header trunk.
     menu_seconds: int = 0
+    #: The signals that made the call look like a three-way call: (signal, seconds
+    #: after acceptance); empty if it did not.
+    three_way: tuple[tuple[str, float], ...] = ()
 
 
-Event = CallAnswered | KeyPressed | CallAccepted | CallEnded
+@dataclass(frozen=True, slots=True)
+class ThreeWayDetected:
+    """The called leg sounded like a three-way (or forwarded) call; ``action`` is the
+    facility's policy: ``flag``, ``warn`` or ``disconnect``."""
+
+    at: float
+    signals: tuple[tuple[str, float], ...]
+    action: str
+
+
+Event = CallAnswered | KeyPressed | CallAccepted | CallEnded | ThreeWayDetected

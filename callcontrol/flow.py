@@ -63,6 +63,7 @@ from .actions import (
     HangUpCarrier,
     PlayLimitWarning,
     PlayRingbackToCaller,
+    PlayThreeWayWarning,
     PlayToCalled,
     PlayToCaller,
     RejectCaller,
@@ -72,7 +73,7 @@ from .actions import (
     StopCallerPlayback,
 )
 from .errors import IllegalTransition
-from .events import CallAccepted, CallAnswered, CallEnded, Event, KeyPressed
+from .events import CallAccepted, CallAnswered, CallEnded, Event, KeyPressed, ThreeWayDetected
 from .outcomes import Disposition
 
 Output = Action | Event
@@ -111,6 +112,7 @@ class Input(enum.Enum):
     MEDIA_LOST = "media-lost"
     HANG_UP = "hang-up"  # an operator or the shutdown ends the call
     GOODBYE_DONE = "goodbye-done"  # the caller heard the last word of a menu call
+    THREE_WAY_CALL = "three-way-call"  # the policy ends a call that sounded three-way
 
 
 S, In = CallState, Input
@@ -156,6 +158,7 @@ TRANSITIONS: dict[tuple[CallState, Input], CallState] = {
     (S.CONNECTED, In.HANG_UP): S.ENDED,
     # The facility's CANCEL can cross our 200 OK while media is being connected.
     (S.CONNECTED, In.CALLER_CANCELLED): S.ENDED,
+    (S.CONNECTED, In.THREE_WAY_CALL): S.ENDED,
 }
 
 #: A menu call: the caller's leg is answered, so what a header call answers with a
@@ -233,6 +236,17 @@ class FlowSettings:
     menu_attempts: int = 3
     #: Longest wait for a farewell prompt to finish before hanging up anyway.
     farewell_guard: float = 15.0
+    #: A call that sounds like a three-way call: "flag" it in its record, "warn"
+    #: both parties as well, or warn them and "disconnect".
+    three_way_policy: str = "flag"
+
+    def __post_init__(self) -> None:
+        if self.three_way_policy not in THREE_WAY_POLICIES:
+            raise ValueError(f"three_way_policy must be one of {', '.join(THREE_WAY_POLICIES)},"
+                             f" not {self.three_way_policy!r}")
+
+
+THREE_WAY_POLICIES = ("flag", "warn", "disconnect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +334,9 @@ class CallFlow:
         self._goodbye: Disposition | None = None
         self._goodbye_side = ""
         self._goodbye_deadline: float | None = None
+        #: What made the call look three-way: (signal, seconds after acceptance).
+        self.three_way: tuple[tuple[str, float], ...] = ()
+        self._three_way_deadline: float | None = None
 
     # -- plumbing -------------------------------------------------------------
 
@@ -350,6 +367,7 @@ class CallFlow:
             end_at=now,
             single_call=self.single_call,
             menu_seconds=self._menu_seconds(now),
+            three_way=self.three_way,
         )
         self.menu = None
         return self.ended
@@ -727,6 +745,38 @@ class CallFlow:
         return [HangUpCarrier(ended.reason), HangUpCaller(ended.reason),
                 self._end(ended, "controller", now)]
 
+    # -- three-way calling ---------------------------------------------------------------
+
+    def three_way_suspected(self, signals: tuple[tuple[str, float], ...],
+                            now: float) -> list[Output]:
+        """The called leg sounded like a three-way call (``signals``: what was heard,
+        seconds after acceptance). Only a connected call's first decision counts; the
+        facility's policy says what follows."""
+        if self.state is not CallState.CONNECTED or self.three_way or not signals:
+            return []
+        self.three_way = signals
+        policy = self.settings.three_way_policy
+        out: list[Output] = [ThreeWayDetected(now, signals, policy)]
+        if policy == "flag":
+            return out
+        if policy == "disconnect":
+            # Ended once the warning was heard, or after the guard if it never ends.
+            self._three_way_deadline = now + self.settings.farewell_guard
+        return [*out, PlayThreeWayWarning()]
+
+    def three_way_warning_played(self, now: float) -> list[Output]:
+        """The three-way warning reached its end (or could not be played)."""
+        if self.state is CallState.CONNECTED and self._three_way_deadline is not None:
+            return self._three_way_end(now)
+        return []
+
+    def _three_way_end(self, now: float) -> list[Output]:
+        self._move(Input.THREE_WAY_CALL)
+        self._three_way_deadline = None
+        how = outcomes.THREE_WAY
+        return [HangUpCarrier(how.reason), HangUpCaller(how.reason),
+                self._end(how, "controller", now)]
+
     # -- timers -------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
@@ -747,8 +797,8 @@ class CallFlow:
         if state is CallState.FAREWELL:
             return self._farewell_deadline
         if state is CallState.CONNECTED:
-            times = [t for t in (self._next_heartbeat, self._warning_at, self._limit_at)
-                     if t is not None]
+            times = [t for t in (self._next_heartbeat, self._warning_at, self._limit_at,
+                                 self._three_way_deadline) if t is not None]
             return min(times) if times else None
         return None
 
@@ -790,6 +840,8 @@ class CallFlow:
             how = outcomes.TIME_LIMIT
             return [HangUpCarrier(how.reason), HangUpCaller(how.reason),
                     self._end(how, "controller", now)]
+        if self._three_way_deadline is not None and now >= self._three_way_deadline:
+            return self._three_way_end(now)
         out: list[Output] = []
         if self._warning_at is not None and now >= self._warning_at:
             self._warning_at = None

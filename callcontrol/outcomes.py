@@ -56,6 +56,8 @@ TIME_LIMIT = Disposition(200, 16, "call time limit reached", CallOutcome.COMPLET
 MEDIA_LOST = Disposition(200, 102, "no media from a party", CallOutcome.COMPLETED)
 SESSION_EXPIRED = Disposition(200, 102, "session timer expired", CallOutcome.COMPLETED)
 ACK_LOST = Disposition(200, 102, "caller never confirmed the answer", CallOutcome.COMPLETED)
+# The facility's three_way_policy is "disconnect": the call talked, and is billed so.
+THREE_WAY = Disposition(200, 16, "three-way calling detected", CallOutcome.COMPLETED)
 # Ends of a menu call, whose caller's leg was answered for the menu.
 MENU_ABANDONED = Disposition(200, 16, "caller hung up", CallOutcome.CANCELLED)
 MENU_ENDED = Disposition(200, 16, "ended in the caller's menu", CallOutcome.REFUSED)

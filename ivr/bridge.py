@@ -124,6 +124,9 @@ class Bridge:
         self._hold_to_b = False
         self._announce_timer: asyncio.TimerHandle | None = None
         self._announced: asyncio.Future[None] | None = None
+        #: While the called leg (``b``) is watched for three-way calling: the payloads
+        #: of its audio, appended as relayed (see ``ivr.threeway_watch``).
+        self.called_audio: list[bytes] | None = None
 
     @property
     def heard_at(self) -> float:
@@ -291,13 +294,21 @@ class Bridge:
                 table = self._rec_table_b
                 self.recorder.add(1, data[12:] if table is None else data[12:].translate(table),
                                   int.from_bytes(data[4:8], "big"))
+            if self.called_audio is not None:
+                # In the codec the leg was bridged with, as the recording is.
+                table = self._rec_table_b
+                self.called_audio.append(data[12:] if table is None else data[12:].translate(table))
             out: bytes | None = data if self._same else self._ba.rewrite(data)[0]
         else:
             out, audio = self._ba.rewrite(data)
-            if audio and self.recorder is not None:
+            if audio and (self.recorder is not None or self.called_audio is not None):
                 hl = header_length(data)
-                if hl is not None:
+                if hl is not None and self.recorder is not None:
                     self._record(1, data, hl)
+                if hl is not None and self.called_audio is not None:
+                    table = self._rec_table_b
+                    payload = data[hl:]
+                    self.called_audio.append(payload if table is None else payload.translate(table))
         if out is not None and self._a_peer is not None and not self._hold_to_a and \
                 not self._mute_to_a:
             self._a_send(out, self._a_peer)

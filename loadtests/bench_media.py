@@ -8,7 +8,10 @@ to receiving the relayed copy. Printed per run: packets sent and lost, loss
 %, p50 latency and p99 *added* jitter (latency minus the stream's smallest
 latency, so the generator's fixed costs cancel), and the relay process's CPU
 use (user+system seconds per wall second; 1.0 is one core) and how late a 5 ms
-timer fired in it (p99 and max loop lag, ms).
+timer fired in it (p99 and max loop lag, ms). ``--three-way on`` runs the
+three-way call detector on every called leg as the controller does
+(``ivr.threeway_watch``); ``both`` prints the runs without and with it side by
+side, with the relay's CPU per connected call (ms of CPU per call-second).
 
 DTMF: seconds of 8 kHz audio (speech prompts and key presses) the in-band
 detector analyses per CPU second, fed in 20 ms packets, in 160 ms batches (as
@@ -20,6 +23,7 @@ Everything goes to 127.0.0.1 and every loop is bounded in time.
 
     python loadtests/bench_media.py                      # 500 calls, uvloop, recording off/on
     python loadtests/bench_media.py --calls 300 --loop asyncio --record on --transcode
+    python loadtests/bench_media.py --record on --three-way both --dtmf-seconds 0
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class RunResult:
     generator_cpu: float
     loop_lag_p99_ms: float
     loop_lag_max_ms: float
+    three_way: bool = False
 
 
 # -- relay process -----------------------------------------------------------------
@@ -71,7 +76,7 @@ class RunResult:
 
 def relay_main(
     calls: int, port_base: int, loop_kind: str, record: bool, transcode: bool,
-    rec_dir: str, conn: mp.connection.Connection,
+    rec_dir: str, conn: mp.connection.Connection, three_way: bool = False,
 ) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -82,12 +87,12 @@ def relay_main(
     else:
         runner = asyncio.Runner()
     with runner:
-        runner.run(_relay(calls, port_base, record, transcode, rec_dir, conn))
+        runner.run(_relay(calls, port_base, record, transcode, rec_dir, conn, three_way))
 
 
 async def _relay(
     calls: int, port_base: int, record: bool, transcode: bool, rec_dir: str,
-    conn: mp.connection.Connection,
+    conn: mp.connection.Connection, three_way: bool = False,
 ) -> None:
     from ivr import PCMA, PCMU, Bridge, PortAllocator, Recorder, RtpEndpoint
 
@@ -106,6 +111,8 @@ async def _relay(
         bridges.append((bridge, a, b))
         a_ports.append(a.port)
         b_ports.append(b.port)
+    if three_way:
+        watch_called_legs([bridge for bridge, _, _ in bridges])
     conn.send((a_ports, b_ports))
     # Measure CPU between the generator's "start" and "stop" marks, and how late a
     # 5 ms timer fires meanwhile (the loop's own stalls, plus the OS's).
@@ -131,6 +138,15 @@ async def _relay(
         b.close()
     lag = np.array(lags) * 1000
     conn.send(((c1 - c0) / (t1 - t0), float(np.percentile(lag, 99)), float(lag.max())))
+
+
+def watch_called_legs(bridges: list[object]) -> None:
+    """The three-way detector on every bridge's called leg, as the controller runs it."""
+    from ivr.threeway_watch import called_leg_watch
+
+    watch = called_leg_watch(asyncio.get_running_loop())
+    for bridge in bridges:
+        watch.watch(bridge, lambda suspected: None)  # type: ignore[arg-type]
 
 
 def _cpu() -> float:
@@ -167,6 +183,7 @@ def generate(
     send_time = np.full((2, calls, ticks_total), np.nan)
     recv_time = np.full((2, calls, ticks_total), np.nan)
     payload = b"\x55" * 160
+    called = called_party_frames(b_pt)
     header = struct.Struct("!BBHII")
     pkt = bytearray(12 + 160)
     pkt[12:] = payload
@@ -196,7 +213,9 @@ def generate(
             side_a[i % GEN_SOCKETS].sendto(pkt, ("127.0.0.1", a_ports[i]))
             send_time[0, i, tick] = time.time()
             header.pack_into(pkt, 0, 0x80, b_pt, tick & 0xFFFF, ts, 0x8000 + i)
+            pkt[12:] = called[(tick + 37 * i) % len(called)]
             side_b[i % GEN_SOCKETS].sendto(pkt, ("127.0.0.1", b_ports[i]))
+            pkt[12:] = payload
             send_time[1, i, tick] = time.time()
             i_next += 1
             if i_next == calls:
@@ -249,15 +268,31 @@ def generate(
     return n_sent, n_recv, p50, p99, gen_cpu
 
 
+def called_party_frames(payload_type: int) -> list[bytes]:
+    """What the called parties say: the shipped prompts over faint line noise, as 20 ms
+    G.711 frames (the relay forwards any bytes alike; the three-way detector analyses
+    them, and speech is what it mostly hears)."""
+    from ivr import PCMA, PCMU
+    from ivr.catalogue import PromptCatalogue
+
+    cat = PromptCatalogue("en")
+    speech = cat.render(tuple(cat.names())).astype(np.float64)
+    speech += np.random.default_rng(0).normal(0, 60, len(speech))
+    codec = PCMA if payload_type == 8 else PCMU
+    data = codec.encode(np.clip(np.round(speech), -32768, 32767).astype(np.int16))
+    return [data[i: i + 160] for i in range(0, len(data) - 159, 160)]
+
+
 def run_relay(
-    calls: int, seconds: float, loop_kind: str, record: bool, transcode: bool, port_base: int
+    calls: int, seconds: float, loop_kind: str, record: bool, transcode: bool, port_base: int,
+    three_way: bool = False,
 ) -> RunResult:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     with tempfile.TemporaryDirectory(prefix="bench-rec-", dir=REC_PARENT) as rec_dir:
         proc = ctx.Process(
             target=relay_main,
-            args=(calls, port_base, loop_kind, record, transcode, rec_dir, child),
+            args=(calls, port_base, loop_kind, record, transcode, rec_dir, child, three_way),
         )
         proc.start()
         try:
@@ -276,7 +311,7 @@ def run_relay(
             if proc.is_alive():
                 proc.kill()
     return RunResult(calls, loop_kind, record, transcode, sent, received, p50, p99,
-                     relay_cpu, gen_cpu, lag_p99, lag_max)
+                     relay_cpu, gen_cpu, lag_p99, lag_max, three_way)
 
 
 # -- DTMF throughput ---------------------------------------------------------------
@@ -334,6 +369,8 @@ def main() -> int:
     parser.add_argument("--dtmf-seconds", type=int, default=600,
                         help="audio for the DTMF throughput test (0 to skip)")
     parser.add_argument("--skip-relay", action="store_true")
+    parser.add_argument("--three-way", choices=["on", "off", "both"], default="off",
+                        help="the three-way detector on every called leg (both: off, then on)")
     parser.add_argument("--rec-dir", default=None,
                         help="directory for the recordings (default: system temp dir)")
     args = parser.parse_args()
@@ -346,20 +383,25 @@ def main() -> int:
     if not args.skip_relay:
         loops = ["uvloop", "asyncio"] if args.loop == "both" else [args.loop]
         records = [False, True] if args.record == "both" else [args.record == "on"]
-        print(f"{'calls':>5} {'loop':>7} {'rec':>3} {'codec':>9} {'sent':>8} {'lost':>6} "
-              f"{'loss%':>6} {'p50 ms':>7} {'p99 jit':>7} {'relay cpu':>9} {'gen cpu':>7} "
-              f"{'lag p99':>7} {'lag max':>7}")
+        three_ways = [False, True] if args.three_way == "both" else [args.three_way == "on"]
+        print(f"{'calls':>5} {'loop':>7} {'rec':>3} {'codec':>9} {'3way':>4} {'sent':>8} "
+              f"{'lost':>6} {'loss%':>6} {'p50 ms':>7} {'p99 jit':>7} {'relay cpu':>9} "
+              f"{'ms/call-s':>9} {'gen cpu':>7} {'lag p99':>7} {'lag max':>7}")
         for loop_kind in loops:
             for record in records:
-                r = run_relay(args.calls, args.seconds, loop_kind, record, args.transcode,
-                              args.port_base)
-                lost = r.sent - r.received
-                codec = "PCMU>PCMA" if r.transcode else "PCMU"
-                print(f"{r.calls:>5} {r.loop:>7} {'on' if r.record else 'off':>3} {codec:>9} "
-                      f"{r.sent:>8} {lost:>6} {100 * lost / max(r.sent, 1):>6.3f} "
-                      f"{r.p50_latency_ms:>7.2f} {r.p99_added_jitter_ms:>7.2f} "
-                      f"{r.relay_cpu:>9.2f} {r.generator_cpu:>7.2f} "
-                      f"{r.loop_lag_p99_ms:>7.2f} {r.loop_lag_max_ms:>7.1f}", flush=True)
+                for three_way in three_ways:
+                    r = run_relay(args.calls, args.seconds, loop_kind, record, args.transcode,
+                                  args.port_base, three_way)
+                    lost = r.sent - r.received
+                    codec = "PCMU>PCMA" if r.transcode else "PCMU"
+                    # CPU per connected call: core-seconds per wall second, per call.
+                    per_call_ms = 1000 * r.relay_cpu / r.calls
+                    print(f"{r.calls:>5} {r.loop:>7} {'on' if r.record else 'off':>3} "
+                          f"{codec:>9} {'on' if r.three_way else 'off':>4} "
+                          f"{r.sent:>8} {lost:>6} {100 * lost / max(r.sent, 1):>6.3f} "
+                          f"{r.p50_latency_ms:>7.2f} {r.p99_added_jitter_ms:>7.2f} "
+                          f"{r.relay_cpu:>9.2f} {per_call_ms:>9.3f} {r.generator_cpu:>7.2f} "
+                          f"{r.loop_lag_p99_ms:>7.2f} {r.loop_lag_max_ms:>7.1f}", flush=True)
     if args.dtmf_seconds:
         from ivr.session import INBAND_BATCH
 

@@ -652,6 +652,55 @@ class CallerMenuConfig(_Model):
         return value
 
 
+ThreeWayPolicy = Literal["flag", "warn", "disconnect"]
+
+
+class ThreeWaySensitivityConfig(_Model):
+    """``[three_way_sensitivity]`` in a facility file: thresholds of the three-way call
+    detector (``ivr.threeway.Sensitivity``); a key left out keeps the detector's default,
+    the one that meets the figures in BENCHMARKS.md."""
+
+    tone_min_dbm0: float | None = Field(default=None, ge=-50, le=-10)
+    tone_share: float | None = Field(default=None, gt=0.3, le=1)
+    dial_tone_seconds: float | None = Field(default=None, ge=0.2, le=5)
+    ringback_min_seconds: float | None = Field(default=None, gt=0, le=5)
+    ringback_max_seconds: float | None = Field(default=None, gt=0, le=6)
+    flash_min_seconds: float | None = Field(default=None, gt=0, le=2)
+    flash_max_seconds: float | None = Field(default=None, gt=0, le=3)
+    gap_max_dbm0: float | None = Field(default=None, ge=-90, le=-30)
+    click_min_dbm0: float | None = Field(default=None, ge=-60, le=0)
+    masking_min_dbm0: float | None = Field(default=None, ge=-60, le=0)
+    masking_seconds: float | None = Field(default=None, gt=0, le=10)
+    dialling_digits: int | None = Field(default=None, ge=1, le=20)
+    follow_seconds: float | None = Field(default=None, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ThreeWaySensitivityConfig:
+        return check_three_way_ranges(self)
+
+    def settings(self) -> dict[str, float]:
+        """The keys given, for ``ivr.threeway.Sensitivity(**...)``."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+#: The detector's defaults for the bounds a facility may set one side of.
+_THREE_WAY_DEFAULT_RANGES = {"ringback": (1.5, 2.6), "flash": (0.18, 0.85)}
+
+
+def check_three_way_ranges(config: ThreeWaySensitivityConfig) -> ThreeWaySensitivityConfig:
+    """A facility's three-way ranges must stay ranges, with the detector's default for a
+    bound it leaves out."""
+    for name, (low_default, high_default) in _THREE_WAY_DEFAULT_RANGES.items():
+        low = getattr(config, f"{name}_min_seconds")
+        high = getattr(config, f"{name}_max_seconds")
+        low = low_default if low is None else low
+        high = high_default if high is None else high
+        if low >= high:
+            raise ValueError(f"{name}_min_seconds ({low}) must be below "
+                             f"{name}_max_seconds ({high})")
+    return config
+
+
 DEFAULT_FUNDING_ORDER = [
     Product.SUBSCRIPTION,
     Product.DEBIT,
@@ -694,6 +743,11 @@ class FacilityConfig(_Model):
     trunk_table: TrunkConfig | None = Field(default=None, alias="trunk")
     trunk_entries: list[TrunkConfig] = Field(default_factory=list, alias="trunks")
     menu: CallerMenuConfig = Field(default_factory=CallerMenuConfig)
+    #: What a call that sounds like a three-way call gets: flagged in its CDR, a
+    #: spoken warning as well, or the warning and the end of the call.
+    three_way_policy: ThreeWayPolicy = "flag"
+    three_way_sensitivity: ThreeWaySensitivityConfig = Field(
+        default_factory=ThreeWaySensitivityConfig)
 
     _tariff: TariffConfig = PrivateAttr()
     _rated: RatedFacility = PrivateAttr()
