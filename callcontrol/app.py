@@ -419,6 +419,11 @@ class CallController:
         return len(self.calls)
 
     @property
+    def connected_calls(self) -> int:
+        """Calls whose called party accepted and that are still up."""
+        return sum(1 for call in self.calls.values() if call.flow.state is CallState.CONNECTED)
+
+    @property
     def draining(self) -> bool:
         """New INVITEs are answered 503 (the node is shutting down)."""
         return self.admission.draining
@@ -808,7 +813,7 @@ class CallController:
         started = loop.time()
         request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=details.pin,
                               dialled=details.dialled, at=self.wall_now(),
-                              use_debit=details.use_debit)
+                              use_debit=details.use_debit, station=call.station)
         # The carrier leg's RTP ports, opened while the payer is found and funds are
         # held: a pair bound ahead, else bound on the spot (a media host given as an
         # address never makes this wait for the loop).

@@ -179,6 +179,30 @@ class StoreConfig(_Model):
         return nodes
 
 
+class NodeConfig(_Model):
+    """This ``ics serve`` node among several on a Redis store (the ``[node]`` table).
+
+    The node holds a lease in Redis, renewed every ``lease_renew_seconds``; when
+    it has not renewed for ``lease_ttl_seconds`` the lease expires and a
+    surviving node adopts its open calls. ``id`` defaults to host:port of the
+    node's first SIP address.
+    """
+
+    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^{}\s]+$")
+    lease_renew_seconds: float = Field(default=3.0, gt=0, le=30)
+    lease_ttl_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> NodeConfig:
+        if self.lease_ttl_seconds < 2 * self.lease_renew_seconds:
+            raise ValueError(
+                f"lease_ttl_seconds ({self.lease_ttl_seconds:g}) must be at least twice"
+                f" lease_renew_seconds ({self.lease_renew_seconds:g}), or one late renewal"
+                " makes the node look dead"
+            )
+        return self
+
+
 class MediaConfig(_Model):
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
@@ -213,7 +237,9 @@ class AccountsConfig(_Model):
     direct_bill_initial_limit: Money = Decimal("30.00")
     direct_bill_raised_limit: Money = Decimal("50.00")
     direct_bill_on_time_days: int = Field(default=90, ge=1)
-    heartbeat_seconds: int = Field(default=15, ge=1)
+    #: A node that dies costs its callers at most this much talk (its calls are
+    #: settled from the last heartbeat), so it is never more than 15 s.
+    heartbeat_seconds: int = Field(default=15, ge=1, le=15)
 
     @model_validator(mode="after")
     def _ranges(self) -> AccountsConfig:
@@ -624,6 +650,7 @@ class ServiceFile(_Model):
     sip: SipConfig = Field(default_factory=SipConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    node: NodeConfig = Field(default_factory=NodeConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     admin_tokens: list[AdminToken] = Field(default_factory=list)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
@@ -644,6 +671,7 @@ class ServiceConfig(_Model):
     sip: SipConfig
     http: HttpConfig
     store: StoreConfig
+    node: NodeConfig
     media: MediaConfig
     admin_tokens: list[AdminToken]
     accounts: AccountsConfig
@@ -788,6 +816,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         sip=service.sip,
         http=service.http,
         store=service.store,
+        node=service.node,
         media=service.media,
         admin_tokens=service.admin_tokens,
         accounts=service.accounts,

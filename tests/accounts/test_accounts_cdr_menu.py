@@ -110,7 +110,7 @@ async def test_a_sqlite_record_written_before_the_fields_reads_as_the_defaults(
     again = SqliteAccountStore(path)
     await again.open()
     try:
-        assert again.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert again.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         columns = {r[1] for r in again.db.execute("PRAGMA table_info(cdrs)")}
         assert {"station", "menu_seconds"} <= columns
         record = await again.get_cdr("c1")
