@@ -203,6 +203,9 @@ class ControllerSettings:
     debit_facilities: frozenset[str] = frozenset()
     #: Calls a facility may have placed at once (facilities without a limit are absent).
     max_calls: dict[str, int] = field(default_factory=dict)
+    #: A SIP proxy in front (its source networks) and the header naming the facility's address.
+    proxies: tuple[str, ...] = ()
+    proxy_source_header: str = "X-ICS-Source"
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -250,6 +253,8 @@ class ControllerSettings:
                                        if Product.DEBIT in f.funding_order),
             max_calls={fid: f.max_concurrent_calls for fid, f in config.facilities.items()
                        if f.max_concurrent_calls is not None},
+            proxies=tuple(config.proxy.sources),
+            proxy_source_header=config.proxy.source_header,
         )
 
 
@@ -329,7 +334,9 @@ class CallController:
         self.settings = settings
         self.service = service
         self.metrics = metrics
-        self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0)
+        self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0,
+                                  proxies=settings.proxies,
+                                  source_header=settings.proxy_source_header)
         self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0)
         self.transport: SipTransport | None = None
         self.ports = PortAllocator(*settings.rtp_ports)
@@ -431,6 +438,8 @@ class CallController:
     @draining.setter
     def draining(self, value: bool) -> None:
         self.admission.draining = value
+        # A proxy's OPTIONS probe fails too, so it sends new calls to other nodes.
+        self.policy.draining = value
 
     # -- helpers ----------------------------------------------------------------
 

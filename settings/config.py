@@ -489,6 +489,29 @@ class TrunkConfig(_Model):
         return [ipaddress.ip_network(s, strict=False) for s in self.sources]
 
 
+class ProxyConfig(_Model):
+    """A SIP proxy in front of the nodes (the ``[proxy]`` table), e.g. Kamailio.
+
+    Requests from ``sources`` are screened by the facility address the proxy
+    puts in ``source_header``; that header from any other source is refused.
+    """
+
+    sources: list[Annotated[str, AfterValidator(_network)]] = Field(default_factory=list)
+    source_header: str = Field(default="X-ICS-Source", pattern=r"^[A-Za-z0-9-]+$")
+
+
+def _check_proxy(proxy: ProxyConfig, facilities: dict[str, FacilityConfig], path: Path) -> None:
+    """A proxy's address is never also a facility trunk's: it would pass as the facility."""
+    proxies = [ipaddress.ip_network(s, strict=False) for s in proxy.sources]
+    for facility in facilities.values():
+        for trunk in facility.trunks:
+            for net in trunk.networks:
+                if any(net.version == p.version and net.overlaps(p) for p in proxies):
+                    raise ConfigError(
+                        f"{path}: proxy: source {net} is also a trunk source of {facility.id}"
+                    )
+
+
 class PinLockConfig(_Model):
     """PIN guessing: ``failures`` wrong PINs from one station within ``window_minutes``
     lock that station's PIN entry for ``lock_minutes``."""
@@ -651,6 +674,7 @@ class ServiceFile(_Model):
     http: HttpConfig = Field(default_factory=HttpConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     node: NodeConfig = Field(default_factory=NodeConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     admin_tokens: list[AdminToken] = Field(default_factory=list)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
@@ -672,6 +696,7 @@ class ServiceConfig(_Model):
     http: HttpConfig
     store: StoreConfig
     node: NodeConfig
+    proxy: ProxyConfig
     media: MediaConfig
     admin_tokens: list[AdminToken]
     accounts: AccountsConfig
@@ -806,6 +831,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         facilities[facility.id] = facility
         origin[facility.id] = file
     _check_trunks(facilities, origin)
+    _check_proxy(service.proxy, facilities, path)
     for token in service.admin_tokens:
         for fid in token.facilities:
             if fid not in facilities:
@@ -817,6 +843,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         http=service.http,
         store=service.store,
         node=service.node,
+        proxy=service.proxy,
         media=service.media,
         admin_tokens=service.admin_tokens,
         accounts=service.accounts,
