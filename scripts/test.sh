@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(redis-server sip-tester chromium chromium-driver espeak-ng sox tcpdump baresip-core)
+SYSTEM_PACKAGES=(redis-server sip-tester chromium chromium-driver espeak-ng sox tcpdump baresip-core kamailio)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
