@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from harness import REPO, Service, free_port
+from harness import REPO, Service, free_port, free_range
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "redis"))
 from redis_serve import prepare_node
@@ -114,7 +114,11 @@ def prepare_front_node(
     **service: str,
 ) -> Service:
     """A node behind the proxy: its own name, a short lease, 1 s heartbeats."""
-    svc = prepare_node(root, url, prefix, accounts, accounts__heartbeat_seconds="1", **service)
+    rtp = free_range(400)
+    svc = prepare_node(root, url, prefix, accounts, accounts__heartbeat_seconds="1",
+                       media__rtp_port_min=str(rtp[0]), media__rtp_port_max=str(rtp[1]),
+                       **service)
+    svc.ports.rtp = rtp
     svc.edit("demo.toml", lambda text: text + (
         f'\n[node]\nid = "{name}"\nlease_renew_seconds = {LEASE_RENEW}\n'
         f"lease_ttl_seconds = {LEASE_TTL}\n"

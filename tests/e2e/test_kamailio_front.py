@@ -168,3 +168,61 @@ def raw_invite(source: str, port: int, extra: str) -> str:
             status = int(data.split(" ", 2)[1])
             if status >= 200:
                 return data
+
+
+#: Steady new calls per second through the proxy while each node restarts in turn.
+ROLLING_RATE = 20
+ROLLING_SECONDS = 22
+
+
+def test_rolling_restart_under_steady_load_fails_no_call(tmp_path: Path) -> None:
+    prefix = unique_prefix()
+    url = SERVERS.single().url
+    # A grace longer than any call (ring, prompt, 1 s talk): draining cuts none.
+    nodes = [prepare_front_node(tmp_path / f"node{n}", f"node{n}", url, prefix, {},
+                                sip__shutdown_grace_seconds="8")
+             for n in (1, 2)]
+    proxy = Kamailio(tmp_path / "kamailio", [svc.ports.sip for svc in nodes])
+    calls = ROLLING_RATE * ROLLING_SECONDS
+    started: list[Service] = []
+    peers: list[Sipp] = []
+    restarts: list[tuple[str, float, float]] = []
+    try:
+        for svc in nodes:
+            svc.start()
+            started.append(svc)
+        peers += [carrier(svc, tmp_path, f"carrier{n}", calls) for n, svc in enumerate(nodes, 1)]
+        proxy.start()
+        time.sleep(1.5)
+        load = Sipp(tmp_path, "steady", "facility_call_routed", local_ip=TRUNKS["tx-state-prison"],
+                    remote=proxy.address, calls=calls, timeout_s=ROLLING_SECONDS + 30,
+                    keys={"pin": "100001"}, sets={"talk_ms": 1000}, service=NUMBER,
+                    extra=["-r", str(ROLLING_RATE), "-l", str(calls)], trace_msg=False)
+        peers.append(load.start())
+        time.sleep(3)
+        for n, svc in enumerate(nodes, 1):
+            began = time.monotonic()
+            assert svc.stop() == 0, svc.log()[-3000:]  # SIGTERM: drain, then exit
+            stopped = time.monotonic()
+            svc.start()
+            restarts.append((f"node{n}", stopped - began, time.monotonic() - stopped))
+            time.sleep(2)  # the proxy's next probe puts it back
+        result = load.wait(extra=30)
+        peers.remove(load)
+        opened, cdrs, report = asyncio.run(store_state(prefix))
+        per_node = [len([line for line in svc.outcome_lines() if '"completed"' in line])
+                    for svc in nodes]
+    finally:
+        for sipp in peers:
+            sipp.kill()
+        proxy.stop()
+        for svc in started:
+            svc.stop()
+
+    totals = stat_totals(result.stat_csv)
+    assert totals.get("FailedCall(C)", 0) == 0, result.describe()
+    assert totals.get("SuccessfulCall(C)") == calls, (totals, restarts)
+    assert opened == [] and report.ok, report  # type: ignore[attr-defined]
+    assert len(cdrs) == calls and all(r.outcome == "completed" for r in cdrs)
+    assert not any(r.recovered for r in cdrs)
+    assert min(per_node) > 0, per_node
