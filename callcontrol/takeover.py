@@ -118,6 +118,10 @@ class NodeTakeover:
         """One round: renew, then adopt what expired nodes left; how many calls were adopted."""
         await self._renew()
         now = self.clock()
+        if self.metrics is not None:
+            # Before adoption: a node whose calls are all adopted is forgotten.
+            leases = await self.leases.leases()
+            self.metrics.lease_ages({lease.node: lease.age(now) for lease in leases})
         count = 0
         for adopted in await adopt_expired(self.service, self.leases, self.node, now):
             n = len(adopted.settlements)
@@ -129,9 +133,6 @@ class NodeTakeover:
             if self.metrics is not None:
                 self.metrics.adopted_calls(adopted.node, n)
         self.adopted += count
-        if self.metrics is not None:
-            leases = await self.leases.leases()
-            self.metrics.lease_ages({lease.node: lease.age(now) for lease in leases})
         return count
 
     async def _run(self) -> None:

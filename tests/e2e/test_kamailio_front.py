@@ -85,6 +85,7 @@ def test_kill_one_node_under_kamailio_its_calls_are_adopted(tmp_path: Path) -> N
         time.sleep(1.5)
         on_each = connected(nodes)
         assert min(on_each) >= 1, on_each  # spread over both nodes
+        assert metric(nodes[1], "ics_node_lease_age_seconds", node="node1") <= 1.5
         dead, survivor = nodes
         assert dead.process is not None
         dead.process.kill()  # kill -9

@@ -267,3 +267,40 @@ def test_nonsense_lease_and_heartbeat_settings_are_clear_config_errors(
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+async def test_the_takeover_round_shows_lease_ages_and_adopted_calls_in_metrics(
+    stores: list[RedisAccountStore],
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from callcontrol.takeover import NodeTakeover, TakeoverMetrics
+
+    dead_store, survivor_store, _ = stores
+    dead = _service(dead_store, "node-a")
+    await _seed(dead)
+    clock = [AT]
+    await NodeLeases(dead_store).renew("node-a", AT, TTL)
+    auth = await _call(dead, "c1", NUMBER, "S1")
+    await dead.heartbeat(auth.reservation_id, 20, AT + timedelta(seconds=25))
+    await asyncio.sleep(TTL + 0.2)
+    registry = CollectorRegistry()
+    survivor = _service(survivor_store, "node-b")
+    takeover = NodeTakeover(
+        survivor, NodeLeases(survivor_store), "node-b", renew_seconds=60, ttl_seconds=120,
+        metrics=TakeoverMetrics(registry, "node-b", lambda: 7), clock=lambda: clock[0],
+    )
+    assert await takeover.start() == 0  # node-b had nothing left from before
+    clock[0] = AT + timedelta(seconds=30)
+    assert await takeover.tick() == 1
+    sample = registry.get_sample_value
+    assert sample("ics_node_lease_age_seconds", {"node": "node-a"}) == 30.0
+    assert sample("ics_node_lease_age_seconds", {"node": "node-b"}) == 0.0
+    assert sample("ics_node_calls_adopted_total", {"node": "node-b", "from_node": "node-a"}) == 1
+    assert sample("ics_node_calls_connected", {"node": "node-b"}) == 7
+    assert takeover.lease_age(AT + timedelta(seconds=31)) == 1.0
+    # Nothing more to adopt: node-a is forgotten and leaves the lease ages.
+    assert await takeover.tick() == 0
+    assert sample("ics_node_lease_age_seconds", {"node": "node-a"}) is None
+    await takeover.stop(release=True)
+    assert await NodeLeases(survivor_store).leases() == []
