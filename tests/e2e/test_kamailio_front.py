@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from kamailio_front import KAMAILIO, PROXY_IP, Kamailio, metric, prepare_front_n
 from redis_serve import carrier
 from redis_servers import SERVERS, unique_prefix
 
-from accounts import CdrFilter, RedisAccountStore
-from accounts.redis.verify import verify_store
+from accounts import CallDetailRecord, CdrFilter, RedisAccountStore, Reservation
+from accounts.redis.verify import VerifyReport, verify_store
 
 pytestmark = pytest.mark.e2e
 assert SIPP is not None, "sipp is missing: install sip-tester (scripts/test.sh does)"
@@ -43,7 +44,7 @@ def connected(nodes: list[Service]) -> list[float]:
             for n, svc in enumerate(nodes, 1)]
 
 
-def wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -51,7 +52,9 @@ def wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyp
         time.sleep(0.1)
 
 
-async def store_state(prefix: str) -> tuple[list, list, object]:  # type: ignore[type-arg]
+async def store_state(
+    prefix: str,
+) -> tuple[list[Reservation], list[CallDetailRecord], VerifyReport]:
     store = RedisAccountStore(SERVERS.single().url, prefix=prefix)
     await store.open()
     try:
@@ -115,7 +118,7 @@ def test_kill_one_node_under_kamailio_its_calls_are_adopted(tmp_path: Path) -> N
             svc.stop()
 
     assert opened == [], opened  # no hold stays open
-    assert report.ok, report.problems  # type: ignore[attr-defined]
+    assert report.ok, report.problems
     adopted = [r for r in cdrs if "node1's lease expired" in r.disconnect_reason]
     assert len(adopted) == on_each[0], [(r.call_id, r.disconnect_reason) for r in cdrs]
     for record in adopted:
@@ -223,7 +226,7 @@ def test_rolling_restart_under_steady_load_fails_no_call(tmp_path: Path) -> None
     totals = stat_totals(result.stat_csv)
     assert totals.get("FailedCall(C)", 0) == 0, result.describe()
     assert totals.get("SuccessfulCall(C)") == calls, (totals, restarts)
-    assert opened == [] and report.ok, report  # type: ignore[attr-defined]
+    assert opened == [] and report.ok, report
     assert len(cdrs) == calls and all(r.outcome == "completed" for r in cdrs)
     assert not any(r.recovered for r in cdrs)
     assert min(per_node) > 0, per_node
