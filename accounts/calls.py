@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from accounts.cdr import CallDetailRecord, CallOutcome, call_detail_record
@@ -44,6 +44,8 @@ class CallRequest:
     at: datetime
     #: The person asked to pay from their own Debit account.
     use_debit: bool = False
+    #: The phone the call comes from (the From URI's user part), kept with the hold.
+    station: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class Calls(ServiceCore):
     def _reservation(
         self,
         request: CallRequest,
-        called: CalledNumber,
+        screened: ScreeningResult,
         product: Product,
         max_seconds: int,
         *,
@@ -184,13 +186,17 @@ class Calls(ServiceCore):
             call_id=request.call_id,
             product=product,
             facility_id=request.facility_id,
-            number_e164=called.e164,
+            number_e164=screened.called.e164,
             pin=request.pin,
             created_at=request.at,
             max_seconds=max_seconds,
             amount_units=amount,
             account_id=account_id,
             subscription_id=subscription_id,
+            owner=self.node_id,
+            jurisdiction=str(screened.called.jurisdiction),
+            privileged=screened.privileged,
+            station=request.station,
         )
 
     async def _try_payer(
@@ -214,7 +220,7 @@ class Calls(ServiceCore):
             except ProductNotOffered:
                 return None
             reservation = await self._reserve(
-                self._reservation(request, called, product, facility.max_call_seconds),
+                self._reservation(request, screened, product, facility.max_call_seconds),
                 floor_units=0,
             )
             return Authorization(
@@ -258,7 +264,7 @@ class Calls(ServiceCore):
                 reservation = await self._reserve(
                     self._reservation(
                         request,
-                        called,
+                        screened,
                         product,
                         seconds,
                         amount=max_quote.total_units,
@@ -302,7 +308,7 @@ class Calls(ServiceCore):
                 reservation = await self._reserve(
                     self._reservation(
                         request,
-                        screened.called,
+                        screened,
                         Product.SUBSCRIPTION,
                         seconds,
                         subscription_id=subscription.id,
@@ -398,15 +404,37 @@ class Calls(ServiceCore):
             last_sign = reservation.heartbeat_at or reservation.created_at
             if stale_after is not None and at - last_sign < stale_after:
                 continue
-            try:
-                settlement = await self._settle(reservation, reservation.heartbeat_seconds, at)
-            except InvalidState:
-                continue  # settled by another node meanwhile
-            done.append(settlement)
-            await self._recovered_cdr(settlement, at)
+            settlement = await self.settle_orphan(
+                reservation, at, "settled after restart from the last heartbeat"
+            )
+            if settlement is not None:
+                done.append(settlement)
         return done
 
-    async def _recovered_cdr(self, settlement: Settlement, at: datetime) -> None:
+    async def settle_orphan(
+        self, reservation: Reservation, at: datetime, reason: str
+    ) -> Settlement | None:
+        """Settle a hold whose controller is gone from its last heartbeat, and write
+        its CDR (marked ``recovered``, ``reason`` as the disconnect reason) unless
+        the call has one. None when another node settled it first."""
+        try:
+            settlement = await self._settle(reservation, reservation.heartbeat_seconds, at)
+        except InvalidState:
+            return None  # settled by another node meanwhile
+        # The settled record carries what the store keeps of it; the CDR's facts
+        # that only the hold knew (jurisdiction, privileged, station) come from it.
+        settled = replace(
+            settlement.reservation,
+            owner=reservation.owner,
+            jurisdiction=reservation.jurisdiction,
+            privileged=reservation.privileged,
+            station=reservation.station,
+        )
+        settlement = replace(settlement, reservation=settled)
+        await self._recovered_cdr(settlement, at, reason)
+        return settlement
+
+    async def _recovered_cdr(self, settlement: Settlement, at: datetime, reason: str) -> None:
         r = settlement.reservation
         try:
             await self.store.get_cdr(r.call_id)
@@ -425,9 +453,10 @@ class Calls(ServiceCore):
             end_at=r.heartbeat_at if r.heartbeat_at is not None else at,
             talked_seconds=talked,
             outcome=CallOutcome.COMPLETED if talked else CallOutcome.FAILED,
-            disconnect_reason="settled after restart from the last heartbeat",
+            disconnect_reason=reason,
             disconnect_side="controller",
             recovered=True,
+            station=r.station,
         )
         with contextlib.suppress(DuplicateRequest):
             await self.record_call(record)

@@ -136,6 +136,8 @@ def call_detail_record(
         jurisdiction = str(q.jurisdiction)
     elif auth is not None:
         jurisdiction = str(auth.called.jurisdiction)
+    elif reservation is not None:
+        jurisdiction = reservation.jurisdiction
     talked = talked_seconds
     if settlement is not None and settlement.reservation.talked_seconds is not None:
         talked = settlement.reservation.talked_seconds
@@ -160,7 +162,9 @@ def call_detail_record(
         outcome=outcome,
         disconnect_reason=disconnect_reason,
         disconnect_side=disconnect_side,
-        privileged=auth.privileged if auth is not None else False,
+        privileged=auth.privileged if auth is not None else (
+            reservation.privileged if reservation is not None else False
+        ),
         recording_path=recording_path,
         recovered=recovered,
         reservation_id=reservation.id if reservation is not None else None,

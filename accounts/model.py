@@ -155,6 +155,13 @@ class Reservation:
     settled_at: datetime | None = None
     talked_seconds: int | None = None
     charged_units: int | None = None
+    #: The node (``ics serve`` process) that carries the call; a surviving node
+    #: adopts the call when this one's lease expires ("" on a single node).
+    owner: str = ""
+    #: What a CDR written from the hold alone (an adopted or recovered call) needs.
+    jurisdiction: str = ""
+    privileged: bool = False
+    station: str = ""
 
 
 @dataclass(frozen=True)

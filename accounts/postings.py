@@ -385,6 +385,10 @@ def _settled(r: Reservation, at: datetime, talked: int, units: int) -> Reservati
         settled_at=at,
         talked_seconds=talked,
         charged_units=units,
+        owner=r.owner,
+        jurisdiction=r.jurisdiction,
+        privileged=r.privileged,
+        station=r.station,
     )
 
 

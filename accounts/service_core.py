@@ -85,8 +85,11 @@ class ServiceCore:
         policy: AccountsPolicy | None = None,
         *,
         new_id: Callable[[], str] | None = None,
+        node_id: str = "",
     ) -> None:
         self.store = store
+        #: This node's name, recorded as the owner of every hold it makes.
+        self.node_id = node_id
         self.facilities = dict(facilities)
         self.policy = policy or AccountsPolicy()
         self.new_id = new_id or ascending_ids()

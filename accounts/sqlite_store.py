@@ -209,7 +209,11 @@ CREATE TABLE IF NOT EXISTS reservations (
     heartbeat_at TEXT,
     settled_at TEXT,
     talked_seconds INTEGER,
-    charged INTEGER
+    charged INTEGER,
+    owner TEXT NOT NULL DEFAULT '',
+    jurisdiction TEXT NOT NULL DEFAULT '',
+    privileged INTEGER NOT NULL DEFAULT 0,
+    station TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reservations_open ON reservations (status) WHERE status = 'open';
 CREATE TABLE IF NOT EXISTS refunds (
@@ -350,13 +354,20 @@ ADDED_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("station", "TEXT NOT NULL DEFAULT ''"),
         ("menu_seconds", "INTEGER NOT NULL DEFAULT 0"),
     ),
+    "reservations": (
+        ("owner", "TEXT NOT NULL DEFAULT ''"),
+        ("jurisdiction", "TEXT NOT NULL DEFAULT ''"),
+        ("privileged", "INTEGER NOT NULL DEFAULT 0"),
+        ("station", "TEXT NOT NULL DEFAULT ''"),
+    ),
 }
 
 #: The layout this code reads and writes, kept in ``PRAGMA user_version``. A file
 #: of an older layout is brought up to it on open (indexes rebuilt from the
 #: tables, new tables created, new columns added with their defaults); a file of
 #: a newer one is refused. 3: PIN-guessing tables, a CDR's station and menu time.
-#: 4: family sign-in and alert tables.
+#: 4: family sign-in and alert tables; a reservation's owner node and the CDR facts
+#: kept with the hold.
 SCHEMA_VERSION = 4
 #: The books whose legs are on their transaction's account (ref = account_id).
 _ACCOUNT_BOOKS = frozenset({Book.ACCOUNT.value, Book.HOLD.value})
@@ -468,7 +479,8 @@ def _balance_update(call: bool, must_be_open: bool, floor: bool) -> str:
 
 _INSERT_RESERVATION = (
     "INSERT INTO reservations (id, call_id, product, facility_id, number, pin, created_at,"
-    " max_seconds, amount, account_id, subscription_id, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " max_seconds, amount, account_id, subscription_id, status, owner, jurisdiction,"
+    " privileged, station) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 #: The table of each record with a lifecycle, and the column its last change's time is in.
@@ -1115,6 +1127,10 @@ class SqliteAccountStore(AccountStore):
             settled_at=_dt(row["settled_at"]),
             talked_seconds=row["talked_seconds"],
             charged_units=row["charged"],
+            owner=row["owner"],
+            jurisdiction=row["jurisdiction"],
+            privileged=bool(row["privileged"]),
+            station=row["station"],
         )
 
     async def reserve(self, reservation: Reservation, *, floor_units: int) -> Reservation:
@@ -1388,6 +1404,10 @@ class SqliteAccountStore(AccountStore):
                     r.account_id,
                     r.subscription_id,
                     str(r.status),
+                    r.owner,
+                    r.jurisdiction,
+                    int(r.privileged),
+                    r.station,
                 ),
             )
         except sqlite3.IntegrityError as exc:

@@ -239,6 +239,9 @@ class ControllerSettings:
     min_se: int = 90
     #: Each facility's three-way call policy and detector sensitivity.
     three_way: dict[str, ThreeWaySettings] = field(default_factory=dict)
+    #: A SIP proxy in front (its source networks) and the header naming the facility's address.
+    proxies: tuple[str, ...] = ()
+    proxy_source_header: str = "X-ICS-Source"
 
     @classmethod
     def from_config(cls, config: Any) -> ControllerSettings:
@@ -290,6 +293,8 @@ class ControllerSettings:
             session_interval=config.sip.session_expires_seconds,
             min_se=config.sip.min_se_seconds,
             three_way=three_way_settings(config),
+            proxies=tuple(config.proxy.sources),
+            proxy_source_header=config.proxy.source_header,
         )
 
 
@@ -417,7 +422,9 @@ class CallController:
         self.settings = settings
         self.service = service
         self.metrics = metrics
-        self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0)
+        self.policy = TrunkPolicy(trunks, realm=realm, invite_rate=1000.0, invite_burst=2000.0,
+                                  proxies=settings.proxies,
+                                  source_header=settings.proxy_source_header)
         self.endpoint = Endpoint(screen=self.policy, trying_delay=0.0, min_se=settings.min_se,
                                  session_interval=settings.session_interval)
         self.transport: SipTransport | None = None
@@ -603,6 +610,11 @@ class CallController:
         return len(self.calls)
 
     @property
+    def connected_calls(self) -> int:
+        """Calls whose called party accepted and that are still up."""
+        return sum(1 for call in self.calls.values() if call.flow.state is CallState.CONNECTED)
+
+    @property
     def draining(self) -> bool:
         """New INVITEs are answered 503 (the node is shutting down)."""
         return self.admission.draining
@@ -610,6 +622,8 @@ class CallController:
     @draining.setter
     def draining(self, value: bool) -> None:
         self.admission.draining = value
+        # A proxy's OPTIONS probe fails too, so it sends new calls to other nodes.
+        self.policy.draining = value
 
     # -- helpers ----------------------------------------------------------------
 
@@ -1074,7 +1088,7 @@ class CallController:
         started = loop.time()
         request = CallRequest(call_id=call.id, facility_id=call.facility_id, pin=details.pin,
                               dialled=details.dialled, at=self.wall_now(),
-                              use_debit=details.use_debit)
+                              use_debit=details.use_debit, station=call.station)
         # The carrier leg's RTP ports, opened while the payer is found and funds are
         # held: a pair bound ahead, else bound on the spot (a media host given as an
         # address never makes this wait for the loop).

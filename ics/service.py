@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -144,6 +146,31 @@ async def _recovery_sweeps(controller: Any, every: float) -> None:
             logging.getLogger(__name__).warning("recovery sweep failed", exc_info=True)
 
 
+def node_name(config: Any) -> str:
+    """The node's name in the store: ``[node] id``, else host:port of its first SIP address."""
+    if config.node.id:
+        return str(config.node.id)
+    _, _, port = config.sip.listen[0].rpartition(":")
+    # Port 0 picks a free port at start: not a name the node would have again.
+    return f"{socket.gethostname()}:{port if port != '0' else f'pid{os.getpid()}'}"
+
+
+async def _start_takeover(config: Any, service: Any, controller: Any, metrics: Any) -> Any:
+    """On a Redis store: settle this node's leftovers, take its lease, watch the others."""
+    from accounts.redis.leases import NodeLeases
+    from callcontrol.takeover import NodeTakeover, TakeoverMetrics
+
+    node = node_name(config)
+    service.node_id = node
+    takeover = NodeTakeover(
+        service, NodeLeases(service.store), node,
+        renew_seconds=config.node.lease_renew_seconds, ttl_seconds=config.node.lease_ttl_seconds,
+        metrics=TakeoverMetrics(metrics.registry, node, lambda: controller.connected_calls),
+    )
+    await takeover.start()
+    return takeover
+
+
 async def serve(config_path: str | Path, *, grace: float | None = None,
                 http: bool = True) -> int:
     """Run until SIGINT/SIGTERM; return the exit status."""
@@ -168,9 +195,12 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
     server: Any = None
     http_task: asyncio.Task[None] | None = None
     alert_task: asyncio.Task[None] | None = None
+    takeover: Any = None
     try:
         # Calls a crash left connected are settled before new calls are taken.
         await controller.recover()
+        if config.store.kind == "redis":
+            takeover = await _start_takeover(config, service, controller, metrics)
         await controller.start()
         if http_address is not None:
 
@@ -228,12 +258,18 @@ async def serve(config_path: str | Path, *, grace: float | None = None,
         print(f"ics serve: stopping; {controller.active_calls} call(s) in progress may "
               f"finish within {wait:g} s", file=sys.stderr, flush=True)
         await controller.drain(wait)
+        if takeover is not None:
+            # Every call of this node is settled: no survivor need look for them.
+            await takeover.stop(release=True)
+            takeover = None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         return 0
     finally:
         if alert_task is not None:
             alert_task.cancel()
+        if takeover is not None:
+            await takeover.stop(release=False)
         if server is not None:
             server.should_exit = True
         if http_task is not None:

@@ -301,6 +301,30 @@ class StoreConfig(_Model):
         return nodes
 
 
+class NodeConfig(_Model):
+    """This ``ics serve`` node among several on a Redis store (the ``[node]`` table).
+
+    The node holds a lease in Redis, renewed every ``lease_renew_seconds``; when
+    it has not renewed for ``lease_ttl_seconds`` the lease expires and a
+    surviving node adopts its open calls. ``id`` defaults to host:port of the
+    node's first SIP address.
+    """
+
+    id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[^{}\s]+$")
+    lease_renew_seconds: float = Field(default=3.0, gt=0, le=30)
+    lease_ttl_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> NodeConfig:
+        if self.lease_ttl_seconds < 2 * self.lease_renew_seconds:
+            raise ValueError(
+                f"lease_ttl_seconds ({self.lease_ttl_seconds:g}) must be at least twice"
+                f" lease_renew_seconds ({self.lease_renew_seconds:g}), or one late renewal"
+                " makes the node look dead"
+            )
+        return self
+
+
 class MediaConfig(_Model):
     rtp_port_min: int = Field(default=20000, ge=1024, le=65535)
     rtp_port_max: int = Field(default=20999, ge=1024, le=65535)
@@ -363,7 +387,9 @@ class AccountsConfig(_Model):
     direct_bill_initial_limit: Money = Decimal("30.00")
     direct_bill_raised_limit: Money = Decimal("50.00")
     direct_bill_on_time_days: int = Field(default=90, ge=1)
-    heartbeat_seconds: int = Field(default=15, ge=1)
+    #: A node that dies costs its callers at most this much talk (its calls are
+    #: settled from the last heartbeat), so it is never more than 15 s.
+    heartbeat_seconds: int = Field(default=15, ge=1, le=15)
 
     @model_validator(mode="after")
     def _ranges(self) -> AccountsConfig:
@@ -613,6 +639,29 @@ class TrunkConfig(_Model):
         return [ipaddress.ip_network(s, strict=False) for s in self.sources]
 
 
+class ProxyConfig(_Model):
+    """A SIP proxy in front of the nodes (the ``[proxy]`` table), e.g. Kamailio.
+
+    Requests from ``sources`` are screened by the facility address the proxy
+    puts in ``source_header``; that header from any other source is refused.
+    """
+
+    sources: list[Annotated[str, AfterValidator(_network)]] = Field(default_factory=list)
+    source_header: str = Field(default="X-ICS-Source", pattern=r"^[A-Za-z0-9-]+$")
+
+
+def _check_proxy(proxy: ProxyConfig, facilities: dict[str, FacilityConfig], path: Path) -> None:
+    """A proxy's address is never also a facility trunk's: it would pass as the facility."""
+    proxies = [ipaddress.ip_network(s, strict=False) for s in proxy.sources]
+    for facility in facilities.values():
+        for trunk in facility.trunks:
+            for net in trunk.networks:
+                if any(net.version == p.version and net.overlaps(p) for p in proxies):
+                    raise ConfigError(
+                        f"{path}: proxy: source {net} is also a trunk source of {facility.id}"
+                    )
+
+
 class PinLockConfig(_Model):
     """PIN guessing: ``failures`` wrong PINs from one station within ``window_minutes``
     lock that station's PIN entry for ``lock_minutes``."""
@@ -828,6 +877,8 @@ class ServiceFile(_Model):
     sip: SipConfig = Field(default_factory=SipConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    node: NodeConfig = Field(default_factory=NodeConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
     carrier: CarrierConfig = Field(default_factory=CarrierConfig)
     admin_tokens: list[AdminToken] = Field(default_factory=list)
@@ -850,6 +901,8 @@ class ServiceConfig(_Model):
     sip: SipConfig
     http: HttpConfig
     store: StoreConfig
+    node: NodeConfig
+    proxy: ProxyConfig
     media: MediaConfig
     carrier: CarrierConfig
     admin_tokens: list[AdminToken]
@@ -986,6 +1039,7 @@ def load_config(path: str | Path) -> ServiceConfig:
         facilities[facility.id] = facility
         origin[facility.id] = file
     _check_trunks(facilities, origin)
+    _check_proxy(service.proxy, facilities, path)
     for token in service.admin_tokens:
         for fid in token.facilities:
             if fid not in facilities:
@@ -996,6 +1050,8 @@ def load_config(path: str | Path) -> ServiceConfig:
         sip=service.sip,
         http=service.http,
         store=service.store,
+        node=service.node,
+        proxy=service.proxy,
         media=service.media,
         carrier=service.carrier,
         admin_tokens=service.admin_tokens,

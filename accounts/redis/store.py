@@ -1279,12 +1279,19 @@ class RedisAccountStore(AccountStore):
                 ts(r.created_at) if created is None else created,
                 r.account_id,
                 r.subscription_id,
+                r.owner,
+                r.jurisdiction,
+                r.privileged,
+                r.station,
             ]
         )
 
     @staticmethod
     def _reservation_from(h: dict[str, str]) -> Reservation:
-        rid, call_id, product, facility, number, pin, created, account, sub = json.loads(h["d"])
+        d = json.loads(h["d"])
+        rid, call_id, product, facility, number, pin, created, account, sub = d[:9]
+        # Holds written before the owner and CDR fields were stored have nine fields.
+        owner, jurisdiction, privileged, station = d[9:13] if len(d) >= 13 else ("", "", False, "")
         return Reservation(
             id=rid,
             call_id=call_id,
@@ -1303,6 +1310,10 @@ class RedisAccountStore(AccountStore):
             settled_at=_dt(h.get("settled_at")),
             talked_seconds=_int_opt(h.get("talked_seconds")),
             charged_units=_int_opt(h.get("charged")),
+            owner=owner,
+            jurisdiction=jurisdiction,
+            privileged=bool(privileged),
+            station=station,
         )
 
     def _remember(self, reservation: Reservation, tag: str) -> None:

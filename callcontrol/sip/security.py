@@ -19,6 +19,8 @@ from .events import Address
 from .message import Request, Response, make_response
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Trunk id of a trusted SIP proxy's own requests (its probes), never a caller.
+PROXY_TRUNK = "proxy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,14 @@ class TrunkPolicy:
     - untrusted source: 403 (ACK dropped), counted per source in ``untrusted``;
     - new INVITE over ``invite_rate`` per second (burst ``invite_burst``) from one
       source: 503 with Retry-After;
-    - out-of-dialog OPTIONS from a trusted trunk: 200 (keep-alive pings);
+    - out-of-dialog OPTIONS from a trusted trunk or proxy: 200 (keep-alive pings),
+      503 while ``draining`` (a load balancer's probe then takes the node out);
     - new INVITE on a trunk with users: 401 challenge until digest checks out.
+
+    Behind a SIP proxy (``proxies``: its source networks), a request's trunk is
+    found by the address the proxy names in ``source_header`` (the facility's
+    real source), never by the proxy's own. That header is trusted only from a
+    proxy: from anywhere else it is forged, and the request gets 403.
     """
 
     def __init__(
@@ -89,6 +97,8 @@ class TrunkPolicy:
         retry_after: int = 5,
         allow: Iterable[str] = DEFAULT_ALLOW,
         supported: Iterable[str] = DEFAULT_SUPPORTED,
+        proxies: Iterable[str] = (),
+        source_header: str = "X-ICS-Source",
     ) -> None:
         self.trunks = list(trunks)
         ids = [t.id for t in self.trunks]
@@ -111,6 +121,11 @@ class TrunkPolicy:
         self.auth_failures: Counter[str] = Counter()
         self._buckets: dict[str, TokenBucket] = {}
         self._cache: dict[str, Trunk | None] = {}
+        self.proxies = Trunk.from_config(PROXY_TRUNK, proxies) if proxies else None
+        self.source_header = source_header.lower()
+        #: The node is shutting down: OPTIONS probes are answered 503.
+        self.draining = False
+        self.forged: Counter[str] = Counter()
         # Most specific network first, so a /32 inside another trunk's /24 wins.
         self._table = sorted(
             ((net, trunk) for trunk in self.trunks for net in trunk.networks),
@@ -149,10 +164,41 @@ class TrunkPolicy:
         self._cache[host] = found
         return found
 
+    def _through_proxy(self, host: str) -> bool:
+        if self.proxies is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip.version == net.version and ip in net for net in self.proxies.networks)
+
     def screen(self, request: Request, source: Address, now: float) -> Screening:
         host = source[0]
-        trunk = self.trunk_for(host)
         method = request.method
+        named = request.headers.get(self.source_header)
+        if self._through_proxy(host):
+            if named is None:
+                # The proxy's own requests: its probes, and what it relays of a
+                # transaction it started (a CANCEL it builds itself).
+                if method == "OPTIONS" and request.to_tag is None:
+                    return self._ping(request, PROXY_TRUNK)
+                if method in ("ACK", "CANCEL"):
+                    return Screening(PROXY_TRUNK)
+                return Screening(None, self._reject(request, 403, [
+                    ("Reason", 'Q.850;cause=21;text="call rejected: no source from the proxy"')]),
+                    detail=f"proxy {host} named no source")
+            host = named.strip()
+        elif named is not None:
+            self._count(self.forged, host)
+            if method == "ACK":
+                return Screening(None, drop=True, detail=f"ACK with a forged source from {host}")
+            return Screening(None, self._reject(request, 403, [
+                ("Reason", 'Q.850;cause=21;text="call rejected: untrusted source"')]),
+                detail=f"forged source header from {host}")
+        trunk = self.trunk_for(host)
         if trunk is None:
             self._count(self.untrusted, host)
             if method == "ACK":
@@ -164,8 +210,7 @@ class TrunkPolicy:
         if in_dialog or method in ("ACK", "CANCEL"):
             return Screening(trunk.id)
         if method == "OPTIONS":
-            return Screening(trunk.id, make_response(request, 200, to_tag=new_tag(),
-                                                     headers=self.capabilities), detail="ping")
+            return self._ping(request, trunk.id)
         if method == "INVITE":
             if not self._take_token(host, now):
                 self._count(self.rate_limited, host)
@@ -186,6 +231,14 @@ class TrunkPolicy:
                     return Screening(trunk.id, self._reject(request, 401, challenge),
                                      detail=f"digest: {outcome.reason}")
         return Screening(trunk.id)
+
+    def _ping(self, request: Request, trunk_id: str) -> Screening:
+        if self.draining:
+            return Screening(trunk_id, self._reject(request, 503, [
+                ("Retry-After", str(self.retry_after)),
+                ("Reason", 'Q.850;cause=41;text="node shutting down"')]), detail="draining")
+        return Screening(trunk_id, make_response(request, 200, to_tag=new_tag(),
+                                                 headers=self.capabilities), detail="ping")
 
     def _reject(self, request: Request, status: int,
                 headers: list[tuple[str, str]] | None = None) -> Response:

@@ -138,10 +138,9 @@ async def test_normal_end_and_recovery_give_the_same_record_for_the_same_call(
         recovered=True,
     )
     if product is Product.SUBSCRIPTION:
-        # No price, and the authorization that classified the number died with
-        # the process: as before the builder was shared, no jurisdiction.
-        assert normal.jurisdiction == "intrastate"
-        expected = replace(expected, jurisdiction="")
+        # No price, and the authorization died with the process: the jurisdiction
+        # comes from the hold, which keeps it.
+        assert normal.jurisdiction == recovered.jurisdiction == "intrastate"
     assert recovered == expected
 
 

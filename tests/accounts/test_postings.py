@@ -480,6 +480,10 @@ def test_the_settled_record_keeps_every_field_of_the_open_one() -> None:
         pin="1234",
         heartbeat_seconds=42,
         heartbeat_at=T0 + timedelta(seconds=42),
+        owner="node-a",
+        jurisdiction="intrastate",
+        privileged=True,
+        station="A-101",
     )
     # Every field set to something other than its default, so a field added later
     # and not carried over shows up here.
