@@ -1,4 +1,4 @@
-"""A call record's three-way signals: built, validated, and read back from both stores' JSON."""
+"""A call record's three-way signals: built, validated, and read back from the stores' JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from account_helpers import T0, TX_AC
 
 from accounts import CallDetailRecord, CallOutcome
 from accounts.cdr import call_detail_record, csv_row
-from accounts.redis.store import RedisAccountStore
 from accounts.store import cdr_from_json, cdr_json
 
 SIGNALS = (("flash", 61.2), ("dial_tone", 61.92))
@@ -25,17 +24,13 @@ def record(three_way: tuple[tuple[str, float], ...] = SIGNALS) -> CallDetailReco
     )
 
 
-def test_sqlite_json_keeps_the_signals() -> None:
+def test_the_stores_json_keeps_the_signals() -> None:
+    # Both stores keep a call record as accounts.store.cdr_json writes it.
     cdr = record()
     text = cdr_json(cdr)
     assert json.loads(text)["three_way"] == [["flash", 61.2], ["dial_tone", 61.92]]
     back = cdr_from_json(text)
     assert back == cdr and back.three_way == SIGNALS
-
-
-def test_redis_json_keeps_the_signals() -> None:
-    cdr = record()
-    assert RedisAccountStore._cdr_from(RedisAccountStore._cdr_json(cdr)) == cdr
 
 
 def test_a_record_without_signals_reads_as_none_heard() -> None:
