@@ -504,10 +504,14 @@ class CallController:
         if hosts:
             others = [t for t in self._trunks if t.id != CARRIER_TRUNK]
             carrier = Trunk.from_config(CARRIER_TRUNK, hosts)
-            self.policy = TrunkPolicy([carrier, *others], realm=self.policy.authenticator.realm,
-                                      authenticator=self.policy.authenticator,
-                                      invite_rate=self.policy.invite_rate,
-                                      invite_burst=self.policy.invite_burst)
+            old = self.policy
+            self.policy = TrunkPolicy([carrier, *others], realm=old.authenticator.realm,
+                                      authenticator=old.authenticator,
+                                      invite_rate=old.invite_rate,
+                                      invite_burst=old.invite_burst,
+                                      proxies=self.settings.proxies,
+                                      source_header=self.settings.proxy_source_header)
+            self.policy.draining = old.draining
             self.endpoint.screen = self.policy
 
     @property
