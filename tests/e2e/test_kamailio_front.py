@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from harness import SIPP, TRUNKS, Service, Sipp, stat_totals
 from kamailio_front import KAMAILIO, PROXY_IP, Kamailio, metric, prepare_front_node
-from redis_serve import carrier
+from redis_serve import carrier, shared_store
 from redis_servers import SERVERS, unique_prefix
 
 from accounts import CallDetailRecord, CdrFilter, RedisAccountStore, Reservation
@@ -68,14 +68,7 @@ async def store_state(
 @pytest.mark.parametrize("redis", ["standalone", "cluster"])
 def test_kill_one_node_under_kamailio_its_calls_are_adopted(tmp_path: Path, redis: str) -> None:
     prefix = unique_prefix()
-    url, cluster = "", []
-    where: dict[str, str] = {}
-    if redis == "cluster":
-        # With cluster nodes in the config the URL is not used.
-        cluster = SERVERS.cluster().nodes
-        where["store__cluster_nodes"] = "[" + ", ".join(f'"{n}"' for n in cluster) + "]"
-    else:
-        url = SERVERS.single().url
+    url, cluster, where = shared_store(redis)
     accounts: dict[str, tuple[str, Decimal]] = {}  # the demo seed funds NUMBER
     nodes = [prepare_front_node(tmp_path / f"node{n}", f"node{n}", url, prefix, accounts,
                                 **where)

@@ -16,8 +16,24 @@ from harness import (
     replace_array_tables,
     set_toml,
 )
+from redis_servers import SERVERS
 
-__all__ = ["SIPP", "TRUNKS", "Service", "Sipp", "carrier", "facility", "prepare_node"]
+__all__ = [
+    "SIPP", "TRUNKS", "Service", "Sipp", "carrier", "facility", "prepare_node", "shared_store",
+]
+
+
+def shared_store(redis: str) -> tuple[str, list[str], dict[str, str]]:
+    """Where the nodes keep their accounts: ``redis`` is "standalone" or "cluster".
+
+    Answers the URL ('' on the cluster), the cluster's nodes (none on one Redis) and the
+    service-file settings that say so (``prepare_node``'s keywords)."""
+    if redis == "cluster":
+        # With cluster nodes in the config the URL is not used.
+        cluster = SERVERS.cluster().nodes
+        return "", cluster, {"store__cluster_nodes": "[" + ", ".join(
+            f'"{n}"' for n in cluster) + "]"}
+    return SERVERS.single().url, [], {}
 
 ALL_DAY = (
     'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\nstart = "00:00"\nend = "23:59:59"'

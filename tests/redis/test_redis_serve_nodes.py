@@ -8,8 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from redis_serve import SIPP, TRUNKS, Service, Sipp, carrier, facility, prepare_node
-from redis_servers import SERVERS, unique_prefix
+from redis_serve import (
+    SIPP,
+    TRUNKS,
+    Service,
+    Sipp,
+    carrier,
+    facility,
+    prepare_node,
+    shared_store,
+)
+from redis_servers import unique_prefix
 
 from accounts import AccountStore, CallDetailRecord, CdrFilter, RedisAccountStore
 from accounts.redis.verify import verify_store
@@ -54,14 +63,7 @@ def test_two_serve_nodes_never_overspend_one_account(tmp_path: Path, redis: str)
     deposit_units = 3 * hold + hold // 2
     deposit = from_units(deposit_units)
     prefix = unique_prefix()
-    url, cluster = "", []
-    where: dict[str, str] = {}
-    if redis == "cluster":
-        # With cluster nodes in the config the URL is not used.
-        cluster = SERVERS.cluster().nodes
-        where["store__cluster_nodes"] = "[" + ", ".join(f'"{n}"' for n in cluster) + "]"
-    else:
-        url = SERVERS.single().url
+    url, cluster, where = shared_store(redis)
 
     def open_store() -> RedisAccountStore:
         return RedisAccountStore(url or None, cluster_nodes=cluster, prefix=prefix)
