@@ -106,6 +106,7 @@ from .gateways import GatewayResolver
 from .outcomes import Disposition
 from .routes import Gateway, GatewayDown, KeepAlive, RoutePlan, RouteSelector, fails_over
 from .sip import (
+    AckReceived,
     AckTimedOut,
     CancelReceived,
     Dialog,
@@ -380,6 +381,9 @@ class Call:
         #: Legs with a re-INVITE of ours (an offer) in flight: a peer's offer meanwhile
         #: is glare, answered 491 (RFC 3261 14.2).
         self.offering: set[str] = set()
+        #: Our offers sent in a 2xx to a re-INVITE that had none, by leg: the answer
+        #: comes in the ACK (RFC 3261 14.2, RFC 3264 5).
+        self.offered_in_2xx: dict[str, SessionDescription] = {}
         #: Our SDP direction towards each leg (not sendrecv while a party holds).
         self.directions = {"facility": "sendrecv", "carrier": "sendrecv"}
         #: The called leg under the three-way detector while bridged.
@@ -836,6 +840,9 @@ class CallController:
             call = self.calls.get(event.invite.call_id)
             if call is not None and call.flow.state is not CallState.ENDED:
                 self._feed(call, call.flow.caller_cancelled)
+        elif isinstance(event, AckReceived):
+            if event.request.body:
+                self._on_answer_in_ack(event.request)
         elif isinstance(event, AckTimedOut):
             call = self.calls.get(event.request.call_id)
             if call is not None and (call.flow.state is CallState.CONNECTED or (
@@ -939,6 +946,9 @@ class CallController:
                 return
             if request.body:
                 self._answer_new_offer(call, from_carrier, request, now)
+                return
+            if method == "INVITE":
+                self._offer_in_answer(call, from_carrier, request, now)
                 return
         if method == "INVITE" or (method == "UPDATE" and request.body):
             # A new offer mid-call (hold, new media) is refused; the session continues
@@ -1730,6 +1740,71 @@ class CallController:
         ep.respond(request, 200, now, headers=headers, body=body)
         self._arm_sessions(call)
         log.info("call %s: %s leg renegotiated: %s %s at %s:%d", call.id, leg,
+                 negotiated.codec, negotiated.direction, negotiated.remote_address,
+                 negotiated.remote_port)
+
+    def _offer_in_answer(self, call: Call, from_carrier: bool, request: Request,
+                         now: float) -> None:
+        """A re-INVITE without an offer (often a session refresh): the 2xx carries our
+        offer, our SDP on the leg as it is (RFC 3264 8: unchanged, so the same version),
+        and the answer comes in the ACK (`_on_answer_in_ack`)."""
+        leg = "carrier" if from_carrier else "facility"
+        media = call.carrier_media if from_carrier else call.facility_media
+        ours = call.carrier_sdp if from_carrier else call.facility_sdp
+        if media is None or media.closed or not ours:
+            self.endpoint.respond(request, 488, now,
+                                  headers=[("Warning", '399 ics "no session to change"')])
+            return
+        if leg in call.offering:
+            self.endpoint.respond(request, 491, now)  # glare: our own offer is out on this leg
+            return
+        try:
+            offer = SessionDescription.parse(ours)
+        except SdpError as exc:  # our own SDP: never expected
+            self.endpoint.respond(request, 500, now, f"Server Internal Error ({exc})")
+            return
+        call.offered_in_2xx[leg] = offer
+        timer = self._leg(call, leg)[0]
+        headers = [("Contact", f"<{self.contact if from_carrier else self._contact_for(call)}>"),
+                   ("Content-Type", "application/sdp")]
+        if timer is not None:
+            headers += timer.refreshed(now, request, we_answered=True)
+        self.endpoint.respond(request, 200, now, headers=headers, body=ours)
+        self._arm_sessions(call)
+
+    def _on_answer_in_ack(self, ack: Request) -> None:
+        """The answer to the offer our 2xx made: the leg takes what it agreed (a hold, a
+        new address or codec) as for an offer it made itself. An answer we cannot take
+        leaves the session as it was (there is no request left to refuse)."""
+        call = self.calls.get(ack.call_id)
+        from_carrier = False
+        if call is None:
+            call = self.by_carrier_call_id.get(ack.call_id)
+            from_carrier = call is not None
+        if call is None or call.flow.state is CallState.ENDED:
+            return
+        leg = "carrier" if from_carrier else "facility"
+        offer = call.offered_in_2xx.pop(leg, None)
+        media = call.carrier_media if from_carrier else call.facility_media
+        if offer is None or media is None or media.closed:
+            return
+        try:
+            negotiated = accept_answer(offer, SessionDescription.parse(ack.body))
+        except SdpError as exc:
+            log.warning("call %s: %s leg's answer in its ACK refused, session unchanged: %s",
+                        call.id, leg, exc)
+            return
+        _configure_leg(media, negotiated)
+        if from_carrier:
+            call.carrier_origin = _origin_of(ack.body)
+        else:
+            call.facility_origin = _origin_of(ack.body)
+        call.directions[leg] = negotiated.direction
+        if call.bridge is not None:
+            call.bridge.retarget()
+            call.bridge.set_directions(sends(call.directions["facility"]),
+                                       sends(call.directions["carrier"]))
+        log.info("call %s: %s leg renegotiated in its ACK: %s %s at %s:%d", call.id, leg,
                  negotiated.codec, negotiated.direction, negotiated.remote_address,
                  negotiated.remote_port)
 

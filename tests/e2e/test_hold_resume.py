@@ -1,4 +1,5 @@
-"""Hold, resume and a codec change by re-INVITE from the facility, end to end.
+"""Hold, resume and a codec change by re-INVITE from the facility, end to end (the hold
+also by a re-INVITE without an offer, answered in the ACK).
 
 SIPp plays the facility and streams a tone all along (music on hold included);
 the called party (SIPp) echoes what it hears. The recording must carry the
@@ -35,12 +36,18 @@ def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
 
 
-def test_hold_resume_and_codec_change(service: Service, peers: Peers) -> None:
+@pytest.mark.parametrize(("scenario", "hold_mark"), [
+    ("facility_hold", "a=recvonly"),  # the hold is the facility's offer, answered recvonly
+    # A re-INVITE without an offer: our 2xx offers the stream, the ACK's answer holds it.
+    ("facility_hold_offerless", "a=sendrecv"),
+])
+def test_hold_resume_and_codec_change(service: Service, peers: Peers, scenario: str,
+                                      hold_mark: str) -> None:
     balances = Balances(service, ACCOUNT)
     carrier = peers.carrier("carrier_info", keys={"digit": "1"},
                             sets={"ring_ms": 200, "dtmf_ms": 1000}, timeout_s=40)
     try:
-        facility = peers.facility("facility_hold", NUMBER, timeout_s=40,
+        facility = peers.facility(scenario, NUMBER, timeout_s=40,
                                   sets={"talk_ms": int(TALK_S * 1000),
                                         "hold_ms": int(HOLD_S * 1000)})
         (facility.dir / "tone.pcmu").write_bytes(ulaw_encode(tone()))
@@ -51,7 +58,7 @@ def test_hold_resume_and_codec_change(service: Service, peers: Peers) -> None:
         carrier.kill()
     call_id = connected_call_id(fac)
     assert_carrier_ok(car)
-    assert len(fac.log_lines("hold ")) == 1 and "a=recvonly" in fac.log_lines("hold ")[0]
+    assert len(fac.log_lines("hold ")) == 1 and hold_mark in fac.log_lines("hold ")[0]
     assert len(fac.log_lines("resume ")) == 1, fac.describe()  # answered with PCMA
 
     record = service.cdr(call_id)
