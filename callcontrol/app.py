@@ -116,6 +116,7 @@ from .sip import (
     MessageRejected,
     NameAddress,
     NegotiatedAudio,
+    ProvisionalUnacknowledged,
     RefreshDue,
     Request,
     RequestReceived,
@@ -840,6 +841,12 @@ class CallController:
             call = self.calls.get(event.invite.call_id)
             if call is not None and call.flow.state is not CallState.ENDED:
                 self._feed(call, call.flow.caller_cancelled)
+        elif isinstance(event, ProvisionalUnacknowledged):
+            call = self.calls.get(event.call_id)
+            if call is not None and call.flow.state in (
+                    CallState.DIALING, CallState.RINGING, CallState.PROMPTING):
+                log.info("call %s: the facility never PRACKed our 180: rejected", call.id)
+                self._hang_up(call, outcomes.PRACK_MISSING)
         elif isinstance(event, AckReceived):
             if event.request.body:
                 self._on_answer_in_ack(event.request)

@@ -62,6 +62,9 @@ THREE_WAY = Disposition(200, 16, "three-way calling detected", CallOutcome.COMPL
 MENU_ABANDONED = Disposition(200, 16, "caller hung up", CallOutcome.CANCELLED)
 MENU_ENDED = Disposition(200, 16, "ended in the caller's menu", CallOutcome.REFUSED)
 CONNECT_FAILED = Disposition(503, 41, "media could not be connected", CallOutcome.FAILED)
+#: The facility never PRACKed our reliable 180 (RFC 3262 3: reject with a 5xx).
+PRACK_MISSING = Disposition(500, 111, "reliable provisional response never acknowledged",
+                            CallOutcome.FAILED)
 
 
 def by_operator(reason: str) -> Disposition:

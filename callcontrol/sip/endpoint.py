@@ -21,6 +21,7 @@ from .events import (
     CancelReceived,
     Event,
     MessageRejected,
+    ProvisionalUnacknowledged,
     RequestReceived,
     ResponseReceived,
     TransactionTimedOut,
@@ -708,9 +709,10 @@ class Endpoint:
             entry.interval *= 2  # RFC 3262 3: T1, doubling (no T2 cap)
             self._set_timer(entry, "retransmit", now + entry.interval)
         else:
-            # Never PRACKed: the provisional is given up (the call itself goes on).
+            # Never PRACKed: the provisional is given up, and the TU rejects the INVITE.
             del self._reliable[entry.key]
             entry.timers.clear()
+            self._emit(ProvisionalUnacknowledged(*entry.key))
 
     def _server_timer(self, tx: ServerTransaction, name: str, now: float) -> None:
         if name == "trying":

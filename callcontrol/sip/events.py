@@ -81,6 +81,15 @@ class AckTimedOut(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisionalUnacknowledged(Event):
+    """A reliable provisional response of ours got no PRACK within 64*T1 (RFC 3262 3):
+    the TU should reject the INVITE (``call_id``) with a 5xx."""
+
+    call_id: str
+    to_tag: str
+
+
+@dataclass(frozen=True, slots=True)
 class TransportError(Event):
     """A request of ours could not be sent (connection refused or lost)."""
 

@@ -595,6 +595,18 @@ def test_missing_ack_ends_both_legs() -> None:
     assert kinds(out) == [HangUpCarrier, HangUpCaller, CallEnded]
 
 
+def test_a_facility_that_never_pracks_our_180_gets_500_and_the_carrier_is_cancelled() -> None:
+    # The controller's answer to ProvisionalUnacknowledged (RFC 3262 3: a 5xx).
+    clock = Clock()
+    flow = requested_call(clock.now)
+    flow.authorized(GRANT, clock.now)
+    flow.carrier_progress(180, clock.advance(1.0))
+    out = flow.hang_up(outcomes.PRACK_MISSING, clock.advance(32.0))
+    assert kinds(out) == [CancelCarrier, RejectCaller, CallEnded]
+    assert rejection(out).status == 500 and "cause=111" in rejection(out).reason
+    assert ended(out).talked_seconds == 0
+
+
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [

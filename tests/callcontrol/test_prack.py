@@ -9,6 +9,7 @@ from callcontrol.sip import (
     Endpoint,
     Headers,
     PeerProtocolError,
+    ProvisionalUnacknowledged,
     Request,
     RequestReceived,
     Response,
@@ -152,8 +153,14 @@ def test_an_unanswered_reliable_provisional_is_given_up_after_64_t1() -> None:
     _, uas, request, tag = setup()
     uas.respond_reliably(request, 180, 0.0, to_tag=tag)
     uas.datagrams_to_send()
+    events(uas)
+    while (when := uas.get_timer()) is not None and when < 31.9:
+        uas.handle_timer(when)
+    assert events(uas) == []  # still waiting for its PRACK
     while (when := uas.get_timer()) is not None and when <= 33.0:
         uas.handle_timer(when)
+    # Given up at 64*T1: the TU is told, to reject the INVITE with a 5xx (RFC 3262 3).
+    assert events(uas) == [ProvisionalUnacknowledged(request.call_id, tag)]
     uas.datagrams_to_send()
     uas.handle_timer(100.0)
     assert "SIP/2.0 180 Ringing" not in first_lines([d.data for d in uas.datagrams_to_send()])
