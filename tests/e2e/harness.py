@@ -110,31 +110,43 @@ def free_range(size: int, host: str = "127.0.0.1", *, within: tuple[int, int] = 
     """
     import random
 
-    def overlaps(first: int) -> bool:
-        last = first + size - 1
-        return any(first <= b and a <= last for a, b in _HANDED_OUT)
+    now = time.monotonic()
+
+    def in_use(entry: tuple[int, int, float], taken: set[int]) -> bool:
+        """A range handed out is in use while young (its service may not have started
+        yet) or while any of its ports is bound; a stopped service's range is free again."""
+        a, b, at = entry
+        return now - at < RANGE_REUSE_AFTER or any(p in taken for p in range(a, b + 1))
 
     lo, hi = within
     if hi - lo < size:
         lo, hi = max(1024, hi - size - 2), hi
     for _ in range(500):
         first = random.randrange(lo, max(lo + 1, hi - size), 2)
-        if overlaps(first):
-            continue
+        last = first + size - 1
         taken = bound_udp_ports()
+        overlapping = [e for e in _HANDED_OUT if first <= e[1] and e[0] <= last]
+        if any(in_use(e, taken) for e in overlapping):
+            continue
         busy = sum(1 for p in range(first, first + size) if p in taken)
         if busy <= size * (1.0 - min_free) and (
             min_free < 1.0
             or all(_bindable(host, p, socket.SOCK_DGRAM) for p in range(first, first + size))
         ):
-            _HANDED_OUT.append((first, first + size - 1))
-            return first, first + size - 1
+            for e in overlapping:
+                _HANDED_OUT.remove(e)
+            _HANDED_OUT.append((first, last, now))
+            return first, last
     raise RuntimeError(f"no RTP port range of {size} found in {within}")
 
 
-#: Ranges already given to services of this process: two services never share one
-#: (a controller binds its ports only as calls need them, so a check alone cannot tell).
-_HANDED_OUT: list[tuple[int, int]] = []
+#: Ranges already given to services of this process, with when: two services never share
+#: one (a controller binds its ports only as calls need them, so a check alone cannot
+#: tell) while the first may still use it.
+_HANDED_OUT: list[tuple[int, int, float]] = []
+#: Seconds after which a handed-out range none of whose ports is bound may be handed out
+#: again (its service has stopped): a whole suite needs more ranges than there is room for.
+RANGE_REUSE_AFTER = 120.0
 
 
 # -- TOML editing of the copied config ---------------------------------------------
