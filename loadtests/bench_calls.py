@@ -66,11 +66,16 @@ def numbers(count: int) -> list[str]:
     return [f"+1{FIRST_NUMBER + i}" for i in range(count)]
 
 
-def prepare(root: Path, count: int, rtp_ports: int, session_timer: int = 0) -> Service:
+def prepare(root: Path, count: int, rtp_ports: int, session_timer: int = 0,
+            media_timeout: float = 0.0) -> Service:
     # Other processes on a shared machine hold a few ports here and there: the
     # controller skips a pair it cannot bind, so a range that is 95 % free will do.
     ports = ServicePorts.pick(rtp_size=rtp_ports, rtp_within=(21000, 32700), rtp_min_free=0.95)
     overrides = {("sip", "shutdown_grace_seconds"): "5"}
+    if media_timeout:
+        # The benchmark's facility sends no RTP: calls longer than the inactivity
+        # timeout would be ended as "no media from a party".
+        overrides[("media", "inactivity_timeout_seconds")] = str(media_timeout)
     if session_timer:
         overrides[("sip", "session_expires_seconds")] = str(session_timer)
         overrides[("sip", "min_se_seconds")] = str(min(session_timer, 90))
@@ -325,6 +330,9 @@ def main() -> int:
     parser.add_argument("--session-timer", type=int, default=0,
                         help="RFC 4028 session interval on both legs, seconds (0: none); "
                         "each call is refreshed once, so keep --talk below it")
+    parser.add_argument("--media-timeout", type=float, default=0.0,
+                        help="the controller's media inactivity timeout, seconds (0: the "
+                        "config's 60 s); the facility sends no RTP, so raise it above --talk")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
@@ -344,7 +352,7 @@ def main() -> int:
               file=sys.stderr)
         return 2
     svc = prepare(work / "service", args.numbers, rtp_ports=args.rtp_ports,
-                  session_timer=args.session_timer)
+                  session_timer=args.session_timer, media_timeout=args.media_timeout)
     t0 = time.monotonic()
     svc.start(timeout=120)
     print(f"ics serve ready in {time.monotonic() - t0:.1f} s (seeded {args.numbers} accounts); "
