@@ -290,28 +290,28 @@ class Bridge:
         if len(data) < 12:
             return
         if data[1] & 0x7F == self._b_audio_pt and data[0] == 0x80:
-            if self.recorder is not None:
-                table = self._rec_table_b
-                self.recorder.add(1, data[12:] if table is None else data[12:].translate(table),
-                                  int.from_bytes(data[4:8], "big"))
-            if self.called_audio is not None:
-                # In the codec the leg was bridged with, as the recording is.
-                table = self._rec_table_b
-                self.called_audio.append(data[12:] if table is None else data[12:].translate(table))
+            if self.recorder is not None or self.called_audio is not None:
+                self._heard_b(data, 12)
             out: bytes | None = data if self._same else self._ba.rewrite(data)[0]
         else:
             out, audio = self._ba.rewrite(data)
             if audio and (self.recorder is not None or self.called_audio is not None):
                 hl = header_length(data)
-                if hl is not None and self.recorder is not None:
-                    self._record(1, data, hl)
-                if hl is not None and self.called_audio is not None:
-                    table = self._rec_table_b
-                    payload = data[hl:]
-                    self.called_audio.append(payload if table is None else payload.translate(table))
+                if hl is not None:
+                    self._heard_b(data, hl)
         if out is not None and self._a_peer is not None and not self._hold_to_a and \
                 not self._mute_to_a:
             self._a_send(out, self._a_peer)
+
+    def _heard_b(self, data: bytes, hlen: int) -> None:
+        """The called party's audio, in the codec it was bridged with (translated once),
+        into the recording and to the three-way watch, whichever are on."""
+        table = self._rec_table_b
+        payload = data[hlen:] if table is None else data[hlen:].translate(table)
+        if self.recorder is not None:
+            self.recorder.add(1, payload, int.from_bytes(data[4:8], "big"))
+        if self.called_audio is not None:
+            self.called_audio.append(payload)
 
     def _record(self, channel: int, data: bytes, hlen: int) -> None:
         """One party's audio into the recording, in the codec it was opened with."""
